@@ -1,0 +1,124 @@
+//! Gate identities and the progress gates report.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Colour, Key, PipelineName};
+use crate::error::CoreError;
+
+/// Longest gate uid or job id accepted.
+pub const MAX_ID_LEN: usize = 256;
+
+/// Identity of a gate: one subtask of one gate operator in one job.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GateIdentity {
+    /// Pipeline the gate belongs to.
+    pub pipeline: PipelineName,
+    /// Colour of its job.
+    pub colour: Colour,
+    /// Job or run id (free text, for logs).
+    pub job_id: String,
+    /// Operator uid.
+    pub gate_uid: String,
+    /// Subtask index, below `parallelism`.
+    pub subtask_index: u32,
+    /// Operator parallelism in this job.
+    pub parallelism: u32,
+    /// Attempt number; a higher attempt replaces a lower one.
+    pub attempt: u32,
+}
+
+impl GateIdentity {
+    /// The key of this gate within its pipeline.
+    pub fn key(&self) -> GateKey {
+        GateKey {
+            colour: self.colour,
+            gate_uid: self.gate_uid.clone(),
+            subtask_index: self.subtask_index,
+        }
+    }
+
+    /// Checks the fields the pipeline name's type does not.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let reason = if self.gate_uid.is_empty() {
+            Some("gate uid must not be empty".to_string())
+        } else if self.gate_uid.len() > MAX_ID_LEN || self.job_id.len() > MAX_ID_LEN {
+            Some(format!("gate uid and job id must be at most {MAX_ID_LEN} bytes"))
+        } else if self.parallelism == 0 {
+            Some("parallelism must be at least 1".to_string())
+        } else if self.subtask_index >= self.parallelism {
+            Some(format!(
+                "subtask index {} must be below parallelism {}",
+                self.subtask_index, self.parallelism
+            ))
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(CoreError::InvalidGate {
+                gate: self.key().to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A gate within its pipeline: colour, operator uid and subtask index.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GateKey {
+    /// Colour of its job.
+    pub colour: Colour,
+    /// Operator uid.
+    pub gate_uid: String,
+    /// Subtask index.
+    pub subtask_index: u32,
+}
+
+impl fmt::Display for GateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uid: String = self.gate_uid.chars().take(80).collect();
+        write!(f, "{}/{}[{}]", self.colour, uid, self.subtask_index)
+    }
+}
+
+/// A client session, numbered by the coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub u64);
+
+/// What a gate reports of its progress (counters are totals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateProgress {
+    /// Current watermark.
+    pub watermark: Key,
+    /// Highest key seen.
+    pub max_key: Key,
+    /// Records emitted.
+    pub emitted: u64,
+    /// Records dropped.
+    pub dropped: u64,
+    /// Records held now.
+    pub held: u64,
+    /// The input is idle.
+    pub idle: bool,
+    /// The input ended.
+    pub finished: bool,
+    /// Lowest key held now, if any.
+    pub lowest_held: Option<Key>,
+}
+
+impl Default for GateProgress {
+    fn default() -> Self {
+        GateProgress {
+            watermark: Key::MIN,
+            max_key: Key::MIN,
+            emitted: 0,
+            dropped: 0,
+            held: 0,
+            idle: false,
+            finished: false,
+            lowest_held: None,
+        }
+    }
+}

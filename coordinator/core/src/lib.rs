@@ -1,0 +1,38 @@
+//! The pure protocol core of cutover: no async, no clock, no IO.
+//!
+//! ```text
+//!  control request ──► PipelineState::propose_*() ──► successor PipelineDoc
+//!                                                          │ (edge: CAS in the store)
+//!  store changed / CAS succeeded ──► PipelineState::install(doc)
+//!                                                          │ (edge: encode once, fan out)
+//!  gate hello/ack/progress ──► Ledger ──► propose_automatic() (horizon, DRAINED)
+//!  gate ──► Plan::decide(colour, key) ──► Emit | Drop | Hold
+//! ```
+//!
+//! The one invariant everything serves: **no installed document ever changes
+//! the owner of a key below a horizon that was installed before it**
+//! ([`PipelineDoc::check_successor`] enforces it on every install).
+
+mod document;
+mod domain;
+mod error;
+mod gate;
+mod horizon;
+mod ledger;
+mod pipeline;
+mod plan;
+mod status;
+mod timeline;
+mod transition;
+
+pub use document::{HISTORY_LEN, PipelineDoc, SCHEMA_VERSION};
+pub use domain::{Colour, Epoch, Key, Mode, PipelineName};
+pub use error::CoreError;
+pub use gate::{GateIdentity, GateKey, GateProgress, MAX_ID_LEN, SessionId};
+pub use horizon::{HorizonPolicy, HorizonSignal, next_horizon};
+pub use ledger::{GateEntry, Ledger};
+pub use pipeline::{Installed, PipelineState};
+pub use plan::{Decision, Plan};
+pub use status::{ColourGates, PipelineStatus};
+pub use timeline::{Segment, Timeline};
+pub use transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};

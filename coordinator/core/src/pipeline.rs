@@ -1,0 +1,291 @@
+//! The state machine of one pipeline: the installed (persisted) document and
+//! the gate ledger.
+//!
+//! Changes to the document are *proposed*: a `propose_*` method validates a
+//! request against the installed document and returns the successor
+//! document without changing anything. The IO edge writes it to the store
+//! with a compare-and-swap on the version it read and, only once that
+//! succeeded, calls [`PipelineState::install`]. Gates are only ever sent the
+//! installed document, so a horizon is durable before any gate sees it; a
+//! lost compare-and-swap means another writer got there first: the edge
+//! installs what the store holds and proposes again, re-validated.
+
+use crate::domain::{Colour, Epoch, Key, PipelineName};
+use crate::document::PipelineDoc;
+use crate::error::CoreError;
+use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
+use crate::horizon::next_horizon;
+use crate::ledger::Ledger;
+use crate::status::PipelineStatus;
+use crate::transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};
+
+/// What installing a document changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// The document was newer and is now the current one.
+    Advanced,
+    /// The document was the current one already.
+    Unchanged,
+}
+
+/// One pipeline: installed document plus gate ledger.
+#[derive(Clone, Debug)]
+pub struct PipelineState {
+    doc: PipelineDoc,
+    ledger: Ledger,
+}
+
+impl PipelineState {
+    /// A pipeline whose persisted document is `doc`.
+    pub fn new(doc: PipelineDoc) -> Self {
+        PipelineState {
+            doc,
+            ledger: Ledger::default(),
+        }
+    }
+
+    /// The installed document.
+    pub fn doc(&self) -> &PipelineDoc {
+        &self.doc
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &PipelineName {
+        &self.doc.name
+    }
+
+    /// The gate ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Installs a document that is now in the store (written by us or seen
+    /// through a watch). An older epoch is refused; the same epoch is a no-op.
+    pub fn install(&mut self, doc: PipelineDoc) -> Result<Installed, CoreError> {
+        doc.validate()?;
+        if doc.epoch() == self.doc.epoch() && doc == self.doc {
+            return Ok(Installed::Unchanged);
+        }
+        self.doc.check_successor(&doc)?;
+        self.doc = doc;
+        Ok(Installed::Advanced)
+    }
+
+    /// Proposes a transition.
+    pub fn propose_schedule(&self, request: ScheduleRequest) -> Result<PipelineDoc, CoreError> {
+        let doc = &self.doc;
+        let horizon = doc.horizon();
+        if let Some(t) = &doc.transition
+            && t.phase(horizon) == Phase::Scheduled
+        {
+            return Err(CoreError::TransitionPending { to: t.to, at: t.at });
+        }
+        let from = doc.active();
+        if request.target == from {
+            return Err(CoreError::AlreadyOwner {
+                colour: request.target,
+            });
+        }
+        let at = match request.at {
+            CutoverAt::Earliest if horizon == Key::MIN => return Err(CoreError::NoHorizonYet),
+            CutoverAt::Earliest => horizon,
+            CutoverAt::Key(key) if key < horizon => {
+                return Err(CoreError::BelowHorizon {
+                    requested: key,
+                    earliest: horizon,
+                });
+            }
+            CutoverAt::Key(key) => key,
+        };
+        let timeline = doc.plan.timeline.with_appended(at, request.target)?;
+        let mut next = doc.successor();
+        if let Some(t) = next.transition.as_mut()
+            && matches!(t.state, TransitionState::Pending | TransitionState::Drained)
+        {
+            t.state = TransitionState::Superseded;
+        }
+        next.archive_transition();
+        next.plan.timeline = timeline;
+        next.plan.mode = request.mode;
+        next.segments_epoch = next.epoch();
+        next.transition = Some(Transition {
+            id: next.epoch(),
+            from,
+            to: request.target,
+            at,
+            mode: request.mode,
+            allowed_lateness: request.allowed_lateness,
+            auto_promote: request.auto_promote,
+            promoted: false,
+            state: TransitionState::Pending,
+        });
+        self.doc.check_successor(&next)?;
+        Ok(next)
+    }
+
+    /// Proposes removing the pending transition.
+    pub fn propose_abort(&self) -> Result<PipelineDoc, CoreError> {
+        let doc = &self.doc;
+        let t = match &doc.transition {
+            Some(t) if t.state == TransitionState::Pending => t,
+            _ => return Err(CoreError::NoTransition { expected: "pending" }),
+        };
+        if doc.horizon() > t.at {
+            return Err(CoreError::Irrevocable {
+                at: t.at,
+                horizon: doc.horizon(),
+            });
+        }
+        let timeline = doc.plan.timeline.without_last(t.at)?;
+        let mut next = doc.successor();
+        next.plan.timeline = timeline;
+        next.segments_epoch = next.epoch();
+        if let Some(t) = next.transition.as_mut() {
+            t.state = TransitionState::Aborted;
+        }
+        self.doc.check_successor(&next)?;
+        Ok(next)
+    }
+
+    /// Proposes letting the horizon pass a cutover that waits for promotion.
+    pub fn propose_promote(&self) -> Result<PipelineDoc, CoreError> {
+        match &self.doc.transition {
+            Some(t) if t.horizon_cap().is_some() => {}
+            Some(t) if t.state == TransitionState::Pending => {
+                return Err(CoreError::NotAwaitingPromotion);
+            }
+            _ => return Err(CoreError::NoTransition { expected: "pending" }),
+        }
+        let mut next = self.doc.successor();
+        if let Some(t) = next.transition.as_mut() {
+            t.promoted = true;
+        }
+        Ok(next)
+    }
+
+    /// Proposes closing a drained transition.
+    pub fn propose_complete(&self) -> Result<PipelineDoc, CoreError> {
+        let phase = match &self.doc.transition {
+            Some(t) => t.phase(self.doc.horizon()),
+            None => return Err(CoreError::NoTransition { expected: "drained" }),
+        };
+        if phase != Phase::Drained {
+            return Err(CoreError::NotDrained { phase });
+        }
+        let mut next = self.doc.successor();
+        if let Some(t) = next.transition.as_mut() {
+            t.state = TransitionState::Completed;
+        }
+        Ok(next)
+    }
+
+    /// The change the pipeline wants on its own, if any: a higher horizon
+    /// (from the gates' progress), and marking the transition drained.
+    pub fn propose_automatic(&self) -> Option<PipelineDoc> {
+        let doc = &self.doc;
+        let cap = doc.transition.as_ref().and_then(Transition::horizon_cap);
+        let horizon = next_horizon(doc.horizon(), doc.policy, self.ledger.horizon_signals(), cap);
+        let drained = doc.transition.as_ref().is_some_and(|t| {
+            t.state == TransitionState::Pending
+                && horizon.unwrap_or(doc.horizon()) > t.at
+                && self.ledger.all_past(t.from, t.drain_mark())
+        });
+        if horizon.is_none() && !drained {
+            return None;
+        }
+        let mut next = doc.successor();
+        if let Some(horizon) = horizon {
+            next.plan.horizon = horizon;
+        }
+        if drained && let Some(t) = next.transition.as_mut() {
+            t.state = TransitionState::Drained;
+        }
+        Some(next)
+    }
+
+    /// Registers gates on a session. All must belong to this pipeline.
+    /// `held` is the epoch the client already holds for it.
+    pub fn attach(
+        &mut self,
+        session: SessionId,
+        gates: &[GateIdentity],
+        held: Epoch,
+    ) -> Result<(), CoreError> {
+        if let Some(gate) = gates.iter().find(|g| g.pipeline != self.doc.name) {
+            return Err(CoreError::InvalidGate {
+                gate: gate.key().to_string(),
+                reason: format!("belongs to pipeline {}, not {}", gate.pipeline, self.doc.name),
+            });
+        }
+        // A client may hold a newer epoch than ours (we are behind the
+        // store); count it as acked only up to what we have.
+        self.ledger.attach(session, gates, held.min(self.doc.epoch()))
+    }
+
+    /// Removes gates from a session.
+    pub fn detach(&mut self, session: SessionId, gates: &[GateKey]) -> Result<(), CoreError> {
+        self.ledger.detach(session, gates)
+    }
+
+    /// The session ended.
+    pub fn close_session(&mut self, session: SessionId) {
+        self.ledger.close_session(session);
+    }
+
+    /// The session installed `epoch`.
+    pub fn ack(&mut self, session: SessionId, epoch: Epoch) -> Result<(), CoreError> {
+        if epoch > self.doc.epoch() {
+            return Err(CoreError::AckFromFuture {
+                acked: epoch,
+                current: self.doc.epoch(),
+            });
+        }
+        self.ledger.ack(session, epoch);
+        Ok(())
+    }
+
+    /// A gate on the session reports progress.
+    pub fn progress(
+        &mut self,
+        session: SessionId,
+        gate: &GateKey,
+        progress: GateProgress,
+    ) -> Result<(), CoreError> {
+        self.ledger.progress(session, gate, progress)
+    }
+
+    /// A gate on the session holds `key` at watermark `watermark`.
+    pub fn horizon_request(
+        &mut self,
+        session: SessionId,
+        gate: &GateKey,
+        key: Key,
+        watermark: Key,
+    ) -> Result<(), CoreError> {
+        let mut progress = self
+            .ledger
+            .gates()
+            .find(|g| &g.identity.key() == gate && g.session == Some(session))
+            .map(|g| g.progress)
+            .ok_or_else(|| CoreError::UnknownGate {
+                gate: gate.to_string(),
+            })?;
+        progress.watermark = progress.watermark.max(watermark);
+        progress.lowest_held = Some(progress.lowest_held.map_or(key, |l| l.min(key)));
+        self.ledger.progress(session, gate, progress)
+    }
+
+    /// The status a controller or operator sees.
+    pub fn status(&self) -> PipelineStatus {
+        let epoch = self.doc.epoch();
+        PipelineStatus {
+            name: self.doc.name.clone(),
+            plan: self.doc.plan.clone(),
+            transition: self.doc.transition.clone(),
+            phase: self.doc.phase(),
+            active: self.doc.active(),
+            blue: self.ledger.colour_gates(Colour::Blue, epoch),
+            green: self.ledger.colour_gates(Colour::Green, epoch),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The status of a pipeline as controllers and operators see it.
+
+pub use crate::ledger::ColourGates;
+
+use crate::domain::{Colour, PipelineName};
+use crate::plan::Plan;
+use crate::transition::{Phase, Transition};
+
+/// Plan, transition and gates of one pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineStatus {
+    /// The pipeline.
+    pub name: PipelineName,
+    /// Its plan.
+    pub plan: Plan,
+    /// Latest transition.
+    pub transition: Option<Transition>,
+    /// Its phase.
+    pub phase: Option<Phase>,
+    /// Colour owning the end of the timeline.
+    pub active: Colour,
+    /// Blue gates.
+    pub blue: ColourGates,
+    /// Green gates.
+    pub green: ColourGates,
+}
+
+impl PipelineStatus {
+    /// Gates of `colour`.
+    pub fn gates(&self, colour: Colour) -> &ColourGates {
+        match colour {
+            Colour::Blue => &self.blue,
+            Colour::Green => &self.green,
+        }
+    }
+
+    /// Whether every expected gate of both colours is connected and acked the
+    /// current epoch (and at least one gate exists).
+    pub fn all_acked(&self) -> bool {
+        let expected = self.blue.expected + self.green.expected;
+        expected > 0 && self.blue.acked + self.green.acked == expected
+    }
+}
