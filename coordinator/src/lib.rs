@@ -1,1 +1,29 @@
-//! placeholder
+//! The cutover coordinator: durable plans, gate sessions, control API.
+//!
+//! ```text
+//!   ControlService ──► Coordinator::write ──► Store::compare_and_swap ──► install
+//!                                                                         │
+//!   GateService session ◄── watch<Published> (frames encoded once) ◄──────┘
+//!        │ hello / ack / progress / horizon request
+//!        └──► PipelineState ledger ──► driver task ──► Coordinator::write (horizon, DRAINED)
+//!   Store::watch ──► install (documents written by others)
+//! ```
+//!
+//! Decisions live in `cutover-core`; this crate is the IO around it.
+
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod gate_server;
+pub mod metrics;
+pub mod published;
+pub mod registry;
+pub mod server;
+mod session;
+pub mod store;
+
+pub use config::CoordinatorConfig;
+pub use error::CoordinatorError;
+pub use metrics::Metrics;
+pub use registry::{Coordinator, PipelineCell};
+pub use server::{ServeError, serve};

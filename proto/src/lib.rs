@@ -5,6 +5,8 @@
 //! live in `cutover-core`; conversion happens at the transport edges
 //! (`cutover-coordinator`'s and `cutover-client`'s `convert` modules).
 
+pub mod convert;
+
 /// Package `cutover.v1`.
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {

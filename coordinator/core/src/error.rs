@@ -25,7 +25,9 @@ pub enum CoreError {
     },
     /// The same gate is already registered on another live session with the
     /// same or a newer attempt.
-    #[error("gate {gate} (attempt {attempt}) is already registered on another live session with attempt {live_attempt}")]
+    #[error(
+        "gate {gate} (attempt {attempt}) is already registered on another live session with attempt {live_attempt}"
+    )]
     DuplicateGate {
         /// The gate, as `colour/uid[subtask]`.
         gate: String,
@@ -49,7 +51,9 @@ pub enum CoreError {
         earliest: Key,
     },
     /// `EARLIEST` was asked before any gate reported progress.
-    #[error("no horizon has been granted yet (no gate has reported progress): schedule at an explicit key or wait for the gates")]
+    #[error(
+        "no horizon has been granted yet (no gate has reported progress): schedule at an explicit key or wait for the gates"
+    )]
     NoHorizonYet,
     /// A cutover key does not lie after the last segment's start.
     #[error("cutover key {requested} must lie after the start of the last segment ({last_start})")]
@@ -60,7 +64,9 @@ pub enum CoreError {
         last_start: Key,
     },
     /// A transition is still abortable; abort or let it pass first.
-    #[error("a transition to {to} at key {at} is still pending (SCHEDULED); abort it or wait until it is cutting over")]
+    #[error(
+        "a transition to {to} at key {at} is still pending (SCHEDULED); abort it or wait until it is cutting over"
+    )]
     TransitionPending {
         /// Its target colour.
         to: Colour,
@@ -80,7 +86,9 @@ pub enum CoreError {
         expected: &'static str,
     },
     /// The horizon already passed the cutover: it can no longer be aborted.
-    #[error("the cutover at key {at} is irrevocable: the horizon {horizon} already passed it; schedule a rollback instead")]
+    #[error(
+        "the cutover at key {at} is irrevocable: the horizon {horizon} already passed it; schedule a rollback instead"
+    )]
     Irrevocable {
         /// Cutover key.
         at: Key,

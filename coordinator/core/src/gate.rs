@@ -44,7 +44,9 @@ impl GateIdentity {
         let reason = if self.gate_uid.is_empty() {
             Some("gate uid must not be empty".to_string())
         } else if self.gate_uid.len() > MAX_ID_LEN || self.job_id.len() > MAX_ID_LEN {
-            Some(format!("gate uid and job id must be at most {MAX_ID_LEN} bytes"))
+            Some(format!(
+                "gate uid and job id must be at most {MAX_ID_LEN} bytes"
+            ))
         } else if self.parallelism == 0 {
             Some("parallelism must be at least 1".to_string())
         } else if self.subtask_index >= self.parallelism {

@@ -200,7 +200,9 @@ impl Ledger {
 
     /// Whether `key` is a gate on `session`.
     pub fn is_on_session(&self, session: SessionId, key: &GateKey) -> bool {
-        self.gates.get(key).is_some_and(|g| g.session == Some(session))
+        self.gates
+            .get(key)
+            .is_some_and(|g| g.session == Some(session))
     }
 
     /// Signals for the horizon policy: every known gate's watermark, and the
@@ -266,7 +268,11 @@ impl Ledger {
             if let Some(session) = gate.session {
                 out.connected += 1;
                 lowest = Some(lowest.map_or(p.watermark, |l| l.min(p.watermark)));
-                if self.sessions.get(&session).is_some_and(|s| s.acked >= epoch) {
+                if self
+                    .sessions
+                    .get(&session)
+                    .is_some_and(|s| s.acked >= epoch)
+                {
                     out.acked += 1;
                 }
             }

@@ -10,8 +10,8 @@
 //! lost compare-and-swap means another writer got there first: the edge
 //! installs what the store holds and proposes again, re-validated.
 
-use crate::domain::{Colour, Epoch, Key, PipelineName};
 use crate::document::PipelineDoc;
+use crate::domain::{Colour, Epoch, Key, PipelineName};
 use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::next_horizon;
@@ -128,7 +128,11 @@ impl PipelineState {
         let doc = &self.doc;
         let t = match &doc.transition {
             Some(t) if t.state == TransitionState::Pending => t,
-            _ => return Err(CoreError::NoTransition { expected: "pending" }),
+            _ => {
+                return Err(CoreError::NoTransition {
+                    expected: "pending",
+                });
+            }
         };
         if doc.horizon() > t.at {
             return Err(CoreError::Irrevocable {
@@ -154,7 +158,11 @@ impl PipelineState {
             Some(t) if t.state == TransitionState::Pending => {
                 return Err(CoreError::NotAwaitingPromotion);
             }
-            _ => return Err(CoreError::NoTransition { expected: "pending" }),
+            _ => {
+                return Err(CoreError::NoTransition {
+                    expected: "pending",
+                });
+            }
         }
         let mut next = self.doc.successor();
         if let Some(t) = next.transition.as_mut() {
@@ -167,7 +175,11 @@ impl PipelineState {
     pub fn propose_complete(&self) -> Result<PipelineDoc, CoreError> {
         let phase = match &self.doc.transition {
             Some(t) => t.phase(self.doc.horizon()),
-            None => return Err(CoreError::NoTransition { expected: "drained" }),
+            None => {
+                return Err(CoreError::NoTransition {
+                    expected: "drained",
+                });
+            }
         };
         if phase != Phase::Drained {
             return Err(CoreError::NotDrained { phase });
@@ -184,7 +196,12 @@ impl PipelineState {
     pub fn propose_automatic(&self) -> Option<PipelineDoc> {
         let doc = &self.doc;
         let cap = doc.transition.as_ref().and_then(Transition::horizon_cap);
-        let horizon = next_horizon(doc.horizon(), doc.policy, self.ledger.horizon_signals(), cap);
+        let horizon = next_horizon(
+            doc.horizon(),
+            doc.policy,
+            self.ledger.horizon_signals(),
+            cap,
+        );
         let drained = doc.transition.as_ref().is_some_and(|t| {
             t.state == TransitionState::Pending
                 && horizon.unwrap_or(doc.horizon()) > t.at
@@ -214,12 +231,16 @@ impl PipelineState {
         if let Some(gate) = gates.iter().find(|g| g.pipeline != self.doc.name) {
             return Err(CoreError::InvalidGate {
                 gate: gate.key().to_string(),
-                reason: format!("belongs to pipeline {}, not {}", gate.pipeline, self.doc.name),
+                reason: format!(
+                    "belongs to pipeline {}, not {}",
+                    gate.pipeline, self.doc.name
+                ),
             });
         }
         // A client may hold a newer epoch than ours (we are behind the
         // store); count it as acked only up to what we have.
-        self.ledger.attach(session, gates, held.min(self.doc.epoch()))
+        self.ledger
+            .attach(session, gates, held.min(self.doc.epoch()))
     }
 
     /// Removes gates from a session.

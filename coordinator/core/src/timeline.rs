@@ -191,9 +191,7 @@ mod tests {
     fn from_segments_checks_every_invariant() {
         assert!(Timeline::from_segments(vec![]).is_err());
         assert!(Timeline::from_segments(vec![seg(0, Green)]).is_err());
-        assert!(
-            Timeline::from_segments(vec![seg(i64::MIN, Green), seg(5, Green)]).is_err()
-        );
+        assert!(Timeline::from_segments(vec![seg(i64::MIN, Green), seg(5, Green)]).is_err());
         assert!(
             Timeline::from_segments(vec![seg(i64::MIN, Green), seg(5, Blue), seg(5, Green)])
                 .is_err()

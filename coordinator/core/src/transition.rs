@@ -121,7 +121,8 @@ impl Transition {
 
     /// The highest horizon allowed while this transition waits for promotion.
     pub fn horizon_cap(&self) -> Option<Key> {
-        let waiting = self.state == TransitionState::Pending && !self.auto_promote && !self.promoted;
+        let waiting =
+            self.state == TransitionState::Pending && !self.auto_promote && !self.promoted;
         waiting.then_some(self.at)
     }
 

@@ -11,27 +11,58 @@ use support::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Schedule { blue: bool, at: Option<i64>, auto: bool, lateness: u64 },
+    Schedule {
+        blue: bool,
+        at: Option<i64>,
+        auto: bool,
+        lateness: u64,
+    },
     Abort,
     Promote,
     Complete,
-    Progress { green: bool, subtask: u32, watermark_step: i64, hold: Option<i64> },
+    Progress {
+        green: bool,
+        subtask: u32,
+        watermark_step: i64,
+        hold: Option<i64>,
+    },
     Automatic,
-    Decide { green: bool, key: i64 },
+    Decide {
+        green: bool,
+        key: i64,
+    },
     Reconnect,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (any::<bool>(), proptest::option::of(0i64..3000), any::<bool>(), 0u64..200).prop_map(
-            |(blue, at, auto, lateness)| Op::Schedule { blue, at, auto, lateness }
-        ),
+        (
+            any::<bool>(),
+            proptest::option::of(0i64..3000),
+            any::<bool>(),
+            0u64..200
+        )
+            .prop_map(|(blue, at, auto, lateness)| Op::Schedule {
+                blue,
+                at,
+                auto,
+                lateness
+            }),
         Just(Op::Abort),
         Just(Op::Promote),
         Just(Op::Complete),
-        (any::<bool>(), 0u32..3, -20i64..120, proptest::option::of(0i64..5000)).prop_map(
-            |(green, subtask, watermark_step, hold)| Op::Progress { green, subtask, watermark_step, hold }
-        ),
+        (
+            any::<bool>(),
+            0u32..3,
+            -20i64..120,
+            proptest::option::of(0i64..5000)
+        )
+            .prop_map(|(green, subtask, watermark_step, hold)| Op::Progress {
+                green,
+                subtask,
+                watermark_step,
+                hold
+            }),
         Just(Op::Automatic),
         Just(Op::Automatic),
         (any::<bool>(), -100i64..3000).prop_map(|(green, key)| Op::Decide { green, key }),

@@ -2,9 +2,9 @@
 
 mod support;
 
+use Colour::*;
 use cutover_core::*;
 use support::*;
-use Colour::*;
 
 #[test]
 fn horizon_bootstraps_from_the_first_watermark() {
@@ -16,7 +16,9 @@ fn horizon_bootstraps_from_the_first_watermark() {
 #[test]
 fn schedule_at_earliest_uses_the_persisted_horizon() {
     let mut state = running_pipeline(1000);
-    let doc = apply(&mut state, |s| s.propose_schedule(schedule(Blue, CutoverAt::Earliest)));
+    let doc = apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
     let t = doc.transition.clone().expect("transition");
     assert_eq!(t.at, Key(1100));
     assert_eq!((t.from, t.to), (Green, Blue));
@@ -47,17 +49,23 @@ fn refusals_name_the_reason_and_change_nothing() {
         (
             "abort with nothing pending",
             state.propose_abort(),
-            CoreError::NoTransition { expected: "pending" },
+            CoreError::NoTransition {
+                expected: "pending",
+            },
         ),
         (
             "promote with nothing pending",
             state.propose_promote(),
-            CoreError::NoTransition { expected: "pending" },
+            CoreError::NoTransition {
+                expected: "pending",
+            },
         ),
         (
             "complete with nothing drained",
             state.propose_complete(),
-            CoreError::NoTransition { expected: "drained" },
+            CoreError::NoTransition {
+                expected: "drained",
+            },
         ),
     ];
     for (name, got, expected) in cases {
@@ -69,7 +77,10 @@ fn refusals_name_the_reason_and_change_nothing() {
         earliest: Key(1100),
     }
     .to_string();
-    assert!(message.contains("earliest allowed key is 1100"), "{message}");
+    assert!(
+        message.contains("earliest allowed key is 1100"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -81,13 +92,19 @@ fn earliest_needs_a_horizon() {
         Err(CoreError::NoHorizonYet)
     );
     // An explicit key is fine: the horizon is -inf.
-    assert!(state.propose_schedule(schedule(Blue, CutoverAt::Key(Key(0)))).is_ok());
+    assert!(
+        state
+            .propose_schedule(schedule(Blue, CutoverAt::Key(Key(0))))
+            .is_ok()
+    );
 }
 
 #[test]
 fn a_second_schedule_while_one_is_pending_is_refused() {
     let mut state = running_pipeline(1000);
-    apply(&mut state, |s| s.propose_schedule(schedule(Blue, CutoverAt::Key(Key(5000)))));
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Key(Key(5000))))
+    });
     assert_eq!(
         state.propose_schedule(schedule(Green, CutoverAt::Key(Key(6000)))),
         Err(CoreError::TransitionPending {
@@ -101,7 +118,9 @@ fn a_second_schedule_while_one_is_pending_is_refused() {
 fn abort_before_the_horizon_passes_restores_the_timeline() {
     let mut state = running_pipeline(1000);
     let original = state.doc().plan.timeline.clone();
-    apply(&mut state, |s| s.propose_schedule(schedule(Blue, CutoverAt::Key(Key(5000)))));
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Key(Key(5000))))
+    });
     let doc = apply(&mut state, |s| s.propose_abort());
     assert_eq!(doc.plan.timeline, original);
     assert_eq!(doc.phase(), Some(Phase::Aborted));
@@ -110,12 +129,16 @@ fn abort_before_the_horizon_passes_restores_the_timeline() {
 #[test]
 fn abort_is_refused_once_the_horizon_passed_the_cutover() {
     let mut state = running_pipeline(1000);
-    apply(&mut state, |s| s.propose_schedule(schedule(Blue, CutoverAt::Earliest)));
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
     // Gates move on: the horizon passes the cutover at 1100.
     state
         .progress(SessionId(1), &gate(Green, 0, 1).key(), progress(1090))
         .expect("progress");
-    apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
+    apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
     assert_eq!(state.doc().phase(), Some(Phase::CuttingOver));
     assert_eq!(
         state.propose_abort(),
@@ -135,13 +158,20 @@ fn manual_promotion_caps_the_horizon_at_the_cutover() {
     state
         .progress(SessionId(1), &gate(Green, 0, 1).key(), progress(1140))
         .expect("progress");
-    let doc = apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
     assert_eq!(doc.horizon(), Key(1150), "capped at the cutover");
     assert_eq!(state.propose_automatic(), None, "stays capped");
     assert_eq!(doc.phase(), Some(Phase::Scheduled), "still abortable");
     apply(&mut state, |s| s.propose_promote());
-    assert_eq!(state.propose_promote(), Err(CoreError::NotAwaitingPromotion));
-    let doc = apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
+    assert_eq!(
+        state.propose_promote(),
+        Err(CoreError::NotAwaitingPromotion)
+    );
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
     assert!(doc.horizon() > Key(1150));
     assert_eq!(doc.phase(), Some(Phase::CuttingOver));
 }
@@ -151,23 +181,46 @@ fn drained_needs_every_expected_old_gate_past_the_mark() {
     let doc = PipelineDoc::new(name(), Green, HorizonPolicy::with_window(100));
     let mut state = PipelineState::new(doc);
     let greens = [gate(Green, 0, 2), gate(Green, 1, 2)];
-    state.attach(SessionId(1), &greens, Epoch(0)).expect("attach");
+    state
+        .attach(SessionId(1), &greens, Epoch(0))
+        .expect("attach");
     for g in &greens {
-        state.progress(SessionId(1), &g.key(), progress(1000)).expect("progress");
+        state
+            .progress(SessionId(1), &g.key(), progress(1000))
+            .expect("progress");
     }
-    apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
+    apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
     let mut request = schedule(Blue, CutoverAt::Earliest);
     request.allowed_lateness = 50;
     apply(&mut state, |s| s.propose_schedule(request)); // at 1100, mark 1150
-    state.progress(SessionId(1), &greens[0].key(), progress(1200)).expect("progress");
-    let doc = apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
+    state
+        .progress(SessionId(1), &greens[0].key(), progress(1200))
+        .expect("progress");
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
     assert_eq!(doc.phase(), Some(Phase::CuttingOver), "subtask 1 is behind");
-    assert_eq!(state.propose_complete(), Err(CoreError::NotDrained { phase: Phase::CuttingOver }));
+    assert_eq!(
+        state.propose_complete(),
+        Err(CoreError::NotDrained {
+            phase: Phase::CuttingOver
+        })
+    );
     let mut idle = progress(1110);
     idle.idle = true;
-    state.progress(SessionId(1), &greens[1].key(), idle).expect("progress");
-    let doc = apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
-    assert_eq!(doc.phase(), Some(Phase::Drained), "an idle gate counts as drained");
+    state
+        .progress(SessionId(1), &greens[1].key(), idle)
+        .expect("progress");
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(
+        doc.phase(),
+        Some(Phase::Drained),
+        "an idle gate counts as drained"
+    );
     let doc = apply(&mut state, |s| s.propose_complete());
     assert_eq!(doc.phase(), Some(Phase::Completed));
 }
@@ -175,14 +228,29 @@ fn drained_needs_every_expected_old_gate_past_the_mark() {
 #[test]
 fn rollback_after_the_cutover_supersedes_it() {
     let mut state = running_pipeline(1000);
-    apply(&mut state, |s| s.propose_schedule(schedule(Blue, CutoverAt::Earliest)));
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
     state
         .progress(SessionId(1), &gate(Green, 0, 1).key(), progress(1100))
         .expect("progress");
-    apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
-    let doc = apply(&mut state, |s| s.propose_schedule(schedule(Green, CutoverAt::Earliest)));
-    assert_eq!(doc.history.last().map(|t| t.state), Some(TransitionState::Superseded));
-    let owners: Vec<_> = doc.plan.timeline.segments().iter().map(|s| s.owner).collect();
+    apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    let doc = apply(&mut state, |s| {
+        s.propose_schedule(schedule(Green, CutoverAt::Earliest))
+    });
+    assert_eq!(
+        doc.history.last().map(|t| t.state),
+        Some(TransitionState::Superseded)
+    );
+    let owners: Vec<_> = doc
+        .plan
+        .timeline
+        .segments()
+        .iter()
+        .map(|s| s.owner)
+        .collect();
     assert_eq!(owners, vec![Green, Blue, Green]);
 }
 
@@ -201,19 +269,30 @@ fn gate_registration_rules() {
         Err(CoreError::InvalidGate { .. })
     ));
     // One bad gate refuses the whole batch.
-    assert!(state
-        .attach(SessionId(2), &[gate(Blue, 0, 2), gate(Blue, 2, 2)], Epoch(0))
-        .is_err());
+    assert!(
+        state
+            .attach(
+                SessionId(2),
+                &[gate(Blue, 0, 2), gate(Blue, 2, 2)],
+                Epoch(0)
+            )
+            .is_err()
+    );
     assert_eq!(state.status(), before, "refusals change nothing");
     // A higher attempt takes the gate over.
     let mut retry = gate(Green, 0, 1);
     retry.attempt = 1;
-    state.attach(SessionId(2), &[retry.clone()], Epoch(0)).expect("takeover");
+    state
+        .attach(SessionId(2), &[retry.clone()], Epoch(0))
+        .expect("takeover");
     assert!(state.ledger().is_on_session(SessionId(2), &retry.key()));
     assert!(!state.ledger().is_on_session(SessionId(1), &retry.key()));
     // Acks for epochs never sent.
     let future = state.doc().epoch().next();
-    assert!(matches!(state.ack(SessionId(2), future), Err(CoreError::AckFromFuture { .. })));
+    assert!(matches!(
+        state.ack(SessionId(2), future),
+        Err(CoreError::AckFromFuture { .. })
+    ));
     // Progress for a gate not on the session.
     assert!(matches!(
         state.progress(SessionId(1), &retry.key(), progress(5)),
@@ -225,17 +304,30 @@ fn gate_registration_rules() {
 fn status_counts_expected_connected_and_acked() {
     let mut state = running_pipeline(1000);
     state
-        .attach(SessionId(2), &[gate(Blue, 0, 3), gate(Blue, 1, 3)], Epoch(0))
+        .attach(
+            SessionId(2),
+            &[gate(Blue, 0, 3), gate(Blue, 1, 3)],
+            Epoch(0),
+        )
         .expect("attach");
     let status = state.status();
-    assert_eq!((status.blue.expected, status.blue.connected, status.blue.acked), (3, 2, 0));
+    assert_eq!(
+        (
+            status.blue.expected,
+            status.blue.connected,
+            status.blue.acked
+        ),
+        (3, 2, 0)
+    );
     state.ack(SessionId(2), state.doc().epoch()).expect("ack");
     state.ack(SessionId(1), state.doc().epoch()).expect("ack");
     let status = state.status();
     assert_eq!(status.blue.acked, 2);
     assert_eq!(status.green.acked, 1);
     assert!(!status.all_acked(), "one blue gate never connected");
-    state.attach(SessionId(2), &[gate(Blue, 2, 3)], Epoch(0)).expect("attach");
+    state
+        .attach(SessionId(2), &[gate(Blue, 2, 3)], Epoch(0))
+        .expect("attach");
     assert!(state.status().all_acked());
     state.close_session(SessionId(2));
     let status = state.status();
@@ -247,7 +339,12 @@ fn a_record_far_in_the_future_does_not_move_the_fence() {
     let mut state = running_pipeline(1000);
     let horizon = state.doc().horizon();
     state
-        .horizon_request(SessionId(1), &gate(Green, 0, 1).key(), Key(10_000_000_000), Key(1000))
+        .horizon_request(
+            SessionId(1),
+            &gate(Green, 0, 1).key(),
+            Key(10_000_000_000),
+            Key(1000),
+        )
         .expect("request");
     assert_eq!(state.propose_automatic(), None);
     assert_eq!(state.doc().horizon(), horizon);
@@ -257,13 +354,21 @@ fn a_record_far_in_the_future_does_not_move_the_fence() {
 fn install_refuses_older_and_fence_breaking_documents() {
     let mut state = running_pipeline(1000);
     let old = state.doc().clone();
-    apply(&mut state, |s| s.propose_schedule(schedule(Blue, CutoverAt::Earliest)));
-    assert!(matches!(state.install(old.clone()), Err(CoreError::StaleDocument { .. })));
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
+    assert!(matches!(
+        state.install(old.clone()),
+        Err(CoreError::StaleDocument { .. })
+    ));
     // A forged successor that moves a key below the horizon.
     let mut forged = state.doc().clone();
     forged.plan.epoch = forged.plan.epoch.next();
     forged.plan.timeline = Timeline::new(Green)
         .with_appended(Key(500), Blue)
         .expect("valid");
-    assert!(matches!(state.install(forged), Err(CoreError::FenceViolation { .. })));
+    assert!(matches!(
+        state.install(forged),
+        Err(CoreError::FenceViolation { .. })
+    ));
 }

@@ -60,8 +60,14 @@ pub fn running_pipeline(watermark: i64) -> PipelineState {
         .attach(SessionId(1), &[gate(Colour::Green, 0, 1)], Epoch(0))
         .expect("attach");
     state
-        .progress(SessionId(1), &gate(Colour::Green, 0, 1).key(), progress(watermark))
+        .progress(
+            SessionId(1),
+            &gate(Colour::Green, 0, 1).key(),
+            progress(watermark),
+        )
         .expect("progress");
-    apply(&mut state, |s| s.propose_automatic().ok_or(CoreError::NoHorizonYet));
+    apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
     state
 }

@@ -1,0 +1,88 @@
+//! Errors of the coordinator, and the one place they become gRPC statuses.
+
+use cutover_core::{CoreError, PipelineName};
+use cutover_proto::convert::ConvertError;
+use tonic::Status;
+
+use crate::store::StoreError;
+
+/// Why a coordinator operation failed. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The protocol core refused the request.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A message from the wire is malformed.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// No such pipeline in this coordinator or its store.
+    #[error("unknown pipeline {0}")]
+    UnknownPipeline(PipelineName),
+    /// Other writers kept winning the compare-and-swap.
+    #[error("pipeline {pipeline}: gave up after {attempts} compare-and-swap conflicts; retry")]
+    Contention {
+        /// The pipeline.
+        pipeline: PipelineName,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A session broke the protocol (wrong first message, ack for a pipeline
+    /// it has no gate in, too many gates...).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// An ack for an epoch this session was never sent.
+    #[error(
+        "ack for epoch {acked} of pipeline {pipeline}, but this session was sent epoch {sent} at most"
+    )]
+    AckNeverSent {
+        /// The pipeline.
+        pipeline: PipelineName,
+        /// Epoch acked.
+        acked: u64,
+        /// Highest epoch sent.
+        sent: u64,
+    },
+    /// The coordinator is shutting down.
+    #[error("coordinator is shutting down")]
+    ShuttingDown,
+}
+
+impl From<CoordinatorError> for Status {
+    fn from(error: CoordinatorError) -> Status {
+        let message = error.to_string();
+        match error {
+            CoordinatorError::Core(core) => match core {
+                CoreError::InvalidPipelineName { .. }
+                | CoreError::InvalidGate { .. }
+                | CoreError::InvalidDocument { .. } => Status::invalid_argument(message),
+                CoreError::DuplicateGate { .. } => Status::already_exists(message),
+                CoreError::StaleDocument { .. } => Status::aborted(message),
+                CoreError::FenceViolation { .. } => Status::internal(message),
+                CoreError::UnknownGate { .. }
+                | CoreError::BelowHorizon { .. }
+                | CoreError::NoHorizonYet
+                | CoreError::NotAfterLastSegment { .. }
+                | CoreError::TransitionPending { .. }
+                | CoreError::AlreadyOwner { .. }
+                | CoreError::NoTransition { .. }
+                | CoreError::Irrevocable { .. }
+                | CoreError::NotAwaitingPromotion
+                | CoreError::NotDrained { .. }
+                | CoreError::AckFromFuture { .. } => Status::failed_precondition(message),
+            },
+            CoordinatorError::Store(StoreError::Corrupt { .. }) => Status::data_loss(message),
+            CoordinatorError::Store(_) | CoordinatorError::ShuttingDown => {
+                Status::unavailable(message)
+            }
+            CoordinatorError::Convert(_) | CoordinatorError::Protocol(_) => {
+                Status::invalid_argument(message)
+            }
+            CoordinatorError::UnknownPipeline(_) => Status::not_found(message),
+            CoordinatorError::Contention { .. } => Status::aborted(message),
+            CoordinatorError::AckNeverSent { .. } => Status::failed_precondition(message),
+        }
+    }
+}

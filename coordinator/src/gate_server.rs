@@ -1,0 +1,131 @@
+//! The `cutover.v1.GateService` gRPC service, written by hand around a codec
+//! that writes pre-encoded frames: every session of a pipeline shares the
+//! bytes encoded once per epoch (see `published`).
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes};
+use cutover_proto::v1;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, StreamingService};
+use tonic::{Status, Streaming};
+use tracing::Instrument;
+
+use crate::registry::Coordinator;
+use crate::session;
+
+/// Frames queued per session before the session stops pulling updates (and
+/// starts coalescing them).
+const OUTBOUND_QUEUE: usize = 4;
+
+/// The gate service.
+#[derive(Clone)]
+pub struct GateServer {
+    coordinator: Coordinator,
+    max_message_bytes: usize,
+}
+
+impl GateServer {
+    /// The gate service of `coordinator`.
+    pub fn new(coordinator: Coordinator) -> Self {
+        let max_message_bytes = coordinator.config().max_message_bytes;
+        GateServer {
+            coordinator,
+            max_message_bytes,
+        }
+    }
+}
+
+impl NamedService for GateServer {
+    const NAME: &'static str = "cutover.v1.GateService";
+}
+
+impl<B> Service<http::Request<B>> for GateServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != "/cutover.v1.GateService/Session" {
+            return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
+        }
+        let method = SessionMethod(self.coordinator.clone());
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let mut grpc = Grpc::new(FrameCodec).apply_max_message_size_config(Some(max), None);
+            Ok(grpc.streaming(method, request).await)
+        })
+    }
+}
+
+struct SessionMethod(Coordinator);
+
+impl StreamingService<v1::ClientMessage> for SessionMethod {
+    type Response = Bytes;
+    type ResponseStream = ReceiverStream<Result<Bytes, Status>>;
+    type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Streaming<v1::ClientMessage>>) -> Self::Future {
+        let coordinator = self.0.clone();
+        Box::pin(async move {
+            let peer = request.remote_addr();
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let span = tracing::info_span!("session", peer = ?peer);
+            tokio::spawn(session::run(coordinator, request.into_inner(), tx).instrument(span));
+            Ok(tonic::Response::new(ReceiverStream::new(rx)))
+        })
+    }
+}
+
+/// Encodes pre-encoded frames as they are; decodes client messages.
+#[derive(Clone, Copy, Default)]
+struct FrameCodec;
+
+impl Codec for FrameCodec {
+    type Encode = Bytes;
+    type Decode = v1::ClientMessage;
+    type Encoder = FrameCodec;
+    type Decoder = FrameCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        FrameCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        FrameCodec
+    }
+}
+
+impl Encoder for FrameCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = v1::ClientMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<v1::ClientMessage>, Status> {
+        v1::ClientMessage::decode(src)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("malformed client message: {e}")))
+    }
+}

@@ -1,0 +1,105 @@
+//! Prometheus metrics of the coordinator (`cutover_*`), and a minimal HTTP
+//! endpoint serving them in the text exposition format.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Label of per-pipeline metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PipelineLabel {
+    /// Pipeline name.
+    pub pipeline: String,
+}
+
+/// Label of store write outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabel {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `written`, `conflict` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Handles to every coordinator metric; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    /// Live gate sessions.
+    pub sessions: Gauge,
+    /// Gates on live sessions.
+    pub gates: Gauge,
+    /// Plan frames written to sessions.
+    pub frames_sent: Counter,
+    /// Plan updates a slow session skipped because a newer one replaced them.
+    pub updates_coalesced: Counter,
+    /// Store writes by outcome.
+    pub store_writes: Family<WriteLabel, Counter>,
+    /// Current epoch per pipeline.
+    pub epoch: Family<PipelineLabel, Gauge>,
+    /// Sessions ended by a protocol violation.
+    pub session_errors: Counter,
+}
+
+impl Metrics {
+    /// Registers every metric in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("cutover");
+        r.register("sessions", "Live gate sessions", self.sessions.clone());
+        r.register("gates", "Gates on live sessions", self.gates.clone());
+        r.register(
+            "frames_sent",
+            "Plan frames written to sessions",
+            self.frames_sent.clone(),
+        );
+        r.register(
+            "updates_coalesced",
+            "Plan updates skipped by slow sessions in favour of a newer one",
+            self.updates_coalesced.clone(),
+        );
+        r.register(
+            "store_writes",
+            "Store compare-and-swap writes by outcome",
+            self.store_writes.clone(),
+        );
+        r.register(
+            "epoch",
+            "Current plan epoch per pipeline",
+            self.epoch.clone(),
+        );
+        r.register(
+            "session_errors",
+            "Sessions ended by a protocol violation",
+            self.session_errors.clone(),
+        );
+    }
+}
+
+/// Serves `registry` at any path of `listener` (plain HTTP/1.1, one request
+/// per connection) until the task is dropped.
+pub async fn serve_metrics(listener: TcpListener, registry: Arc<Registry>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            let mut body = String::new();
+            if prometheus_client::encoding::text::encode(&mut body, &registry).is_err() {
+                body = "# encoding failed\n".into();
+            }
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,479 @@
+//! The coordinator's pipelines: each one's protocol state, its store
+//! version, its published frames, and the tasks that move it.
+//!
+//! Write path (one writer per pipeline at a time): propose from the core,
+//! compare-and-swap in the store against the version the installed document
+//! was read at, install only once the store took it, then publish. A lost
+//! compare-and-swap installs what the store holds and proposes again. Gates
+//! therefore only ever see durable documents.
+//!
+//! Per pipeline, two tasks run: the *driver* (woken by gate progress, writes
+//! horizon raises and DRAINED) and the *store watcher* (installs documents
+//! written by others: another coordinator, an operator).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use cutover_core::{
+    Colour, CoreError, Epoch, GateIdentity, GateKey, GateProgress, Installed, Key, PipelineDoc,
+    PipelineName, PipelineState, PipelineStatus, SessionId,
+};
+use futures::StreamExt;
+use tokio::sync::{Notify, watch};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::config::CoordinatorConfig;
+use crate::error::CoordinatorError;
+use crate::metrics::{Metrics, PipelineLabel, WriteLabel};
+use crate::published::Published;
+use crate::store::{CasOutcome, Store, Stored, Version};
+
+/// A running coordinator: cheap to clone, every clone is the same one.
+#[derive(Clone)]
+pub struct Coordinator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: CoordinatorConfig,
+    metrics: Metrics,
+    pipelines: RwLock<HashMap<PipelineName, Arc<PipelineCell>>>,
+    create: tokio::sync::Mutex<()>,
+    next_session: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+/// One pipeline inside the coordinator.
+pub struct PipelineCell {
+    name: PipelineName,
+    state: Mutex<CellState>,
+    write: tokio::sync::Mutex<()>,
+    published: watch::Sender<Arc<Published>>,
+    changed: watch::Sender<u64>,
+    wake: Notify,
+}
+
+struct CellState {
+    core: PipelineState,
+    version: Version,
+}
+
+impl PipelineCell {
+    fn lock(&self) -> MutexGuard<'_, CellState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest published frames.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.subscribe()
+    }
+
+    /// Notified on every status change (plan, acks, progress).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The pipeline's status now.
+    pub fn status(&self) -> PipelineStatus {
+        self.lock().core.status()
+    }
+
+    /// The installed document.
+    pub fn doc(&self) -> PipelineDoc {
+        self.lock().core.doc().clone()
+    }
+
+    fn touch(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Runs `f` on the core state and marks the status changed.
+    fn with_core<T>(&self, f: impl FnOnce(&mut PipelineState) -> T) -> T {
+        let out = f(&mut self.lock().core);
+        self.touch();
+        out
+    }
+}
+
+impl Coordinator {
+    /// A coordinator on `store`. Call [`Coordinator::load_all`] to serve the
+    /// pipelines already stored.
+    pub fn new(store: Arc<dyn Store>, config: CoordinatorConfig, metrics: Metrics) -> Self {
+        Coordinator {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                metrics,
+                pipelines: RwLock::new(HashMap::new()),
+                create: tokio::sync::Mutex::new(()),
+                next_session: AtomicU64::new(1),
+                shutdown: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Loads every pipeline in the store. A corrupt document fails the
+    /// load (it is reported, never overwritten).
+    pub async fn load_all(&self) -> Result<usize, CoordinatorError> {
+        let names = self.inner.store.list().await?;
+        for name in &names {
+            self.cell(name).await?;
+        }
+        Ok(names.len())
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.inner.config
+    }
+
+    /// Metric handles.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Description of the store.
+    pub fn store_description(&self) -> String {
+        self.inner.store.describe()
+    }
+
+    /// Ends every session and stops the pipeline tasks.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`Coordinator::shutdown`] was called.
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.shutdown.subscribe();
+        // An error means the sender is gone: the coordinator is gone too.
+        let _ = rx.wait_for(|&stopping| stopping).await;
+    }
+
+    /// A new session id.
+    pub fn next_session_id(&self) -> SessionId {
+        SessionId(self.inner.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Names of the pipelines served, sorted.
+    pub fn pipeline_names(&self) -> Vec<PipelineName> {
+        let mut names: Vec<_> = self.read_pipelines().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn read_pipelines(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<PipelineName, Arc<PipelineCell>>> {
+        self.inner
+            .pipelines
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cached(&self, name: &PipelineName) -> Option<Arc<PipelineCell>> {
+        self.read_pipelines().get(name).cloned()
+    }
+
+    /// The pipeline `name`, loaded from the store if needed.
+    pub async fn cell(&self, name: &PipelineName) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        if let Some(cell) = self.cached(name) {
+            return Ok(cell);
+        }
+        let _create = self.inner.create.lock().await;
+        if let Some(cell) = self.cached(name) {
+            return Ok(cell);
+        }
+        let stored = self
+            .inner
+            .store
+            .load(name)
+            .await?
+            .ok_or_else(|| CoordinatorError::UnknownPipeline(name.clone()))?;
+        Ok(self.adopt(stored))
+    }
+
+    /// The pipeline `name`, created in the store (owned by `owner`) if it
+    /// does not exist yet.
+    pub async fn ensure(
+        &self,
+        name: &PipelineName,
+        owner: Colour,
+    ) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        match self.cell(name).await {
+            Err(CoordinatorError::UnknownPipeline(_)) => {}
+            other => return other,
+        }
+        let _create = self.inner.create.lock().await;
+        if let Some(cell) = self.cached(name) {
+            return Ok(cell);
+        }
+        let doc = PipelineDoc::new(name.clone(), owner, self.inner.config.horizon);
+        let stored = match self.inner.store.compare_and_swap(name, None, &doc).await? {
+            CasOutcome::Written(version) => {
+                info!(pipeline = %name, %owner, "created pipeline");
+                Stored { version, doc }
+            }
+            CasOutcome::Conflict(Some(stored)) => stored,
+            CasOutcome::Conflict(None) => {
+                return Err(CoordinatorError::Contention {
+                    pipeline: name.clone(),
+                    attempts: 1,
+                });
+            }
+        };
+        Ok(self.adopt(stored))
+    }
+
+    fn adopt(&self, stored: Stored) -> Arc<PipelineCell> {
+        let name = stored.doc.name.clone();
+        let cell = Arc::new(PipelineCell {
+            name: name.clone(),
+            published: watch::channel(Arc::new(Published::encode(&stored.doc))).0,
+            state: Mutex::new(CellState {
+                core: PipelineState::new(stored.doc),
+                version: stored.version,
+            }),
+            write: tokio::sync::Mutex::new(()),
+            changed: watch::channel(0).0,
+            wake: Notify::new(),
+        });
+        self.inner
+            .pipelines
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), cell.clone());
+        self.record_epoch(&cell);
+        let span = info_span!("pipeline", pipeline = %name);
+        tokio::spawn(self.clone().drive(cell.clone()).instrument(span.clone()));
+        tokio::spawn(self.clone().watch_store(cell.clone()).instrument(span));
+        cell
+    }
+
+    fn record_epoch(&self, cell: &PipelineCell) {
+        let epoch = cell.lock().core.doc().epoch();
+        self.inner
+            .metrics
+            .epoch
+            .get_or_create(&PipelineLabel {
+                pipeline: cell.name.to_string(),
+            })
+            .set(i64::try_from(epoch.0).unwrap_or(i64::MAX));
+    }
+
+    /// Installs a stored document and publishes it if it is newer.
+    fn install(&self, cell: &PipelineCell, stored: Stored) -> Result<Installed, CoordinatorError> {
+        let mut state = cell.lock();
+        let installed = state.core.install(stored.doc)?;
+        state.version = stored.version;
+        if installed == Installed::Advanced {
+            let doc = state.core.doc();
+            debug!(epoch = %doc.epoch(), horizon = %doc.horizon(), "installed");
+            cell.published
+                .send_replace(Arc::new(Published::encode(doc)));
+            drop(state);
+            cell.touch();
+            self.record_epoch(cell);
+        }
+        Ok(installed)
+    }
+
+    /// Proposes with `propose` and writes the result through the store,
+    /// retrying on lost compare-and-swaps. `Ok(None)`: nothing to write.
+    pub async fn write(
+        &self,
+        cell: &PipelineCell,
+        propose: impl Fn(&PipelineState) -> Result<Option<PipelineDoc>, CoreError>,
+    ) -> Result<Option<PipelineDoc>, CoordinatorError> {
+        let _writer = cell.write.lock().await;
+        let attempts = self.inner.config.cas_attempts;
+        let label = |outcome| WriteLabel {
+            pipeline: cell.name.to_string(),
+            outcome,
+        };
+        for _ in 0..attempts {
+            let (next, version) = {
+                let state = cell.lock();
+                (propose(&state.core)?, state.version.clone())
+            };
+            let Some(next) = next else { return Ok(None) };
+            let outcome = self
+                .inner
+                .store
+                .compare_and_swap(&cell.name, Some(&version), &next)
+                .await;
+            match outcome {
+                Ok(CasOutcome::Written(version)) => {
+                    self.inner
+                        .metrics
+                        .store_writes
+                        .get_or_create(&label("written"))
+                        .inc();
+                    self.install(
+                        cell,
+                        Stored {
+                            version,
+                            doc: next.clone(),
+                        },
+                    )?;
+                    return Ok(Some(next));
+                }
+                Ok(CasOutcome::Conflict(Some(current))) => {
+                    self.inner
+                        .metrics
+                        .store_writes
+                        .get_or_create(&label("conflict"))
+                        .inc();
+                    debug!(version = %current.version, "lost compare-and-swap; reloading");
+                    self.install(cell, current)?;
+                }
+                Ok(CasOutcome::Conflict(None)) => {
+                    return Err(CoordinatorError::UnknownPipeline(cell.name.clone()));
+                }
+                Err(e) => {
+                    self.inner
+                        .metrics
+                        .store_writes
+                        .get_or_create(&label("error"))
+                        .inc();
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(CoordinatorError::Contention {
+            pipeline: cell.name.clone(),
+            attempts,
+        })
+    }
+
+    /// Reloads the stored document (a client holds a newer epoch than ours).
+    pub async fn refresh(&self, cell: &PipelineCell) -> Result<(), CoordinatorError> {
+        if let Some(stored) = self.inner.store.load(&cell.name).await? {
+            self.install(cell, stored)?;
+        }
+        Ok(())
+    }
+
+    async fn drive(self, cell: Arc<PipelineCell>) {
+        loop {
+            tokio::select! {
+                _ = cell.wake.notified() => {}
+                _ = self.stopped() => return,
+            }
+            if let Err(e) = self.write(&cell, |core| Ok(core.propose_automatic())).await {
+                warn!(error = %e, "automatic plan change failed; retrying");
+                tokio::time::sleep(self.inner.config.retry_backoff).await;
+                cell.wake.notify_one();
+            }
+        }
+    }
+
+    async fn watch_store(self, cell: Arc<PipelineCell>) {
+        let mut changes = self.inner.store.watch(&cell.name);
+        loop {
+            let next = tokio::select! {
+                next = changes.next() => next,
+                _ = self.stopped() => return,
+            };
+            match next {
+                None => return,
+                Some(Ok(Some(stored))) => {
+                    let newer = stored.doc.epoch() > cell.lock().core.doc().epoch();
+                    if newer {
+                        let _writer = cell.write.lock().await;
+                        match self.install(&cell, stored) {
+                            Ok(_) => info!("installed a document written by another writer"),
+                            Err(e) => warn!(error = %e, "refused a stored document"),
+                        }
+                    }
+                }
+                Some(Ok(None)) => {}
+                Some(Err(e)) => warn!(error = %e, "store watch failed"),
+            }
+        }
+    }
+
+    // --- gate sessions -------------------------------------------------
+
+    /// Registers `gates` (all of pipeline `name`) on `session`; the client
+    /// holds `held` of that pipeline.
+    pub async fn attach(
+        &self,
+        session: SessionId,
+        name: &PipelineName,
+        gates: &[GateIdentity],
+        held: Epoch,
+    ) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        let owner = gates
+            .first()
+            .map(|g| g.colour)
+            .ok_or_else(|| CoordinatorError::Protocol("no gate to attach".into()))?;
+        let cell = self.ensure(name, owner).await?;
+        if held > cell.lock().core.doc().epoch()
+            && let Err(e) = self.refresh(&cell).await
+        {
+            warn!(pipeline = %name, error = %e, "client is ahead of us and the store could not be read");
+        }
+        cell.with_core(|core| core.attach(session, gates, held))?;
+        self.inner.metrics.gates.inc_by(gates.len() as i64);
+        Ok(cell)
+    }
+
+    /// Removes gates from a session.
+    pub fn detach(
+        &self,
+        session: SessionId,
+        cell: &PipelineCell,
+        gates: &[GateKey],
+    ) -> Result<(), CoordinatorError> {
+        cell.with_core(|core| core.detach(session, gates))?;
+        self.inner.metrics.gates.dec_by(gates.len() as i64);
+        Ok(())
+    }
+
+    /// The session ended; `gates` is how many it still carried.
+    pub fn close_session(&self, session: SessionId, cell: &PipelineCell, gates: usize) {
+        cell.with_core(|core| core.close_session(session));
+        self.inner.metrics.gates.dec_by(gates as i64);
+        cell.wake.notify_one();
+    }
+
+    /// The session installed `epoch`.
+    pub fn ack(
+        &self,
+        session: SessionId,
+        cell: &PipelineCell,
+        epoch: Epoch,
+    ) -> Result<(), CoordinatorError> {
+        cell.with_core(|core| core.ack(session, epoch))?;
+        Ok(())
+    }
+
+    /// A gate's progress.
+    pub fn progress(
+        &self,
+        session: SessionId,
+        cell: &PipelineCell,
+        gate: &GateKey,
+        progress: GateProgress,
+    ) -> Result<(), CoordinatorError> {
+        cell.with_core(|core| core.progress(session, gate, progress))?;
+        cell.wake.notify_one();
+        Ok(())
+    }
+
+    /// A gate holds `key`.
+    pub fn horizon_request(
+        &self,
+        session: SessionId,
+        cell: &PipelineCell,
+        gate: &GateKey,
+        key: Key,
+        watermark: Key,
+    ) -> Result<(), CoordinatorError> {
+        cell.with_core(|core| core.horizon_request(session, gate, key, watermark))?;
+        cell.wake.notify_one();
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! An in-memory store: for tests, simulations and several coordinators in
+//! one process. Watches are `tokio::sync::watch` channels (latest value).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cutover_core::{PipelineDoc, PipelineName};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
+
+use super::{CasOutcome, Store, StoreError, Stored, Version};
+
+/// Documents in a map, versions from a counter.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    revision: u64,
+    docs: HashMap<PipelineName, watch::Sender<Option<Stored>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sender(inner: &mut Inner, name: &PipelineName) -> watch::Sender<Option<Stored>> {
+        inner
+            .docs
+            .entry(name.clone())
+            .or_insert_with(|| watch::channel(None).0)
+            .clone()
+    }
+}
+
+impl Store for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<PipelineName>, StoreError>> {
+        let mut names: Vec<_> = self
+            .lock()
+            .docs
+            .iter()
+            .filter(|(_, tx)| tx.borrow().is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        Box::pin(async move { Ok(names) })
+    }
+
+    fn load<'a>(
+        &'a self,
+        name: &'a PipelineName,
+    ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
+        let stored = self
+            .lock()
+            .docs
+            .get(name)
+            .and_then(|tx| tx.borrow().clone());
+        Box::pin(async move { Ok(stored) })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        name: &'a PipelineName,
+        expected: Option<&'a Version>,
+        doc: &'a PipelineDoc,
+    ) -> BoxFuture<'a, Result<CasOutcome, StoreError>> {
+        let mut inner = self.lock();
+        let tx = Self::sender(&mut inner, name);
+        let current = tx.borrow().clone();
+        let outcome = if current.as_ref().map(|s| &s.version) != expected {
+            CasOutcome::Conflict(current)
+        } else {
+            inner.revision += 1;
+            let version = Version::new(inner.revision.to_string());
+            tx.send_replace(Some(Stored {
+                version: version.clone(),
+                doc: doc.clone(),
+            }));
+            CasOutcome::Written(version)
+        };
+        Box::pin(async move { Ok(outcome) })
+    }
+
+    fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
+        let rx = Self::sender(&mut self.lock(), name).subscribe();
+        WatchStream::new(rx).map(Ok).boxed()
+    }
+}

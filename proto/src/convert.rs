@@ -1,0 +1,325 @@
+//! The one place where protobuf messages become domain types and back.
+//! Every field read from the wire is checked; a bad one is a [`ConvertError`]
+//! naming the field.
+
+use cutover_core::{
+    Colour, ColourGates, CoreError, CutoverAt, Epoch, GateIdentity, GateKey, GateProgress, Key,
+    Mode, Phase, PipelineName, PipelineStatus, Plan, ScheduleRequest, Segment, Timeline,
+    Transition,
+};
+
+use crate::v1;
+
+/// A message from the wire that does not make a valid domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// A required field is missing.
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    /// A field holds a value outside its domain.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The value breaks a domain rule.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+/// Reads a colour field.
+pub fn colour_from(field: &'static str, raw: i32) -> Result<Colour, ConvertError> {
+    match v1::Colour::try_from(raw) {
+        Ok(v1::Colour::Blue) => Ok(Colour::Blue),
+        Ok(v1::Colour::Green) => Ok(Colour::Green),
+        _ => Err(ConvertError::Invalid {
+            field,
+            reason: format!("{raw} is not BLUE or GREEN"),
+        }),
+    }
+}
+
+/// Writes a colour field.
+pub fn colour_to(colour: Colour) -> i32 {
+    match colour {
+        Colour::Blue => v1::Colour::Blue as i32,
+        Colour::Green => v1::Colour::Green as i32,
+    }
+}
+
+/// Reads a decision mode (unspecified means EVENT_TIME).
+pub fn mode_from(raw: i32) -> Result<Mode, ConvertError> {
+    match v1::DecisionMode::try_from(raw) {
+        Ok(v1::DecisionMode::Unspecified | v1::DecisionMode::EventTime) => Ok(Mode::EventTime),
+        Ok(v1::DecisionMode::Watermark) => Ok(Mode::Watermark),
+        Err(_) => Err(ConvertError::Invalid {
+            field: "mode",
+            reason: format!("{raw} is not a decision mode"),
+        }),
+    }
+}
+
+/// Writes a decision mode.
+pub fn mode_to(mode: Mode) -> i32 {
+    match mode {
+        Mode::EventTime => v1::DecisionMode::EventTime as i32,
+        Mode::Watermark => v1::DecisionMode::Watermark as i32,
+    }
+}
+
+/// Writes a phase.
+pub fn phase_to(phase: Option<Phase>) -> i32 {
+    (match phase {
+        None => v1::Phase::Unspecified,
+        Some(Phase::Scheduled) => v1::Phase::Scheduled,
+        Some(Phase::CuttingOver) => v1::Phase::CuttingOver,
+        Some(Phase::Drained) => v1::Phase::Drained,
+        Some(Phase::Completed) => v1::Phase::Completed,
+        Some(Phase::Aborted) => v1::Phase::Aborted,
+        Some(Phase::Superseded) => v1::Phase::Superseded,
+    }) as i32
+}
+
+/// Reads a phase.
+pub fn phase_from(raw: i32) -> Option<Phase> {
+    match v1::Phase::try_from(raw).ok()? {
+        v1::Phase::Unspecified => None,
+        v1::Phase::Scheduled => Some(Phase::Scheduled),
+        v1::Phase::CuttingOver => Some(Phase::CuttingOver),
+        v1::Phase::Drained => Some(Phase::Drained),
+        v1::Phase::Completed => Some(Phase::Completed),
+        v1::Phase::Aborted => Some(Phase::Aborted),
+        v1::Phase::Superseded => Some(Phase::Superseded),
+    }
+}
+
+/// Reads a pipeline name.
+pub fn pipeline_from(raw: &str) -> Result<PipelineName, ConvertError> {
+    Ok(PipelineName::new(raw)?)
+}
+
+/// Writes a plan.
+pub fn plan_to(plan: &Plan) -> v1::Plan {
+    v1::Plan {
+        segments: plan
+            .timeline
+            .segments()
+            .iter()
+            .map(|s| v1::Segment {
+                start: s.start.0,
+                owner: colour_to(s.owner),
+            })
+            .collect(),
+        horizon: plan.horizon.0,
+        epoch: plan.epoch.0,
+        mode: mode_to(plan.mode),
+    }
+}
+
+/// Reads a plan.
+pub fn plan_from(plan: &v1::Plan) -> Result<Plan, ConvertError> {
+    let segments = plan
+        .segments
+        .iter()
+        .map(|s| {
+            Ok(Segment {
+                start: Key(s.start),
+                owner: colour_from("plan.segments.owner", s.owner)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ConvertError>>()?;
+    Ok(Plan {
+        timeline: Timeline::from_segments(segments)?,
+        horizon: Key(plan.horizon),
+        epoch: Epoch(plan.epoch),
+        mode: mode_from(plan.mode)?,
+    })
+}
+
+/// Reads a gate identity.
+pub fn gate_identity_from(g: &v1::GateIdentity) -> Result<GateIdentity, ConvertError> {
+    let identity = GateIdentity {
+        pipeline: pipeline_from(&g.pipeline)?,
+        colour: colour_from("gate.colour", g.colour)?,
+        job_id: g.job_id.clone(),
+        gate_uid: g.gate_uid.clone(),
+        subtask_index: g.subtask_index,
+        parallelism: g.parallelism,
+        attempt: g.attempt,
+    };
+    identity.validate()?;
+    Ok(identity)
+}
+
+/// Writes a gate identity.
+pub fn gate_identity_to(g: &GateIdentity) -> v1::GateIdentity {
+    v1::GateIdentity {
+        pipeline: g.pipeline.to_string(),
+        colour: colour_to(g.colour),
+        job_id: g.job_id.clone(),
+        gate_uid: g.gate_uid.clone(),
+        subtask_index: g.subtask_index,
+        parallelism: g.parallelism,
+        attempt: g.attempt,
+    }
+}
+
+/// Reads a gate reference.
+pub fn gate_ref_from(g: Option<&v1::GateRef>) -> Result<(PipelineName, GateKey), ConvertError> {
+    let g = g.ok_or(ConvertError::Missing("gate"))?;
+    Ok((
+        pipeline_from(&g.pipeline)?,
+        GateKey {
+            colour: colour_from("gate.colour", g.colour)?,
+            gate_uid: g.gate_uid.clone(),
+            subtask_index: g.subtask_index,
+        },
+    ))
+}
+
+/// Writes a gate reference.
+pub fn gate_ref_to(pipeline: &PipelineName, key: &GateKey) -> v1::GateRef {
+    v1::GateRef {
+        pipeline: pipeline.to_string(),
+        colour: colour_to(key.colour),
+        gate_uid: key.gate_uid.clone(),
+        subtask_index: key.subtask_index,
+    }
+}
+
+/// Reads a gate's progress.
+pub fn progress_from(p: &v1::GateProgress) -> GateProgress {
+    GateProgress {
+        watermark: Key(p.watermark),
+        max_key: Key(p.max_key),
+        emitted: p.emitted,
+        dropped: p.dropped,
+        held: p.held,
+        idle: p.idle,
+        finished: p.finished,
+        lowest_held: p.lowest_held_key.map(Key),
+    }
+}
+
+/// Reads a schedule request.
+pub fn schedule_from(
+    r: &v1::ScheduleTransitionRequest,
+) -> Result<(PipelineName, ScheduleRequest), ConvertError> {
+    let at = match r.at {
+        Some(v1::schedule_transition_request::At::Key(key)) => CutoverAt::Key(Key(key)),
+        Some(v1::schedule_transition_request::At::Earliest(true)) => CutoverAt::Earliest,
+        _ => return Err(ConvertError::Missing("at (a key, or earliest = true)")),
+    };
+    Ok((
+        pipeline_from(&r.pipeline)?,
+        ScheduleRequest {
+            target: colour_from("target", r.target)?,
+            at,
+            mode: mode_from(r.mode)?,
+            allowed_lateness: r.allowed_lateness,
+            auto_promote: r.auto_promote,
+        },
+    ))
+}
+
+fn transition_to(t: &Transition, horizon: Key) -> v1::Transition {
+    v1::Transition {
+        id: t.id.0,
+        from: colour_to(t.from),
+        to: colour_to(t.to),
+        at: t.at.0,
+        mode: mode_to(t.mode),
+        allowed_lateness: t.allowed_lateness,
+        auto_promote: t.auto_promote,
+        promoted: t.promoted,
+        phase: phase_to(Some(t.phase(horizon))),
+    }
+}
+
+fn colour_gates_to(colour: Colour, g: &ColourGates) -> v1::ColourGates {
+    v1::ColourGates {
+        colour: colour_to(colour),
+        expected: g.expected,
+        connected: g.connected,
+        acked: g.acked,
+        lowest_watermark: g.lowest_watermark.0,
+        highest_watermark: g.highest_watermark.0,
+        emitted: g.emitted,
+        dropped: g.dropped,
+        held: g.held,
+    }
+}
+
+/// Writes a pipeline status.
+pub fn status_to(s: &PipelineStatus) -> v1::PipelineStatus {
+    v1::PipelineStatus {
+        pipeline: s.name.to_string(),
+        plan: Some(plan_to(&s.plan)),
+        transition: s
+            .transition
+            .as_ref()
+            .map(|t| transition_to(t, s.plan.horizon)),
+        phase: phase_to(s.phase),
+        active: colour_to(s.active),
+        blue: Some(colour_gates_to(Colour::Blue, &s.blue)),
+        green: Some(colour_gates_to(Colour::Green, &s.green)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_round_trips() {
+        let plan = Plan {
+            timeline: Timeline::new(Colour::Green)
+                .with_appended(Key(5), Colour::Blue)
+                .expect("valid"),
+            horizon: Key(9),
+            epoch: Epoch(4),
+            mode: Mode::Watermark,
+        };
+        assert_eq!(plan_from(&plan_to(&plan)), Ok(plan));
+    }
+
+    #[test]
+    fn gate_identity_round_trips_and_bad_fields_are_named() {
+        let g = GateIdentity {
+            pipeline: PipelineName::new("p").expect("valid"),
+            colour: Colour::Blue,
+            job_id: "j".into(),
+            gate_uid: "u".into(),
+            subtask_index: 1,
+            parallelism: 2,
+            attempt: 3,
+        };
+        assert_eq!(gate_identity_from(&gate_identity_to(&g)), Ok(g.clone()));
+        let mut raw = gate_identity_to(&g);
+        raw.colour = 0;
+        let err = gate_identity_from(&raw).expect_err("unspecified colour");
+        assert!(err.to_string().contains("gate.colour"), "{err}");
+        let mut raw = gate_identity_to(&g);
+        raw.subtask_index = 2;
+        assert!(matches!(
+            gate_identity_from(&raw),
+            Err(ConvertError::Core(CoreError::InvalidGate { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_plan_with_a_broken_timeline_is_refused() {
+        let raw = v1::Plan {
+            segments: vec![v1::Segment {
+                start: 3,
+                owner: colour_to(Colour::Blue),
+            }],
+            horizon: 0,
+            epoch: 1,
+            mode: 0,
+        };
+        assert!(plan_from(&raw).is_err());
+    }
+}
