@@ -1,0 +1,112 @@
+//! The process-wide client: one coordinator session for every gate handle.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use cutover_core::{GateIdentity, PipelineName, Plan};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::Endpoint;
+
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::gate::Gate;
+use crate::shared::{Command, GateShared, Shared};
+
+/// A connection to the coordinator shared by every gate of the process.
+pub struct Client {
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Starts the session task (on the current tokio runtime). Returns at
+    /// once; gates hold until the first plan arrives.
+    pub fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let endpoint = Endpoint::from_shared(config.endpoint.clone())
+            .map_err(|e| ClientError::InvalidEndpoint {
+                endpoint: config.endpoint.clone(),
+                reason: e.to_string(),
+            })?
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let (commands, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config,
+            pipelines: Mutex::new(HashMap::new()),
+            gates: Mutex::new(BTreeMap::new()),
+            commands,
+            urgent: Notify::new(),
+            connected: watch::channel(false).0,
+            stop: watch::channel(false).0,
+            sessions_opened: AtomicU64::new(0),
+        });
+        let task = tokio::spawn(crate::session::run(shared.clone(), endpoint, rx));
+        Ok(Client {
+            shared,
+            task: Some(task),
+        })
+    }
+
+    /// Registers a gate. Fails if the identity is malformed or already
+    /// registered in this client.
+    pub fn gate(&self, identity: GateIdentity) -> Result<Gate, ClientError> {
+        identity.validate()?;
+        let key = (identity.pipeline.clone(), identity.key());
+        let slot = self.shared.slot(&identity.pipeline);
+        let gate = Arc::new(GateShared::new(identity));
+        {
+            let mut gates = self.shared.gates();
+            if gates.contains_key(&key) {
+                return Err(ClientError::DuplicateGate(key.1.to_string()));
+            }
+            gates.insert(key, gate.clone());
+        }
+        self.shared
+            .commands
+            .send(Command::Attach(gate.clone()))
+            .map_err(|_| ClientError::Closed)?;
+        Ok(Gate::new(self.shared.clone(), slot, gate))
+    }
+
+    /// `true` while a session is open.
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.shared.connected.subscribe()
+    }
+
+    /// Sessions opened so far (1 + reconnections).
+    pub fn sessions_opened(&self) -> u64 {
+        self.shared
+            .sessions_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The plan held for `pipeline`, if any.
+    pub fn plan(&self, pipeline: &PipelineName) -> Option<Arc<Plan>> {
+        self.shared.existing_slot(pipeline)?.plan.load_full()
+    }
+
+    /// Waits until the plan held for `pipeline` reaches `epoch` or later.
+    pub async fn wait_for_epoch(&self, pipeline: &PipelineName, epoch: cutover_core::Epoch) {
+        let mut installed = self.shared.slot(pipeline).installed.subscribe();
+        let _ = installed.wait_for(|&e| e >= epoch).await;
+    }
+
+    /// Sends a last progress report and closes the session.
+    pub async fn shutdown(mut self) {
+        self.shared.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.stop.send_replace(true);
+    }
+}

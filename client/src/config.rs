@@ -1,0 +1,60 @@
+//! Client settings, builder style.
+
+use std::time::Duration;
+
+/// Settings of a [`crate::Client`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub(crate) endpoint: String,
+    pub(crate) client_name: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) reconnect_min: Duration,
+    pub(crate) reconnect_max: Duration,
+    pub(crate) progress_interval: Duration,
+}
+
+impl ClientConfig {
+    /// Settings for the coordinator at `endpoint` (`http://host:port`).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        ClientConfig {
+            endpoint: endpoint.into(),
+            client_name: default_client_name(),
+            connect_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(5),
+            progress_interval: Duration::from_millis(200),
+        }
+    }
+
+    /// Name of this process in the coordinator's logs.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self
+    }
+
+    /// Time allowed for one connection attempt.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Back-off between reconnection attempts: starts at `min`, doubles up
+    /// to `max`, each wait jittered between half and all of it.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_min = min;
+        self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// How often gates' progress is reported (it is also reported at once
+    /// when a gate holds a record or nears the horizon).
+    pub fn progress_interval(mut self, interval: Duration) -> Self {
+        self.progress_interval = interval;
+        self
+    }
+}
+
+fn default_client_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("{host}/{}", std::process::id())
+}
