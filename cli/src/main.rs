@@ -1,1 +1,68 @@
-fn main() {}
+//! The `cutover` command: `serve` runs a coordinator, `demo` runs a whole
+//! Blue/Green cutover on this machine and checks it.
+
+mod logging;
+mod serve;
+
+use cutover_cli::demo;
+
+use clap::{Parser, Subcommand};
+
+/// Zero-downtime Blue/Green cutovers for Apache Flink pipelines.
+#[derive(Parser)]
+#[command(name = "cutover", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "CUTOVER_LOG_FORMAT",
+        default_value = "plain"
+    )]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a coordinator: gate and control gRPC services, health, reflection
+    /// and Prometheus metrics.
+    Serve(serve::ServeArgs),
+    /// Run a cutover between two simulated jobs against an embedded
+    /// coordinator and print what each colour emitted.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                logging::init(cli.log_format, "info");
+                args.run().await
+            }
+            Command::Demo(args) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -145,8 +145,14 @@ impl Gate {
     }
 
     /// Publishes the counters and the subtask's watermark; reports at once
-    /// if the watermark nears the horizon.
+    /// if the watermark nears the horizon. `Key::MAX` (Flink's end-of-input
+    /// watermark) marks the input finished instead: it must not drive the
+    /// horizon to infinity.
     pub fn observe_watermark(&mut self, watermark: Key) {
+        if watermark == Key::MAX {
+            self.finish();
+            return;
+        }
         let previous = self
             .gate
             .watermark

@@ -22,6 +22,9 @@ use tracing::{debug, info, warn};
 use crate::apply::{Applied, Frame, apply};
 use crate::shared::{Command, GateShared, NONE_HELD, Shared};
 
+/// Gates registered on the current session.
+type Announced = HashSet<(PipelineName, GateKey)>;
+
 /// How a connection ended.
 enum Ended {
     /// The client is shutting down.
@@ -81,7 +84,7 @@ async fn connection(
     };
     let mut client = GateServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let (tx, rx) = mpsc::channel::<v1::ClientMessage>(64);
-    let mut announced: HashSet<(PipelineName, GateKey)> = HashSet::new();
+    let mut announced: Announced = HashSet::new();
     let gates: Vec<Arc<GateShared>> = shared.gates().values().cloned().collect();
     let hello = v1::Hello {
         client_name: shared.config.client_name.clone(),
@@ -117,7 +120,7 @@ async fn connection(
     loop {
         tokio::select! {
             _ = stopped(shared) => {
-                let _ = tx.send(message(Kind::Progress(progress(shared, true)))).await;
+                let _ = tx.send(message(Kind::Progress(progress(shared, &announced, true)))).await;
                 return Ended::Stopped;
             }
             frame = inbound.message() => match frame {
@@ -156,17 +159,17 @@ async fn connection(
                 }
             }
             _ = ticker.tick() => {
-                let report = progress(shared, false);
+                let report = progress(shared, &announced, false);
                 if !report.gates.is_empty() && tx.send(message(Kind::Progress(report))).await.is_err() {
                     return Ended::Failed { served: true };
                 }
             }
             _ = shared.urgent.notified() => {
-                let report = progress(shared, false);
+                let report = progress(shared, &announced, false);
                 if !report.gates.is_empty() && tx.send(message(Kind::Progress(report))).await.is_err() {
                     return Ended::Failed { served: true };
                 }
-                for request in horizon_requests(shared) {
+                for request in horizon_requests(shared, &announced) {
                     if tx.send(message(Kind::HorizonRequest(request))).await.is_err() {
                         return Ended::Failed { served: true };
                     }
@@ -230,10 +233,14 @@ fn receive(shared: &Shared, frame: v1::ServerMessage) -> Option<Result<v1::Ack, 
     }
 }
 
-fn progress(shared: &Shared, all: bool) -> v1::Progress {
+/// Progress of the gates announced on this session (a gate registered since
+/// is reported once its attach went out, never before).
+fn progress(shared: &Shared, announced: &Announced, all: bool) -> v1::Progress {
     let gates = shared
         .gates()
-        .values()
+        .iter()
+        .filter(|(key, _)| announced.contains(*key))
+        .map(|(_, g)| g)
         .filter(|g| g.dirty.swap(false, Ordering::Relaxed) || all)
         .map(|g| {
             let p = g.progress();
@@ -253,11 +260,12 @@ fn progress(shared: &Shared, all: bool) -> v1::Progress {
     v1::Progress { gates }
 }
 
-fn horizon_requests(shared: &Shared) -> Vec<v1::HorizonRequest> {
+fn horizon_requests(shared: &Shared, announced: &Announced) -> Vec<v1::HorizonRequest> {
     shared
         .gates()
-        .values()
-        .filter_map(|g| {
+        .iter()
+        .filter(|(key, _)| announced.contains(*key))
+        .filter_map(|(_, g)| {
             let lowest = g.lowest_held.load(Ordering::Relaxed);
             (lowest != NONE_HELD).then(|| v1::HorizonRequest {
                 gate: Some(gate_ref_to(&g.identity.pipeline, &g.identity.key())),

@@ -174,7 +174,11 @@ async fn handle(
         }
         Some(Kind::Ack(ack)) => {
             let pipeline = pipeline_from(&ack.pipeline)?;
-            let joined = joined(guard, &pipeline)?;
+            // An ack may cross the detach of the session's last gate of the
+            // pipeline: nothing to record then.
+            let Some(joined) = guard.joined.get_mut(&pipeline) else {
+                return Ok(());
+            };
             if ack.epoch > joined.sent.0 {
                 return Err(CoordinatorError::AckNeverSent {
                     pipeline,

@@ -1,0 +1,367 @@
+//! `cutover demo`: an embedded coordinator, two simulated jobs (GREEN and
+//! BLUE, different parallelism, different partitioning, independent
+//! watermark timing) replaying one out-of-order stream, a cutover at
+//! EARLIEST while both run, and a check that every record was emitted by
+//! exactly one colour.
+
+pub mod job;
+pub mod stream;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cutover_client::{Colour, PipelineName};
+use cutover_coordinator::metrics::WriteLabel;
+use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
+use cutover_core::{Epoch, HorizonPolicy};
+use cutover_proto::v1;
+use cutover_proto::v1::control_service_client::ControlServiceClient;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::store_spec::StoreSpec;
+use job::{JobSpec, run_job};
+use stream::StreamSpec;
+
+/// Flags of `cutover demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Records in the stream.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u32,
+    /// Parallelism of the GREEN (old) job.
+    #[arg(long, default_value_t = 4)]
+    pub green_parallelism: u32,
+    /// Parallelism of the BLUE (new) job.
+    #[arg(long, default_value_t = 6)]
+    pub blue_parallelism: u32,
+    /// Store of the embedded coordinator: `file:PATH` or `memory`; a file
+    /// store in a temporary folder when absent.
+    #[arg(long)]
+    pub store: Option<StoreSpec>,
+    /// Horizon window of the embedded coordinator (event time).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub horizon_window: Duration,
+    /// Decide on the gate's watermark (WATERMARK mode) instead of the
+    /// record's timestamp (EVENT_TIME, the default).
+    #[arg(long)]
+    pub watermark_mode: bool,
+    /// Seed of the stream and of the watermark timing.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print the summary as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The demo's figures.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Records in the stream.
+    pub records: u32,
+    /// Records emitted by BLUE.
+    pub emitted_blue: usize,
+    /// Records emitted by GREEN.
+    pub emitted_green: usize,
+    /// Extra emissions of records emitted more than once.
+    pub duplicates: usize,
+    /// Records emitted by neither colour.
+    pub gaps: usize,
+    /// Decision mode.
+    pub mode: &'static str,
+    /// Cutover key (event time, ms).
+    pub cutover_key: i64,
+    /// Epoch of the schedule.
+    pub schedule_epoch: u64,
+    /// Epoch at the end.
+    pub final_epoch: u64,
+    /// Schedule call to every gate client holding its epoch (acks follow at once).
+    pub schedule_to_all_acked_ms: f64,
+    /// Schedule call to DRAINED.
+    pub schedule_to_drained_ms: f64,
+    /// Store writes of the pipeline over the whole run.
+    pub store_writes: u64,
+    /// GREEN parallelism.
+    pub green_parallelism: u32,
+    /// BLUE parallelism.
+    pub blue_parallelism: u32,
+    /// Most records one subtask held at once.
+    pub max_held: usize,
+    /// Where the plan was stored.
+    pub store: String,
+    /// Wall time of the run.
+    pub wall_ms: f64,
+}
+
+/// Event time is in milliseconds.
+pub fn window_millis(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl DemoArgs {
+    /// Runs the demo and prints the summary; exit code 1 on any duplicate
+    /// or gap in EVENT_TIME mode.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let summary = self.execute().await?;
+        print_summary(&summary, self.json);
+        let failed = summary.duplicates > 0 || summary.gaps > 0;
+        Ok(if failed && !self.watermark_mode {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    /// Runs the demo and returns its figures.
+    pub async fn execute(&self) -> anyhow::Result<Summary> {
+        let started = Instant::now();
+        let tempdir = tempfile::tempdir().context("creating a temporary folder")?;
+        let spec = self
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreSpec::File(tempdir.path().join("state")));
+        let store = spec.open()?;
+        let description = store.describe();
+        let metrics = Metrics::default();
+        let config = CoordinatorConfig {
+            horizon: HorizonPolicy::with_window(window_millis(self.horizon_window)),
+            ..CoordinatorConfig::default()
+        };
+        let coordinator = Coordinator::new(store, config, metrics.clone());
+        coordinator.load_all().await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(coordinator, listener, async {
+            let _ = stopped.await;
+        }));
+
+        let pipeline = PipelineName::new(format!("demo-{}", self.seed))?;
+        let stream_spec = StreamSpec {
+            records: self.records,
+            start_ms: 1_700_000_000_000,
+            step_ms: 10,
+            jitter_ms: 1_000,
+            seed: self.seed,
+        };
+        let stream = Arc::new(stream_spec.generate());
+        let (epoch_tx, epoch_rx) = watch::channel::<Option<Epoch>>(None);
+        let job = |colour, parallelism, processes, salt, batch| JobSpec {
+            colour,
+            parallelism,
+            processes,
+            salt,
+            batch,
+            seed: self.seed ^ salt,
+            out_of_orderness_ms: stream_spec.out_of_orderness_ms(),
+        };
+
+        // GREEN runs first.
+        let green_done = Arc::new(AtomicUsize::new(0));
+        let green = tokio::spawn(run_job(
+            endpoint.clone(),
+            pipeline.clone(),
+            job(Colour::Green, self.green_parallelism, 2, 0x6EE7, 8),
+            stream.clone(),
+            green_done.clone(),
+            epoch_rx.clone(),
+        ));
+        let total = self.records as usize;
+        wait_until(|| green_done.load(Ordering::Relaxed) >= total / 4).await;
+
+        // BLUE starts from the beginning of the stream (an earlier position)
+        // and catches up faster.
+        let blue_done = Arc::new(AtomicUsize::new(0));
+        let blue = tokio::spawn(run_job(
+            endpoint.clone(),
+            pipeline.clone(),
+            job(Colour::Blue, self.blue_parallelism, 3, 0xB1E, 24),
+            stream.clone(),
+            blue_done.clone(),
+            epoch_rx,
+        ));
+        wait_until(|| blue_done.load(Ordering::Relaxed) >= total / 10).await;
+
+        let mut control = connect_control(&endpoint).await?;
+        let mode = if self.watermark_mode {
+            v1::DecisionMode::Watermark
+        } else {
+            v1::DecisionMode::EventTime
+        };
+        let scheduled_at = Instant::now();
+        let status = control
+            .schedule_transition(v1::ScheduleTransitionRequest {
+                pipeline: pipeline.to_string(),
+                target: v1::Colour::Blue as i32,
+                at: Some(v1::schedule_transition_request::At::Earliest(true)),
+                mode: mode as i32,
+                allowed_lateness: 0,
+                auto_promote: true,
+            })
+            .await
+            .context("scheduling the cutover")?
+            .into_inner();
+        let transition = status.transition.context("no transition in the status")?;
+        let schedule_epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
+        epoch_tx.send_replace(Some(Epoch(schedule_epoch)));
+
+        let drained_after = wait_for_phase(&mut control, &pipeline, v1::Phase::Drained).await?;
+        let drained_ms = drained_after.duration_since(scheduled_at).as_secs_f64() * 1e3;
+        control
+            .complete_transition(v1::CompleteTransitionRequest {
+                pipeline: pipeline.to_string(),
+            })
+            .await
+            .context("completing the transition")?;
+
+        let green = green.await.context("GREEN job panicked")??;
+        let blue = blue.await.context("BLUE job panicked")??;
+        let final_status = control
+            .get_pipeline(v1::GetPipelineRequest {
+                pipeline: pipeline.to_string(),
+            })
+            .await?
+            .into_inner();
+        let _ = stop.send(());
+        server.await.context("server task")??;
+
+        let mut counts = vec![0u8; total];
+        for &id in green.emitted.iter().chain(&blue.emitted) {
+            let slot = &mut counts[id as usize];
+            *slot = slot.saturating_add(1);
+        }
+        let duplicates = counts
+            .iter()
+            .map(|&c| usize::from(c.saturating_sub(1)))
+            .sum();
+        let gaps = counts.iter().filter(|&&c| c == 0).count();
+        let acked = green
+            .installed_at
+            .iter()
+            .chain(&blue.installed_at)
+            .max()
+            .map_or(f64::NAN, |t| {
+                t.duration_since(scheduled_at).as_secs_f64() * 1e3
+            });
+        let store_writes = metrics
+            .store_writes
+            .get_or_create(&WriteLabel {
+                pipeline: pipeline.to_string(),
+                outcome: "written",
+            })
+            .get();
+        Ok(Summary {
+            records: self.records,
+            emitted_blue: blue.emitted.len(),
+            emitted_green: green.emitted.len(),
+            duplicates,
+            gaps,
+            mode: if self.watermark_mode {
+                "WATERMARK"
+            } else {
+                "EVENT_TIME"
+            },
+            cutover_key: transition.at,
+            schedule_epoch,
+            final_epoch: final_status.plan.map_or(0, |p| p.epoch),
+            schedule_to_all_acked_ms: acked,
+            schedule_to_drained_ms: drained_ms,
+            store_writes,
+            green_parallelism: self.green_parallelism,
+            blue_parallelism: self.blue_parallelism,
+            max_held: green.max_held.max(blue.max_held),
+            store: description,
+            wall_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+async fn wait_until(condition: impl Fn() -> bool) {
+    // Polls job progress counters that have no event to await.
+    while !condition() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn connect_control(endpoint: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
+    Ok(ControlServiceClient::connect(endpoint.to_string()).await?)
+}
+
+/// Waits on `WatchPipeline` until the transition reaches `phase`.
+pub async fn wait_for_phase(
+    control: &mut ControlServiceClient<Channel>,
+    pipeline: &PipelineName,
+    phase: v1::Phase,
+) -> anyhow::Result<Instant> {
+    let mut statuses = control
+        .watch_pipeline(v1::WatchPipelineRequest {
+            pipeline: pipeline.to_string(),
+        })
+        .await?
+        .into_inner();
+    while let Some(status) = statuses.message().await? {
+        if status.phase == phase as i32 {
+            return Ok(Instant::now());
+        }
+    }
+    bail!("the status stream ended before {phase:?}")
+}
+
+fn print_summary(s: &Summary, json: bool) {
+    let ok = |n: usize| if n == 0 { "ok" } else { "FAIL" };
+    println!(
+        "cutover demo: {} records, {} mode, store {}",
+        s.records, s.mode, s.store
+    );
+    println!(
+        "  {:<34} {:>12}",
+        format!("emitted by GREEN (parallelism {})", s.green_parallelism),
+        s.emitted_green
+    );
+    println!(
+        "  {:<34} {:>12}",
+        format!("emitted by BLUE (parallelism {})", s.blue_parallelism),
+        s.emitted_blue
+    );
+    println!(
+        "  {:<34} {:>12}  {}",
+        "duplicates",
+        s.duplicates,
+        ok(s.duplicates)
+    );
+    println!("  {:<34} {:>12}  {}", "gaps", s.gaps, ok(s.gaps));
+    println!(
+        "  {:<34} {:>12}",
+        "cutover key (event time, ms)", s.cutover_key
+    );
+    println!("  {:<34} {:>12}", "epoch of the schedule", s.schedule_epoch);
+    println!("  {:<34} {:>12}", "epoch at the end", s.final_epoch);
+    println!(
+        "  {:<34} {:>9.1} ms",
+        "schedule -> all gates acked", s.schedule_to_all_acked_ms
+    );
+    println!(
+        "  {:<34} {:>9.1} ms",
+        "schedule -> DRAINED", s.schedule_to_drained_ms
+    );
+    println!(
+        "  {:<34} {:>12}",
+        "store writes (whole run)", s.store_writes
+    );
+    println!(
+        "  {:<34} {:>12}",
+        "most records held by one subtask", s.max_held
+    );
+    println!("  {:<34} {:>9.1} ms", "wall time", s.wall_ms);
+    if json {
+        match serde_json::to_string(s) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("cannot encode the summary: {e}"),
+        }
+    }
+}

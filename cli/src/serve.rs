@@ -1,0 +1,97 @@
+//! `cutover serve`: a coordinator on a port, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
+use cutover_core::HorizonPolicy;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use cutover_cli::demo::window_millis;
+use cutover_cli::store_spec::StoreSpec;
+
+/// Flags of `cutover serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address of the gRPC port (gate service, control service, health,
+    /// reflection).
+    #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint; `off` disables it.
+    #[arg(long, env = "CUTOVER_METRICS_LISTEN", default_value = "127.0.0.1:9700")]
+    metrics_listen: String,
+    /// Where pipeline plans are stored: `file:PATH` (one JSON document per
+    /// pipeline, the embedded default) or `memory` (lost on exit).
+    #[arg(long, env = "CUTOVER_STORE", default_value = "file:cutover-state")]
+    store: StoreSpec,
+    /// How far the horizon runs ahead of the gates' watermarks, in event
+    /// time (e.g. `10s`, `500ms`). Also the lead time of a cutover at
+    /// EARLIEST. Applies to pipelines this coordinator creates.
+    #[arg(long, env = "CUTOVER_HORIZON_WINDOW", default_value = "10s", value_parser = humantime::parse_duration)]
+    horizon_window: Duration,
+    /// Largest message accepted from a client, in bytes.
+    #[arg(long, env = "CUTOVER_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_message_bytes: usize,
+}
+
+impl ServeArgs {
+    /// Serves until a signal arrives.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let store = self.store.open()?;
+        let config = CoordinatorConfig {
+            horizon: HorizonPolicy::with_window(window_millis(self.horizon_window)),
+            max_message_bytes: self.max_message_bytes,
+            ..CoordinatorConfig::default()
+        };
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let coordinator = Coordinator::new(store, config, metrics);
+        let loaded = coordinator
+            .load_all()
+            .await
+            .context("loading stored pipelines")?;
+        info!(pipelines = loaded, "loaded stored pipelines");
+        if self.metrics_listen != "off" {
+            let listener = TcpListener::bind(&self.metrics_listen)
+                .await
+                .with_context(|| format!("binding metrics address {}", self.metrics_listen))?;
+            info!(address = %self.metrics_listen, "metrics endpoint");
+            tokio::spawn(cutover_coordinator::metrics::serve_metrics(
+                listener,
+                Arc::new(registry),
+            ));
+        }
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("binding {}", self.listen))?;
+        serve(coordinator, listener, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
