@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cutover_client::{
-    Client, ClientConfig, Colour, Decision, Gate, GateIdentity, Key, PipelineName,
+    Client, ClientConfig, Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineName,
 };
 use cutover_core::Epoch;
 use rand::rngs::StdRng;
@@ -136,29 +136,38 @@ async fn subtask(
     done: Arc<AtomicUsize>,
 ) -> (Vec<u32>, u64, usize) {
     let mut emitted = Vec::with_capacity(records.len());
-    let mut held: VecDeque<Record> = VecDeque::new();
+    // Held records with the key they were held at.
+    let mut held: VecDeque<(Key, Record)> = VecDeque::new();
     let mut max_held = 0;
     let mut max_ts = i64::MIN;
+    let mut watermark = Key::MIN;
     // Each subtask emits watermarks on its own schedule.
     let mut next_watermark = rng.random_range(20..200);
     for (n, record) in records.iter().enumerate() {
-        match gate.decide(Key(record.ts)) {
+        // EVENT_TIME decides on the record's timestamp, WATERMARK on the
+        // subtask's watermark when the record arrives.
+        let key = match gate.mode() {
+            Mode::EventTime => Key(record.ts),
+            Mode::Watermark => watermark,
+        };
+        match gate.decide(key) {
             Decision::Emit => emitted.push(record.id),
             Decision::Drop => {}
-            Decision::Hold => held.push_back(*record),
+            Decision::Hold => held.push_back((key, *record)),
         }
         max_ts = max_ts.max(record.ts);
         next_watermark -= 1;
         if next_watermark == 0 {
             next_watermark = rng.random_range(20..200);
-            gate.observe_watermark(Key(max_ts - spec.out_of_orderness_ms - 1));
+            watermark = watermark.max(Key(max_ts - spec.out_of_orderness_ms - 1));
+            gate.observe_watermark(watermark);
             release(&mut gate, &mut held, &mut emitted);
         }
         max_held = max_held.max(held.len());
         if held.len() >= MAX_BUFFERED
-            && let Some(front) = held.front()
+            && let Some(&(key, _)) = held.front()
         {
-            gate.wait_until_decidable(Key(front.ts)).await;
+            gate.wait_until_decidable(key).await;
             release(&mut gate, &mut held, &mut emitted);
         }
         if n % spec.batch == spec.batch - 1 {
@@ -168,8 +177,8 @@ async fn subtask(
     }
     // End of input: the last watermark, then wait out what is held.
     gate.observe_watermark(Key(max_ts));
-    while let Some(lowest) = held.iter().map(|r| r.ts).min() {
-        gate.wait_until_decidable(Key(lowest)).await;
+    while let Some(lowest) = held.iter().map(|(key, _)| *key).min() {
+        gate.wait_until_decidable(lowest).await;
         release(&mut gate, &mut held, &mut emitted);
     }
     done.fetch_add(records.len() % spec.batch, Ordering::Relaxed);
@@ -179,19 +188,19 @@ async fn subtask(
 }
 
 /// Decides every held record that became decidable.
-fn release(gate: &mut Gate, held: &mut VecDeque<Record>, emitted: &mut Vec<u32>) {
+fn release(gate: &mut Gate, held: &mut VecDeque<(Key, Record)>, emitted: &mut Vec<u32>) {
     if held.is_empty() {
         return;
     }
-    held.retain(|record| {
-        if gate.peek(Key(record.ts)) == Decision::Hold {
+    held.retain(|&(key, record)| {
+        if gate.peek(key) == Decision::Hold {
             return true;
         }
-        if gate.decide(Key(record.ts)) == Decision::Emit {
+        if gate.decide(key) == Decision::Emit {
             emitted.push(record.id);
         }
         false
     });
-    let lowest = held.iter().map(|r| r.ts).min().map(Key);
+    let lowest = held.iter().map(|(key, _)| *key).min();
     gate.set_held(held.len() as u64, lowest);
 }
