@@ -275,6 +275,9 @@ impl Coordinator {
             drop(state);
             cell.touch();
             self.record_epoch(cell);
+            // A new document may enable an automatic change (a promotion
+            // lifts the horizon cap): re-evaluate.
+            cell.wake.notify_one();
         }
         Ok(installed)
     }

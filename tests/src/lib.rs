@@ -1,1 +1,190 @@
-//! placeholder
+//! Test harness of cutover: coordinators on loopback (restartable on the
+//! same store and port), control clients, gate identities, status waits, and
+//! the seeded whole-protocol simulation.
+
+pub mod simulation;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cutover_coordinator::store::Store;
+use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
+use cutover_core::{Colour, GateIdentity, HorizonPolicy, PipelineName};
+use cutover_proto::v1;
+use cutover_proto::v1::control_service_client::ControlServiceClient;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// A coordinator serving on a loopback port.
+pub struct TestCoordinator {
+    /// Its address.
+    pub address: SocketAddr,
+    /// The coordinator (for metrics and direct inspection).
+    pub coordinator: Coordinator,
+    /// Its metrics.
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings used by the tests: a 1 s horizon window.
+pub fn test_config() -> CoordinatorConfig {
+    CoordinatorConfig {
+        horizon: HorizonPolicy::with_window(1_000),
+        ..CoordinatorConfig::default()
+    }
+}
+
+impl TestCoordinator {
+    /// Starts on a free port.
+    pub async fn start(store: Arc<dyn Store>, config: CoordinatorConfig) -> anyhow::Result<Self> {
+        Self::start_at("127.0.0.1:0".parse()?, store, config).await
+    }
+
+    /// Starts on `address` (to restart on the port of a stopped one).
+    pub async fn start_at(
+        address: SocketAddr,
+        store: Arc<dyn Store>,
+        config: CoordinatorConfig,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::default();
+        let coordinator = Coordinator::new(store, config, metrics.clone());
+        coordinator.load_all().await?;
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn({
+            let coordinator = coordinator.clone();
+            async move {
+                serve(coordinator, listener, async {
+                    let _ = stopped.await;
+                })
+                .await?;
+                Ok(())
+            }
+        });
+        Ok(TestCoordinator {
+            address,
+            coordinator,
+            metrics,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// `http://address`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A control client.
+    pub async fn control(&self) -> anyhow::Result<ControlServiceClient<Channel>> {
+        Ok(ControlServiceClient::connect(self.endpoint()).await?)
+    }
+
+    /// Shuts down gracefully and waits until the port is closed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestCoordinator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A gate identity in `pipeline` with uid `gate`.
+pub fn identity(
+    pipeline: &str,
+    colour: Colour,
+    subtask_index: u32,
+    parallelism: u32,
+) -> GateIdentity {
+    GateIdentity {
+        pipeline: PipelineName::new(pipeline).expect("valid pipeline name"),
+        colour,
+        job_id: format!("{colour}-job"),
+        gate_uid: "gate".into(),
+        subtask_index,
+        parallelism,
+        attempt: 0,
+    }
+}
+
+/// Waits (on `WatchPipeline`, at most `limit`) for a status that satisfies
+/// `predicate`, and returns it.
+pub async fn wait_for_status(
+    control: &mut ControlServiceClient<Channel>,
+    pipeline: &str,
+    limit: Duration,
+    predicate: impl Fn(&v1::PipelineStatus) -> bool,
+) -> anyhow::Result<v1::PipelineStatus> {
+    let mut stream = control
+        .watch_pipeline(v1::WatchPipelineRequest {
+            pipeline: pipeline.into(),
+        })
+        .await?
+        .into_inner();
+    let wait = async {
+        while let Some(status) = stream.message().await? {
+            if predicate(&status) {
+                return Ok(status);
+            }
+        }
+        bail!("status stream of {pipeline} ended")
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .with_context(|| format!("no matching status of {pipeline} within {limit:?}"))?
+}
+
+/// A schedule request at EARLIEST, auto-promoted, EVENT_TIME.
+pub fn schedule_earliest(pipeline: &str, target: v1::Colour) -> v1::ScheduleTransitionRequest {
+    v1::ScheduleTransitionRequest {
+        pipeline: pipeline.into(),
+        target: target as i32,
+        at: Some(v1::schedule_transition_request::At::Earliest(true)),
+        mode: v1::DecisionMode::EventTime as i32,
+        allowed_lateness: 0,
+        auto_promote: true,
+    }
+}
+
+/// A schedule request at `key`.
+pub fn schedule_at(
+    pipeline: &str,
+    target: v1::Colour,
+    key: i64,
+    auto_promote: bool,
+) -> v1::ScheduleTransitionRequest {
+    v1::ScheduleTransitionRequest {
+        at: Some(v1::schedule_transition_request::At::Key(key)),
+        auto_promote,
+        ..schedule_earliest(pipeline, target)
+    }
+}
+
+/// The epoch of a status.
+pub fn epoch_of(status: &v1::PipelineStatus) -> u64 {
+    status.plan.as_ref().map_or(0, |p| p.epoch)
+}
+
+/// The horizon of a status.
+pub fn horizon_of(status: &v1::PipelineStatus) -> i64 {
+    status.plan.as_ref().map_or(i64::MIN, |p| p.horizon)
+}

@@ -1,0 +1,285 @@
+//! End to end over real gRPC on loopback: several client processes' worth
+//! of gates (one `Client` each), a cutover at EARLIEST through to DRAINED
+//! and COMPLETED, an abort before the horizon passes, a rollback after, and
+//! a manual promotion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_client::{Client, ClientConfig, Decision, Gate, Key};
+use cutover_coordinator::store::MemoryStore;
+use cutover_core::{Colour, Epoch, PipelineName};
+use cutover_proto::v1;
+use cutover_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+struct Fleet {
+    clients: Vec<Client>,
+    green: Vec<Gate>,
+    blue: Vec<Gate>,
+}
+
+/// GREEN with parallelism 3 over two clients, BLUE with parallelism 2 on a
+/// third, all gates at watermark `watermark`.
+async fn fleet(endpoint: &str, pipeline: &str, watermark: i64) -> anyhow::Result<Fleet> {
+    let clients: Vec<Client> = (0..3)
+        .map(|i| {
+            Client::connect(
+                ClientConfig::new(endpoint)
+                    .client_name(format!("tm-{i}"))
+                    .progress_interval(Duration::from_millis(20)),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let mut green = Vec::new();
+    for i in 0..3 {
+        green.push(clients[(i % 2) as usize].gate(identity(pipeline, Colour::Green, i, 3))?);
+    }
+    let blue = vec![
+        clients[2].gate(identity(pipeline, Colour::Blue, 0, 2))?,
+        clients[2].gate(identity(pipeline, Colour::Blue, 1, 2))?,
+    ];
+    let mut fleet = Fleet {
+        clients,
+        green,
+        blue,
+    };
+    // Every client holds a first plan: the pipeline exists.
+    fleet.all_installed(pipeline, 1).await?;
+    fleet.watermark(watermark);
+    Ok(fleet)
+}
+
+impl Fleet {
+    fn watermark(&mut self, watermark: i64) {
+        for gate in self.green.iter_mut().chain(self.blue.iter_mut()) {
+            gate.observe_watermark(Key(watermark));
+        }
+    }
+
+    async fn all_installed(&self, pipeline: &str, epoch: u64) -> anyhow::Result<()> {
+        let name = PipelineName::new(pipeline)?;
+        for client in &self.clients {
+            tokio::time::timeout(LIMIT, client.wait_for_epoch(&name, Epoch(epoch))).await?;
+        }
+        Ok(())
+    }
+
+    fn decisions(&self, key: i64) -> (Vec<Decision>, Vec<Decision>) {
+        (
+            self.green.iter().map(|g| g.peek(Key(key))).collect(),
+            self.blue.iter().map(|g| g.peek(Key(key))).collect(),
+        )
+    }
+}
+
+fn all(decision: Decision, n: usize) -> Vec<Decision> {
+    vec![decision; n]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut control = coordinator.control().await?;
+    let mut fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
+    let ready = wait_for_status(&mut control, "orders", LIMIT, |s| {
+        horizon_of(s) > i64::MIN
+            && s.blue.as_ref().is_some_and(|b| b.expected == 2)
+            && s.green.as_ref().is_some_and(|g| g.connected == 3)
+    })
+    .await?;
+    assert_eq!(
+        ready.active,
+        v1::Colour::Green as i32,
+        "the first gate's colour owns the new pipeline"
+    );
+
+    let scheduled = control
+        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
+        .await?
+        .into_inner();
+    let at = scheduled
+        .transition
+        .as_ref()
+        .map(|t| t.at)
+        .expect("transition");
+    assert_eq!(at, horizon_of(&ready), "EARLIEST is the persisted horizon");
+    assert_eq!(scheduled.phase, v1::Phase::Scheduled as i32);
+    fleet.all_installed("orders", epoch_of(&scheduled)).await?;
+    assert_eq!(
+        fleet.decisions(at - 1),
+        (all(Decision::Emit, 3), all(Decision::Drop, 2))
+    );
+    assert_eq!(
+        fleet.decisions(at),
+        (all(Decision::Hold, 3), all(Decision::Hold, 2)),
+        "the cutover key is at the horizon"
+    );
+
+    // Gates move past the cutover: the horizon follows, the old colour drains.
+    fleet.watermark(at + 10);
+    let drained = wait_for_status(&mut control, "orders", LIMIT, |s| {
+        s.phase == v1::Phase::Drained as i32
+    })
+    .await?;
+    fleet.all_installed("orders", epoch_of(&drained)).await?;
+    assert_eq!(
+        fleet.decisions(at),
+        (all(Decision::Drop, 3), all(Decision::Emit, 2))
+    );
+    assert_eq!(
+        fleet.decisions(at - 1),
+        (all(Decision::Emit, 3), all(Decision::Drop, 2)),
+        "keys below the cutover never change hands"
+    );
+    let acked = wait_for_status(&mut control, "orders", LIMIT, |s| {
+        let (b, g) = (
+            s.blue.clone().unwrap_or_default(),
+            s.green.clone().unwrap_or_default(),
+        );
+        b.acked == 2 && g.acked == 3
+    })
+    .await?;
+    assert!(epoch_of(&acked) >= epoch_of(&drained));
+
+    let completed = control
+        .complete_transition(v1::CompleteTransitionRequest {
+            pipeline: "orders".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(completed.phase, v1::Phase::Completed as i32);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_before_the_horizon_passes_restores_the_plan() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut control = coordinator.control().await?;
+    let fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
+    let ready =
+        wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
+    let far = horizon_of(&ready) + 1_000_000;
+    let scheduled = control
+        .schedule_transition(schedule_at("orders", v1::Colour::Blue, far, true))
+        .await?
+        .into_inner();
+    fleet.all_installed("orders", epoch_of(&scheduled)).await?;
+    let aborted = control
+        .abort_transition(v1::AbortTransitionRequest {
+            pipeline: "orders".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(aborted.phase, v1::Phase::Aborted as i32);
+    assert_eq!(aborted.plan.as_ref().map(|p| p.segments.len()), Some(1));
+    fleet.all_installed("orders", epoch_of(&aborted)).await?;
+    let plan = fleet.clients[0]
+        .plan(&PipelineName::new("orders")?)
+        .expect("plan");
+    assert_eq!(
+        plan.timeline.segments().len(),
+        1,
+        "gates hold the restored timeline"
+    );
+    assert_eq!(plan.timeline.owner_of(Key(far)), Colour::Green);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_after_the_cutover_hands_back_later_keys() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut control = coordinator.control().await?;
+    let mut fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
+    wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
+    let first = control
+        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
+        .await?
+        .into_inner();
+    let t1 = first.transition.as_ref().map(|t| t.at).expect("transition");
+    fleet.watermark(t1 + 10);
+    wait_for_status(&mut control, "orders", LIMIT, |s| {
+        s.phase == v1::Phase::Drained as i32
+    })
+    .await?;
+    // Roll back without completing: GREEN takes keys from the new horizon on.
+    let back = control
+        .schedule_transition(schedule_earliest("orders", v1::Colour::Green))
+        .await?
+        .into_inner();
+    let t2 = back.transition.as_ref().map(|t| t.at).expect("transition");
+    assert!(t2 > t1);
+    fleet.watermark(t2 + 10);
+    let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > t2).await?;
+    fleet.all_installed("orders", epoch_of(&passed)).await?;
+    assert_eq!(
+        fleet.decisions(t1 - 1),
+        (all(Decision::Emit, 3), all(Decision::Drop, 2))
+    );
+    assert_eq!(
+        fleet.decisions(t1),
+        (all(Decision::Drop, 3), all(Decision::Emit, 2))
+    );
+    assert_eq!(
+        fleet.decisions(t2),
+        (all(Decision::Emit, 3), all(Decision::Drop, 2))
+    );
+    let history = coordinator
+        .coordinator
+        .cell(&PipelineName::new("orders")?)
+        .await?
+        .doc()
+        .history;
+    assert_eq!(
+        history.last().map(|t| t.state),
+        Some(cutover_core::TransitionState::Superseded)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_promotion_holds_the_horizon_at_the_cutover() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut control = coordinator.control().await?;
+    let mut fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
+    let ready =
+        wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
+    let at = horizon_of(&ready) + 500;
+    control
+        .schedule_transition(schedule_at("orders", v1::Colour::Blue, at, false))
+        .await?;
+    fleet.watermark(at + 5_000);
+    let capped = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) == at).await?;
+    assert_eq!(capped.phase, v1::Phase::Scheduled as i32, "still abortable");
+    fleet.all_installed("orders", epoch_of(&capped)).await?;
+    assert_eq!(
+        fleet.decisions(at),
+        (all(Decision::Hold, 3), all(Decision::Hold, 2))
+    );
+    // The horizon stays put while the gates push against it.
+    fleet.watermark(at + 9_000);
+    let status = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "orders".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(horizon_of(&status), at);
+
+    control
+        .promote(v1::PromoteRequest {
+            pipeline: "orders".into(),
+        })
+        .await?;
+    let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at).await?;
+    // Irrevocable now; the GREEN gates are already past the cutover, so it
+    // may be drained in the same step.
+    assert!([v1::Phase::CuttingOver as i32, v1::Phase::Drained as i32].contains(&passed.phase));
+    fleet.all_installed("orders", epoch_of(&passed)).await?;
+    assert_eq!(
+        fleet.decisions(at),
+        (all(Decision::Drop, 3), all(Decision::Emit, 2))
+    );
+    Ok(())
+}
