@@ -83,7 +83,12 @@ pub async fn run(
         Ok(Some(_)) => Some(CoordinatorError::Protocol(
             "the first message must be a hello".into(),
         )),
-        Ok(None) | Err(_) => return,
+        Ok(None) => return,
+        // A message that could not be decoded (malformed, oversized).
+        Err(status) => {
+            let _ = out.send(Err(status)).await;
+            return;
+        }
     };
     if let Some(error) = end {
         return refuse(&coordinator, &out, error).await;
@@ -113,7 +118,12 @@ pub async fn run(
                 let message = match message {
                     Ok(Some(message)) => message,
                     Ok(None) => { debug!(session = id.0, "client closed the session"); return }
-                    Err(status) => { debug!(session = id.0, %status, "session stream failed"); return }
+                    Err(status) => {
+                        debug!(session = id.0, %status, "session stream failed");
+                        // Tell the client why, if it still listens.
+                        let _ = out.send(Err(status)).await;
+                        return;
+                    }
                 };
                 if let Err(error) = handle(&mut guard, &mut subscriptions, &mut pending, message).await {
                     return refuse(&coordinator, &out, error).await;

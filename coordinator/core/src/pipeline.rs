@@ -126,19 +126,24 @@ impl PipelineState {
     /// Proposes removing the pending transition.
     pub fn propose_abort(&self) -> Result<PipelineDoc, CoreError> {
         let doc = &self.doc;
-        let t = match &doc.transition {
-            Some(t) if t.state == TransitionState::Pending => t,
-            _ => {
+        let Some(t) = &doc.transition else {
+            return Err(CoreError::NoTransition {
+                expected: "pending",
+            });
+        };
+        match t.state {
+            TransitionState::Pending if doc.horizon() <= t.at => {}
+            TransitionState::Pending | TransitionState::Drained | TransitionState::Completed => {
+                return Err(CoreError::Irrevocable {
+                    at: t.at,
+                    horizon: doc.horizon(),
+                });
+            }
+            TransitionState::Aborted | TransitionState::Superseded => {
                 return Err(CoreError::NoTransition {
                     expected: "pending",
                 });
             }
-        };
-        if doc.horizon() > t.at {
-            return Err(CoreError::Irrevocable {
-                at: t.at,
-                horizon: doc.horizon(),
-            });
         }
         let timeline = doc.plan.timeline.without_last(t.at)?;
         let mut next = doc.successor();

@@ -1,0 +1,407 @@
+//! Every bad input gets a clear gRPC status and changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_client::{Client, ClientConfig, Key};
+use cutover_coordinator::store::{FileStore, MemoryStore, Store};
+use cutover_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError, Metrics};
+use cutover_core::{Colour, Epoch, PipelineName};
+use cutover_proto::convert::gate_identity_to;
+use cutover_proto::v1;
+use cutover_proto::v1::client_message::Kind;
+use cutover_proto::v1::gate_service_client::GateServiceClient;
+use cutover_tests::*;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A raw session: send what the test wants, read what comes back.
+struct RawSession {
+    tx: mpsc::Sender<v1::ClientMessage>,
+    inbound: tonic::Streaming<v1::ServerMessage>,
+}
+
+impl RawSession {
+    async fn open(endpoint: &str, first: Kind) -> anyhow::Result<Self> {
+        let mut client = GateServiceClient::connect(endpoint.to_string()).await?;
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(v1::ClientMessage { kind: Some(first) }).await?;
+        let inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(RawSession { tx, inbound })
+    }
+
+    async fn send(&self, kind: Kind) -> anyhow::Result<()> {
+        self.tx.send(v1::ClientMessage { kind: Some(kind) }).await?;
+        Ok(())
+    }
+
+    /// Reads frames until the stream ends with a status.
+    async fn status(&mut self) -> anyhow::Result<Status> {
+        let read = async {
+            loop {
+                match self.inbound.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => anyhow::bail!("stream ended without a status"),
+                    Err(status) => return Ok(status),
+                }
+            }
+        };
+        tokio::time::timeout(LIMIT, read).await?
+    }
+
+    /// The next snapshot frame.
+    async fn snapshot(&mut self) -> anyhow::Result<v1::PlanSnapshot> {
+        let read = async {
+            loop {
+                if let Some(v1::server_message::Kind::Snapshot(s)) =
+                    self.inbound.message().await?.and_then(|m| m.kind)
+                {
+                    return Ok(s);
+                }
+            }
+        };
+        tokio::time::timeout(LIMIT, read).await?
+    }
+}
+
+fn hello(gates: Vec<v1::GateIdentity>) -> Kind {
+    Kind::Hello(v1::Hello {
+        client_name: "raw".into(),
+        gates,
+        held: vec![],
+    })
+}
+
+/// A coordinator with pipeline `orders`, one GREEN gate at watermark 10 000
+/// and a granted horizon; returns the client holding the gate.
+async fn with_pipeline(
+    coordinator: &TestCoordinator,
+) -> anyhow::Result<(Client, cutover_client::Gate, v1::PipelineStatus)> {
+    let client = Client::connect(
+        ClientConfig::new(coordinator.endpoint()).progress_interval(Duration::from_millis(20)),
+    )?;
+    let mut gate = client.gate(identity("orders", Colour::Green, 0, 1))?;
+    tokio::time::timeout(
+        LIMIT,
+        client.wait_for_epoch(&PipelineName::new("orders")?, Epoch(1)),
+    )
+    .await?;
+    gate.observe_watermark(Key(10_000));
+    let mut control = coordinator.control().await?;
+    let status =
+        wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
+    Ok((client, gate, status))
+}
+
+async fn get(coordinator: &TestCoordinator) -> anyhow::Result<v1::PipelineStatus> {
+    let mut control = coordinator.control().await?;
+    Ok(control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "orders".into(),
+        })
+        .await?
+        .into_inner())
+}
+
+#[tokio::test]
+async fn unknown_pipeline_is_not_found() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut control = coordinator.control().await?;
+    let status = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "nope".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("nope"), "{}", status.message());
+    let status = control
+        .schedule_transition(schedule_earliest("nope", v1::Colour::Blue))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "Not_A_Name".into(),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cutover_below_the_horizon_names_the_earliest_key() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let (_client, _gate, before) = with_pipeline(&coordinator).await?;
+    let mut control = coordinator.control().await?;
+    let status = control
+        .schedule_transition(schedule_at("orders", v1::Colour::Blue, 5, true))
+        .await
+        .expect_err("below the horizon");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let earliest = format!("earliest allowed key is {}", horizon_of(&before));
+    assert!(status.message().contains(&earliest), "{}", status.message());
+    assert_eq!(
+        epoch_of(&get(&coordinator).await?),
+        epoch_of(&before),
+        "nothing changed"
+    );
+    // A request without a key or EARLIEST is malformed.
+    let mut request = schedule_earliest("orders", v1::Colour::Blue);
+    request.at = None;
+    assert_eq!(
+        control
+            .schedule_transition(request)
+            .await
+            .expect_err("no key")
+            .code(),
+        Code::InvalidArgument
+    );
+    let mut request = schedule_earliest("orders", v1::Colour::Blue);
+    request.target = 0;
+    assert_eq!(
+        control
+            .schedule_transition(request)
+            .await
+            .expect_err("no colour")
+            .code(),
+        Code::InvalidArgument
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn abort_is_refused_once_irrevocable_and_a_second_schedule_while_pending()
+-> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let (_client, mut gate, before) = with_pipeline(&coordinator).await?;
+    let mut control = coordinator.control().await?;
+    let far = horizon_of(&before) + 100_000;
+    control
+        .schedule_transition(schedule_at("orders", v1::Colour::Blue, far, true))
+        .await?;
+    let pending = get(&coordinator).await?;
+    let status = control
+        .schedule_transition(schedule_at("orders", v1::Colour::Green, far + 1, true))
+        .await
+        .expect_err("one is pending");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("still pending"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(epoch_of(&get(&coordinator).await?), epoch_of(&pending));
+
+    control
+        .abort_transition(v1::AbortTransitionRequest {
+            pipeline: "orders".into(),
+        })
+        .await?;
+    let scheduled = control
+        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
+        .await?
+        .into_inner();
+    let at = scheduled
+        .transition
+        .as_ref()
+        .map(|t| t.at)
+        .expect("transition");
+    gate.observe_watermark(Key(at + 10));
+    let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at).await?;
+    let status = control
+        .abort_transition(v1::AbortTransitionRequest {
+            pipeline: "orders".into(),
+        })
+        .await
+        .expect_err("irrevocable");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("irrevocable"),
+        "{}",
+        status.message()
+    );
+    let after = get(&coordinator).await?;
+    assert_eq!(
+        after.plan.as_ref().map(|p| p.segments.len()),
+        passed.plan.as_ref().map(|p| p.segments.len())
+    );
+    assert_ne!(after.phase, v1::Phase::Aborted as i32);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_gate_on_two_live_sessions_is_refused() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let (_client, _gate, before) = with_pipeline(&coordinator).await?;
+    let same = gate_identity_to(&identity("orders", Colour::Green, 0, 1));
+    let mut raw = RawSession::open(&coordinator.endpoint(), hello(vec![same])).await?;
+    let status = raw.status().await?;
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert!(
+        status.message().contains("GREEN/gate[0]"),
+        "{}",
+        status.message()
+    );
+    let after = get(&coordinator).await?;
+    let count = |s: &v1::PipelineStatus| s.green.as_ref().map(|g| (g.expected, g.connected));
+    assert_eq!(
+        count(&after),
+        Some((1, 1)),
+        "the live registration is untouched"
+    );
+    assert_eq!(count(&after), count(&before));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_subtask_index_beyond_parallelism_is_refused() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut bad = gate_identity_to(&identity("orders", Colour::Green, 0, 2));
+    bad.subtask_index = 2;
+    let mut raw = RawSession::open(&coordinator.endpoint(), hello(vec![bad])).await?;
+    let status = raw.status().await?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("below parallelism 2"),
+        "{}",
+        status.message()
+    );
+    let mut control = coordinator.control().await?;
+    let missing = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "orders".into(),
+        })
+        .await;
+    assert_eq!(
+        missing.expect_err("not created").code(),
+        Code::NotFound,
+        "nothing was created"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn protocol_violations_end_the_session() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let endpoint = coordinator.endpoint();
+    let gate = gate_identity_to(&identity("orders", Colour::Blue, 0, 1));
+
+    // An ack for an epoch never sent.
+    let mut raw = RawSession::open(&endpoint, hello(vec![gate.clone()])).await?;
+    let snapshot = raw.snapshot().await?;
+    let sent = snapshot.plan.as_ref().map_or(0, |p| p.epoch);
+    raw.send(Kind::Ack(v1::Ack {
+        pipeline: "orders".into(),
+        epoch: sent + 5,
+    }))
+    .await?;
+    let status = raw.status().await?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("never sent") || status.message().contains("was sent epoch"),
+        "{}",
+        status.message()
+    );
+
+    // A first message that is not a hello.
+    let mut raw = RawSession::open(
+        &endpoint,
+        Kind::Ack(v1::Ack {
+            pipeline: "orders".into(),
+            epoch: 1,
+        }),
+    )
+    .await?;
+    let status = raw.status().await?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("hello"), "{}", status.message());
+
+    // Progress for a gate the session does not carry.
+    let mut raw = RawSession::open(&endpoint, hello(vec![gate])).await?;
+    raw.snapshot().await?;
+    let stranger = v1::GateRef {
+        pipeline: "orders".into(),
+        colour: v1::Colour::Blue as i32,
+        gate_uid: "other".into(),
+        subtask_index: 0,
+    };
+    raw.send(Kind::Progress(v1::Progress {
+        gates: vec![v1::GateProgress {
+            gate: Some(stranger),
+            ..Default::default()
+        }],
+    }))
+    .await?;
+    assert_eq!(raw.status().await?.code(), Code::FailedPrecondition);
+    Ok(())
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() -> anyhow::Result<()> {
+    let config = CoordinatorConfig {
+        max_message_bytes: 64 * 1024,
+        ..test_config()
+    };
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), config).await?;
+    let huge = Kind::Hello(v1::Hello {
+        client_name: "x".repeat(128 * 1024),
+        gates: vec![],
+        held: vec![],
+    });
+    let mut raw = RawSession::open(&coordinator.endpoint(), huge).await?;
+    let status = raw.status().await?;
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    let mut control = coordinator.control().await?;
+    let big = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "p".repeat(128 * 1024),
+        })
+        .await
+        .expect_err("too big");
+    assert!(
+        matches!(big.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{big:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_reported_with_its_path_and_never_overwritten() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let store = FileStore::open(dir.path())?;
+    let name = PipelineName::new("orders")?;
+    let path = store.path_of(&name);
+    std::fs::write(&path, b"{ this is not json")?;
+    let coordinator = Coordinator::new(Arc::new(store.clone()), test_config(), Metrics::default());
+    let error = coordinator.load_all().await.expect_err("corrupt");
+    assert!(matches!(error, CoordinatorError::Store(_)));
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
+    // A gate hello for it cannot create over it either.
+    let Err(error) = coordinator.ensure(&name, Colour::Green).await else {
+        anyhow::bail!("a corrupt pipeline was served");
+    };
+    let status: Status = error.into();
+    assert_eq!(status.code(), Code::DataLoss);
+    assert!(
+        status.message().contains(&path.display().to_string()),
+        "{}",
+        status.message()
+    );
+    // Nor can a direct write.
+    let doc = cutover_core::PipelineDoc::new(name.clone(), Colour::Green, Default::default());
+    assert!(store.compare_and_swap(&name, None, &doc).await.is_err());
+    assert_eq!(std::fs::read(&path)?, b"{ this is not json");
+    Ok(())
+}
