@@ -97,10 +97,13 @@ struct Gate {
     decisions: Vec<(Key, Decision)>,
 }
 
+/// (epoch, segments epoch) a session's client holds, as far as we know.
+type Held = Option<(Epoch, Epoch)>;
+
 struct Session {
     conn: u64,
     process: usize,
-    held: Option<(Epoch, Epoch)>,
+    held: Held,
 }
 
 struct World {
@@ -367,7 +370,7 @@ impl World {
     fn publish(&mut self) {
         let Some((core, _)) = &self.core else { return };
         let doc = core.doc().clone();
-        let targets: Vec<(SessionId, u64, usize, Option<(Epoch, Epoch)>)> = self
+        let targets: Vec<(SessionId, u64, usize, Held)> = self
             .sessions
             .iter()
             .map(|(id, s)| (*id, s.conn, s.process, s.held))

@@ -134,10 +134,7 @@ async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<(
         "keys below the cutover never change hands"
     );
     let acked = wait_for_status(&mut control, "orders", LIMIT, |s| {
-        let (b, g) = (
-            s.blue.clone().unwrap_or_default(),
-            s.green.clone().unwrap_or_default(),
-        );
+        let (b, g) = (s.blue.unwrap_or_default(), s.green.unwrap_or_default());
         b.acked == 2 && g.acked == 3
     })
     .await?;

@@ -122,7 +122,15 @@ mod tests {
             window: 100,
             margin: 50,
         };
-        let cases: Vec<(&str, i64, Vec<HorizonSignal>, Option<i64>, Option<i64>)> = vec![
+        // (name, current horizon, signals, cap, expected next horizon)
+        type Case = (
+            &'static str,
+            i64,
+            Vec<HorizonSignal>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let cases: Vec<Case> = vec![
             ("nothing reported", i64::MIN, vec![], None, None),
             (
                 "no watermark, nothing held",
