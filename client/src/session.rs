@@ -275,3 +275,17 @@ fn horizon_requests(shared: &Shared, announced: &Announced) -> Vec<v1::HorizonRe
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_back_off() {
+        let backoff = Duration::from_millis(400);
+        let waits: Vec<Duration> = (0..1000).map(|_| jitter(backoff)).collect();
+        assert!(waits.iter().all(|w| *w >= backoff / 2 && *w <= backoff));
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 100, "jitter spreads reconnections");
+    }
+}

@@ -36,6 +36,11 @@ async fn fleet(endpoint: &str, pipeline: &str, watermark: i64) -> anyhow::Result
     for i in 0..3 {
         green.push(clients[(i % 2) as usize].gate(identity(pipeline, Colour::Green, i, 3))?);
     }
+    // GREEN runs first: its gates create the pipeline, owned by GREEN.
+    let name = PipelineName::new(pipeline)?;
+    for client in &clients[..2] {
+        tokio::time::timeout(LIMIT, client.wait_for_epoch(&name, Epoch(1))).await?;
+    }
     let blue = vec![
         clients[2].gate(identity(pipeline, Colour::Blue, 0, 2))?,
         clients[2].gate(identity(pipeline, Colour::Blue, 1, 2))?,
