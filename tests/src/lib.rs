@@ -179,6 +179,20 @@ pub fn schedule_at(
     }
 }
 
+/// Schedules a transition; returns the status and the cutover key.
+pub async fn schedule(
+    control: &mut ControlServiceClient<Channel>,
+    request: v1::ScheduleTransitionRequest,
+) -> anyhow::Result<(v1::PipelineStatus, i64)> {
+    let status = control.schedule_transition(request).await?.into_inner();
+    let at = status
+        .transition
+        .as_ref()
+        .map(|t| t.at)
+        .context("the status has no transition")?;
+    Ok((status, at))
+}
+
 /// The epoch of a status.
 pub fn epoch_of(status: &v1::PipelineStatus) -> u64 {
     status.plan.as_ref().map_or(0, |p| p.epoch)

@@ -202,15 +202,7 @@ async fn abort_is_refused_once_irrevocable_and_a_second_schedule_while_pending()
             pipeline: "orders".into(),
         })
         .await?;
-    let scheduled = control
-        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
-        .await?
-        .into_inner();
-    let at = scheduled
-        .transition
-        .as_ref()
-        .map(|t| t.at)
-        .expect("transition");
+    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
     gate.observe_watermark(Key(at + 10));
     let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at).await?;
     let status = control

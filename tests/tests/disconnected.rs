@@ -32,15 +32,7 @@ async fn a_gate_cut_off_decides_below_its_horizon_holds_at_it_and_resumes() -> a
     blue.observe_watermark(Key(10_000));
     let mut control = coordinator.control().await?;
     wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
-    let scheduled = control
-        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
-        .await?
-        .into_inner();
-    let at = scheduled
-        .transition
-        .as_ref()
-        .map(|t| t.at)
-        .expect("transition");
+    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
     green.observe_watermark(Key(at + 100));
     let passed =
         wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at + 100).await?;

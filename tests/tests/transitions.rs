@@ -100,15 +100,8 @@ async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<(
         "the first gate's colour owns the new pipeline"
     );
 
-    let scheduled = control
-        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
-        .await?
-        .into_inner();
-    let at = scheduled
-        .transition
-        .as_ref()
-        .map(|t| t.at)
-        .expect("transition");
+    let (scheduled, at) =
+        schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
     assert_eq!(at, horizon_of(&ready), "EARLIEST is the persisted horizon");
     assert_eq!(scheduled.phase, v1::Phase::Scheduled as i32);
     fleet.all_installed("orders", epoch_of(&scheduled)).await?;
@@ -195,22 +188,14 @@ async fn rollback_after_the_cutover_hands_back_later_keys() -> anyhow::Result<()
     let mut control = coordinator.control().await?;
     let mut fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
     wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
-    let first = control
-        .schedule_transition(schedule_earliest("orders", v1::Colour::Blue))
-        .await?
-        .into_inner();
-    let t1 = first.transition.as_ref().map(|t| t.at).expect("transition");
+    let (_, t1) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
     fleet.watermark(t1 + 10);
     wait_for_status(&mut control, "orders", LIMIT, |s| {
         s.phase == v1::Phase::Drained as i32
     })
     .await?;
     // Roll back without completing: GREEN takes keys from the new horizon on.
-    let back = control
-        .schedule_transition(schedule_earliest("orders", v1::Colour::Green))
-        .await?
-        .into_inner();
-    let t2 = back.transition.as_ref().map(|t| t.at).expect("transition");
+    let (_, t2) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Green)).await?;
     assert!(t2 > t1);
     fleet.watermark(t2 + 10);
     let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > t2).await?;
