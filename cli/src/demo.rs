@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::store_spec::StoreSpec;
+use crate::store_spec::{StoreOptions, StoreSpec};
 use job::{JobSpec, run_job};
 use stream::StreamSpec;
 
@@ -40,10 +40,13 @@ pub struct DemoArgs {
     /// Parallelism of the BLUE (new) job.
     #[arg(long, default_value_t = 6)]
     pub blue_parallelism: u32,
-    /// Store of the embedded coordinator: `file:PATH` or `memory`; a file
-    /// store in a temporary folder when absent.
+    /// Store of the embedded coordinator: `file:PATH`, `etcd:URL[,URL...]`
+    /// or `memory`; a file store in a temporary folder when absent.
     #[arg(long)]
     pub store: Option<StoreSpec>,
+    /// Options of the store.
+    #[command(flatten)]
+    pub store_options: StoreOptions,
     /// Horizon window of the embedded coordinator (event time).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub horizon_window: Duration,
@@ -125,7 +128,7 @@ impl DemoArgs {
             .store
             .clone()
             .unwrap_or_else(|| StoreSpec::File(tempdir.path().join("state")));
-        let store = spec.open()?;
+        let store = spec.open(&self.store_options).await?;
         let description = store.describe();
         let metrics = Metrics::default();
         let config = CoordinatorConfig {
@@ -141,7 +144,11 @@ impl DemoArgs {
             let _ = stopped.await;
         }));
 
-        let pipeline = PipelineName::new(format!("demo-{}", self.seed))?;
+        // A pipeline of its own per run: a persistent store keeps earlier runs'.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let pipeline = PipelineName::new(format!("demo-{}-{run}", self.seed))?;
         let stream_spec = StreamSpec {
             records: self.records,
             start_ms: 1_700_000_000_000,

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use cutover_cli::demo::window_millis;
-use cutover_cli::store_spec::StoreSpec;
+use cutover_cli::store_spec::{StoreOptions, StoreSpec};
 
 /// Flags of `cutover serve`.
 #[derive(clap::Args, Debug)]
@@ -26,9 +26,13 @@ pub struct ServeArgs {
     #[arg(long, env = "CUTOVER_METRICS_LISTEN", default_value = "127.0.0.1:9700")]
     metrics_listen: String,
     /// Where pipeline plans are stored: `file:PATH` (one JSON document per
-    /// pipeline, the embedded default) or `memory` (lost on exit).
+    /// pipeline, the embedded default), `etcd:URL[,URL...]` (one key per
+    /// pipeline; for coordinators in several clusters) or `memory` (lost on
+    /// exit).
     #[arg(long, env = "CUTOVER_STORE", default_value = "file:cutover-state")]
     store: StoreSpec,
+    #[command(flatten)]
+    store_options: StoreOptions,
     /// How far the horizon runs ahead of the gates' watermarks, in event
     /// time (e.g. `10s`, `500ms`). Also the lead time of a cutover at
     /// EARLIEST. Applies to pipelines this coordinator creates.
@@ -42,7 +46,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Serves until a signal arrives.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        let store = self.store.open()?;
+        let store = self.store.open(&self.store_options).await?;
         let config = CoordinatorConfig {
             horizon: HorizonPolicy::with_window(window_millis(self.horizon_window)),
             max_message_bytes: self.max_message_bytes,

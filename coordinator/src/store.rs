@@ -6,6 +6,7 @@
 //! reloads, re-validates and retries. Watches report the stored value each
 //! time it changes (latest value, not every intermediate write).
 
+mod etcd;
 mod file;
 mod memory;
 
@@ -16,6 +17,7 @@ use cutover_core::{PipelineDoc, PipelineName};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 
@@ -56,6 +58,16 @@ pub struct Stored {
 pub enum CasOutcome {
     /// Written; the document is now stored at this version.
     Written(Version),
+    /// The stored version was not the expected one; this is what is stored
+    /// now (`None`: nothing).
+    Conflict(Option<Stored>),
+}
+
+/// Result of a compare-and-swap delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Deleted.
+    Deleted,
     /// The stored version was not the expected one; this is what is stored
     /// now (`None`: nothing).
     Conflict(Option<Stored>),
@@ -116,6 +128,13 @@ pub trait Store: Send + Sync + 'static {
         expected: Option<&'a Version>,
         doc: &'a PipelineDoc,
     ) -> BoxFuture<'a, Result<CasOutcome, StoreError>>;
+
+    /// Deletes the document of `name` if it is stored at `expected`.
+    fn delete<'a>(
+        &'a self,
+        name: &'a PipelineName,
+        expected: &'a Version,
+    ) -> BoxFuture<'a, Result<DeleteOutcome, StoreError>>;
 
     /// The stored value of `name` each time it changes, starting with the
     /// current one. Intermediate values may be skipped.

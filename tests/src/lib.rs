@@ -2,6 +2,8 @@
 //! same store and port), control clients, gate identities, status waits, and
 //! the seeded whole-protocol simulation.
 
+pub mod conformance;
+pub mod etcd;
 pub mod simulation;
 
 use std::net::SocketAddr;

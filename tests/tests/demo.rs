@@ -10,6 +10,7 @@ fn args(records: u32, seed: u64, watermark_mode: bool) -> DemoArgs {
         green_parallelism: 3,
         blue_parallelism: 5,
         store: None,
+        store_options: Default::default(),
         horizon_window: std::time::Duration::from_secs(5),
         watermark_mode,
         seed,

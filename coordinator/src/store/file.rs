@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use super::{CasOutcome, Store, StoreError, Stored, Version};
+use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
 
 /// A folder of JSON documents.
 #[derive(Clone, Debug)]
@@ -117,7 +117,6 @@ impl FileStore {
         expected: Option<&Version>,
         doc: &PipelineDoc,
     ) -> Result<CasOutcome, StoreError> {
-        let lock_path = self.dir.join(format!("{name}.lock"));
         let io = |operation, path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io {
@@ -126,13 +125,7 @@ impl FileStore {
                 source,
             }
         };
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open lock", &lock_path))?;
-        lock.lock().map_err(io("lock", &lock_path))?;
+        let lock = self.lock(name)?;
         let current = self.load_blocking(name)?;
         if current.as_ref().map(|s| &s.version) != expected {
             return Ok(CasOutcome::Conflict(current));
@@ -165,6 +158,47 @@ impl FileStore {
         }
         drop(lock);
         Ok(CasOutcome::Written(Version::new(revision.to_string())))
+    }
+
+    /// Compare-and-swap delete (blocking).
+    pub fn delete_blocking(
+        &self,
+        name: &PipelineName,
+        expected: &Version,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let _lock = self.lock(name)?;
+        let current = self.load_blocking(name)?;
+        if current.as_ref().map(|s| &s.version) != Some(expected) {
+            return Ok(DeleteOutcome::Conflict(current));
+        }
+        let path = self.path_of(name);
+        fs::remove_file(&path).map_err(|source| StoreError::Io {
+            operation: "remove",
+            path,
+            source,
+        })?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Takes the folder-wide advisory lock of `name` (released on drop).
+    fn lock(&self, name: &PipelineName) -> Result<File, StoreError> {
+        let lock_path = self.dir.join(format!("{name}.lock"));
+        let io = |operation| {
+            let path = lock_path.clone();
+            move |source| StoreError::Io {
+                operation,
+                path,
+                source,
+            }
+        };
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open lock"))?;
+        lock.lock().map_err(io("lock"))?;
+        Ok(lock)
     }
 
     fn list_blocking(&self) -> Result<Vec<PipelineName>, StoreError> {
@@ -225,6 +259,15 @@ impl Store for FileStore {
         Box::pin(blocking(move || {
             store.compare_and_swap_blocking(&name, expected.as_ref(), &doc)
         }))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        name: &'a PipelineName,
+        expected: &'a Version,
+    ) -> BoxFuture<'a, Result<DeleteOutcome, StoreError>> {
+        let (store, name, expected) = (self.clone(), name.clone(), expected.clone());
+        Box::pin(blocking(move || store.delete_blocking(&name, &expected)))
     }
 
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {

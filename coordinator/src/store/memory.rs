@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
-use super::{CasOutcome, Store, StoreError, Stored, Version};
+use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
 
 /// Documents in a map, versions from a counter.
 #[derive(Clone, Default)]
@@ -94,6 +94,23 @@ impl Store for MemoryStore {
                 doc: doc.clone(),
             }));
             CasOutcome::Written(version)
+        };
+        Box::pin(async move { Ok(outcome) })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        name: &'a PipelineName,
+        expected: &'a Version,
+    ) -> BoxFuture<'a, Result<DeleteOutcome, StoreError>> {
+        let mut inner = self.lock();
+        let tx = Self::sender(&mut inner, name);
+        let current = tx.borrow().clone();
+        let outcome = if current.as_ref().map(|s| &s.version) != Some(expected) {
+            DeleteOutcome::Conflict(current)
+        } else {
+            tx.send_replace(None);
+            DeleteOutcome::Deleted
         };
         Box::pin(async move { Ok(outcome) })
     }

@@ -1,0 +1,261 @@
+//! One conformance suite for every [`Store`] backend: load, compare-and-swap
+//! (a stale version is refused and the caller learns what is stored), watch
+//! sees changes made through another handle (another process), deletes,
+//! concurrent writers (no lost update), and corrupt or foreign content
+//! (reported, never overwritten).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use cutover_coordinator::store::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use cutover_core::{Colour, Epoch, HorizonPolicy, PipelineDoc, PipelineName};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
+/// A backend under test.
+pub trait Backend: Send + Sync {
+    /// A new handle on the same data, as another process would have.
+    fn handle(&self) -> BoxFuture<'_, anyhow::Result<Arc<dyn Store>>>;
+    /// Writes raw bytes where `name`'s document lives (`None`: the backend
+    /// stores typed values and cannot hold corrupt content).
+    fn plant(&self, name: &PipelineName, bytes: &[u8])
+    -> Option<BoxFuture<'_, anyhow::Result<()>>>;
+    /// Reads the raw bytes where `name`'s document lives.
+    fn raw(&self, name: &PipelineName) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>>;
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn doc(name: &PipelineName, epoch: u64) -> PipelineDoc {
+    let mut doc = PipelineDoc::new(name.clone(), Colour::Green, HorizonPolicy::default());
+    doc.plan.epoch = Epoch(epoch);
+    doc.segments_epoch = Epoch(0);
+    doc
+}
+
+fn written(outcome: CasOutcome) -> anyhow::Result<Version> {
+    match outcome {
+        CasOutcome::Written(version) => Ok(version),
+        CasOutcome::Conflict(stored) => bail!("unexpected conflict; stored: {stored:?}"),
+    }
+}
+
+/// Runs every check; pipeline names start with `prefix`.
+pub async fn check_all(backend: &dyn Backend, prefix: &str) -> anyhow::Result<()> {
+    load_and_compare_and_swap(backend, &format!("{prefix}-cas"))
+        .await
+        .context("compare-and-swap")?;
+    watch_sees_other_writers(backend, &format!("{prefix}-watch"))
+        .await
+        .context("watch")?;
+    deletes(backend, &format!("{prefix}-delete"))
+        .await
+        .context("delete")?;
+    concurrent_writers(backend, &format!("{prefix}-race"))
+        .await
+        .context("concurrent writers")?;
+    corrupt_content(backend, &format!("{prefix}-corrupt"))
+        .await
+        .context("corrupt content")?;
+    Ok(())
+}
+
+async fn load_and_compare_and_swap(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    let store = backend.handle().await?;
+    let name = PipelineName::new(name)?;
+    ensure!(
+        store.load(&name).await?.is_none(),
+        "a new name loads as nothing"
+    );
+    let v1 = written(store.compare_and_swap(&name, None, &doc(&name, 1)).await?)?;
+    let loaded = store.load(&name).await?.context("stored")?;
+    ensure!(
+        loaded
+            == Stored {
+                version: v1.clone(),
+                doc: doc(&name, 1)
+            },
+        "load returns what was written"
+    );
+    ensure!(
+        matches!(
+            store.compare_and_swap(&name, None, &doc(&name, 9)).await?,
+            CasOutcome::Conflict(Some(_))
+        ),
+        "creating over an existing document conflicts"
+    );
+    let v2 = written(
+        store
+            .compare_and_swap(&name, Some(&v1), &doc(&name, 2))
+            .await?,
+    )?;
+    ensure!(v2 != v1, "a write yields a new version");
+    match store
+        .compare_and_swap(&name, Some(&v1), &doc(&name, 3))
+        .await?
+    {
+        CasOutcome::Conflict(Some(current)) => {
+            ensure!(
+                current.version == v2 && current.doc == doc(&name, 2),
+                "the loser learns what is stored"
+            );
+        }
+        other => bail!("a stale version must conflict, got {other:?}"),
+    }
+    ensure!(
+        store.load(&name).await?.map(|s| s.doc) == Some(doc(&name, 2)),
+        "the stale write changed nothing"
+    );
+    ensure!(
+        store.list().await?.contains(&name),
+        "list names the pipeline"
+    );
+    Ok(())
+}
+
+async fn watch_sees_other_writers(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    let (watcher, writer) = (backend.handle().await?, backend.handle().await?);
+    let name = PipelineName::new(name)?;
+    let mut watch = watcher.watch(&name);
+    let first = tokio::time::timeout(LIMIT, watch.next())
+        .await?
+        .context("watch ended")??;
+    ensure!(
+        first.is_none(),
+        "the watch starts with the current value (nothing)"
+    );
+    let mut version = None;
+    for epoch in 1..=3 {
+        version = Some(written(
+            writer
+                .compare_and_swap(&name, version.as_ref(), &doc(&name, epoch))
+                .await?,
+        )?);
+    }
+    // Latest value: intermediate writes may be skipped, the last one is seen.
+    loop {
+        let seen = tokio::time::timeout(LIMIT, watch.next())
+            .await?
+            .context("watch ended")??;
+        if let Some(stored) = seen {
+            ensure!(stored.doc.epoch() <= Epoch(3));
+            if stored.doc.epoch() == Epoch(3) {
+                ensure!(Some(&stored.version) == version.as_ref());
+                break;
+            }
+        }
+    }
+    let deleted = writer
+        .delete(&name, version.as_ref().context("written")?)
+        .await?;
+    ensure!(deleted == DeleteOutcome::Deleted);
+    let seen = tokio::time::timeout(LIMIT, watch.next())
+        .await?
+        .context("watch ended")??;
+    ensure!(seen.is_none(), "the watch sees the delete");
+    Ok(())
+}
+
+async fn deletes(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    let store = backend.handle().await?;
+    let name = PipelineName::new(name)?;
+    let v1 = written(store.compare_and_swap(&name, None, &doc(&name, 1)).await?)?;
+    let v2 = written(
+        store
+            .compare_and_swap(&name, Some(&v1), &doc(&name, 2))
+            .await?,
+    )?;
+    match store.delete(&name, &v1).await? {
+        DeleteOutcome::Conflict(Some(current)) => ensure!(current.version == v2),
+        other => bail!("a stale delete must conflict, got {other:?}"),
+    }
+    ensure!(
+        store.load(&name).await?.is_some(),
+        "the stale delete changed nothing"
+    );
+    ensure!(store.delete(&name, &v2).await? == DeleteOutcome::Deleted);
+    ensure!(store.load(&name).await?.is_none());
+    ensure!(!store.list().await?.contains(&name));
+    // Gone: deleting again conflicts with nothing; creating works again.
+    ensure!(store.delete(&name, &v2).await? == DeleteOutcome::Conflict(None));
+    written(store.compare_and_swap(&name, None, &doc(&name, 1)).await?)?;
+    Ok(())
+}
+
+async fn concurrent_writers(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    const WRITERS: u64 = 4;
+    const EACH: u64 = 10;
+    let name = PipelineName::new(name)?;
+    let setup = backend.handle().await?;
+    written(setup.compare_and_swap(&name, None, &doc(&name, 0)).await?)?;
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let store = backend.handle().await?;
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0u64;
+            for _ in 0..EACH {
+                // Read, bump, write; on conflict reload and retry.
+                let mut current = store.load(&name).await?.context("stored")?;
+                loop {
+                    let next = doc(&name, current.doc.epoch().0 + 1);
+                    match store
+                        .compare_and_swap(&name, Some(&current.version), &next)
+                        .await?
+                    {
+                        CasOutcome::Written(_) => break,
+                        CasOutcome::Conflict(Some(stored)) => {
+                            conflicts += 1;
+                            current = stored;
+                        }
+                        CasOutcome::Conflict(None) => bail!("document vanished"),
+                    }
+                }
+            }
+            Ok::<u64, anyhow::Error>(conflicts)
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let last = setup.load(&name).await?.context("stored")?;
+    ensure!(
+        last.doc.epoch() == Epoch(WRITERS * EACH),
+        "lost updates: epoch {} after {} increments",
+        last.doc.epoch(),
+        WRITERS * EACH
+    );
+    Ok(())
+}
+
+async fn corrupt_content(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    let name = PipelineName::new(name)?;
+    let foreign = serde_json::to_vec(&doc(&PipelineName::new("someone-else")?, 1))?;
+    for bytes in [b"{ not json".to_vec(), foreign] {
+        let Some(plant) = backend.plant(&name, &bytes) else {
+            return Ok(()); // typed backend: nothing can be corrupt
+        };
+        plant.await?;
+        let store = backend.handle().await?;
+        let error = store
+            .load(&name)
+            .await
+            .expect_err("corrupt content must not load");
+        ensure!(
+            matches!(error, StoreError::Corrupt { .. }),
+            "reported as corrupt: {error}"
+        );
+        let current = backend.raw(&name).await?;
+        for expected in [None, Some(Version::new("1"))] {
+            let _ = store
+                .compare_and_swap(&name, expected.as_ref(), &doc(&name, 1))
+                .await;
+        }
+        ensure!(
+            backend.raw(&name).await? == current,
+            "corrupt content was overwritten"
+        );
+    }
+    Ok(())
+}
