@@ -119,7 +119,7 @@ mod tests {
             Ok(StoreSpec::Memory)
         ));
         assert!(
-            matches!("file:/x".parse::<StoreSpec>(), Ok(StoreSpec::File(p)) if p == PathBuf::from("/x"))
+            matches!("file:/x".parse::<StoreSpec>(), Ok(StoreSpec::File(p)) if p == std::path::Path::new("/x"))
         );
         match "etcd:http://a:2379,b:2379".parse::<StoreSpec>() {
             Ok(StoreSpec::Etcd(e)) => assert_eq!(e, vec!["http://a:2379", "http://b:2379"]),
