@@ -171,7 +171,7 @@ impl DemoArgs {
         // GREEN runs first.
         let green_done = Arc::new(AtomicUsize::new(0));
         let green = tokio::spawn(run_job(
-            endpoint.clone(),
+            vec![endpoint.clone()],
             pipeline.clone(),
             job(Colour::Green, self.green_parallelism, 2, 0x6EE7, 8),
             stream.clone(),
@@ -185,7 +185,7 @@ impl DemoArgs {
         // and catches up faster.
         let blue_done = Arc::new(AtomicUsize::new(0));
         let blue = tokio::spawn(run_job(
-            endpoint.clone(),
+            vec![endpoint.clone()],
             pipeline.clone(),
             job(Colour::Blue, self.blue_parallelism, 3, 0xB1E, 24),
             stream.clone(),

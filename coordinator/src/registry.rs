@@ -382,13 +382,17 @@ impl Coordinator {
             match next {
                 None => return,
                 Some(Ok(Some(stored))) => {
-                    let newer = stored.doc.epoch() > cell.lock().core.doc().epoch();
-                    if newer {
-                        let _writer = cell.write.lock().await;
-                        match self.install(&cell, stored) {
-                            Ok(_) => info!("installed a document written by another writer"),
-                            Err(e) => warn!(error = %e, "refused a stored document"),
-                        }
+                    if stored.doc.epoch() <= cell.lock().core.doc().epoch() {
+                        continue;
+                    }
+                    let _writer = cell.write.lock().await;
+                    // Our own writer may have moved on while we waited.
+                    if stored.doc.epoch() <= cell.lock().core.doc().epoch() {
+                        continue;
+                    }
+                    match self.install(&cell, stored) {
+                        Ok(_) => debug!("installed a document written by another writer"),
+                        Err(e) => warn!(error = %e, "refused a stored document"),
                     }
                 }
                 Some(Ok(None)) => {}

@@ -4,7 +4,9 @@
 
 pub mod conformance;
 pub mod etcd;
+pub mod process;
 pub mod simulation;
+pub mod workload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -54,20 +54,22 @@ pub struct JobOutcome {
     pub installed_at: Vec<Instant>,
 }
 
-/// Runs `spec` on `stream` against the coordinator at `endpoint`; `done`
-/// counts records processed; `watch_epoch` names an epoch whose install
-/// time each client records.
+/// Runs `spec` on `stream`; simulated process `i` connects to
+/// `endpoints[i % len]`; `done` counts records processed; `watch_epoch`
+/// names an epoch whose install time each client records.
 pub async fn run_job(
-    endpoint: String,
+    endpoints: Vec<String>,
     pipeline: PipelineName,
     spec: JobSpec,
     stream: Arc<Vec<Record>>,
     done: Arc<AtomicUsize>,
     watch_epoch: watch::Receiver<Option<Epoch>>,
 ) -> anyhow::Result<JobOutcome> {
+    anyhow::ensure!(!endpoints.is_empty(), "no coordinator endpoint");
     let mut clients = Vec::new();
     for process in 0..spec.processes {
-        let config = ClientConfig::new(endpoint.clone())
+        let endpoint = endpoints[process as usize % endpoints.len()].clone();
+        let config = ClientConfig::new(endpoint)
             .client_name(format!("{}-tm-{process}", spec.colour))
             .progress_interval(Duration::from_millis(50));
         clients.push(Arc::new(Client::connect(config)?));

@@ -47,7 +47,7 @@ impl FileStore {
         Ok(FileStore {
             dir,
             fsync: true,
-            poll: Duration::from_millis(500),
+            poll: Duration::from_millis(200),
         })
     }
 

@@ -1,0 +1,141 @@
+//! `cutover serve` as a child process: started on a chosen port, killed with
+//! SIGKILL, restarted on the same port and store.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The `cutover` binary built with the tests (`target/<profile>/cutover`).
+pub fn cutover_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target/<profile>/cutover
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test binary has no profile folder")?;
+    let binary = profile_dir.join("cutover");
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build the workspace's tests (cargo nextest run --workspace)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// A free loopback address.
+pub fn free_address() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// A coordinator process.
+pub struct CoordinatorProcess {
+    child: Option<Child>,
+    /// Its gRPC address.
+    pub address: SocketAddr,
+    args: Vec<String>,
+}
+
+impl CoordinatorProcess {
+    /// Starts `cutover serve --store <store>` on a free port with `extra`
+    /// flags and waits until it serves.
+    pub async fn start(store: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let address = free_address()?;
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            address.to_string(),
+            "--metrics-listen".into(),
+            "off".into(),
+            "--store".into(),
+            store.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut process = CoordinatorProcess {
+            child: None,
+            address,
+            args,
+        };
+        process.spawn().await?;
+        Ok(process)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let child = Command::new(cutover_binary()?)
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting cutover serve")?;
+        self.child = Some(child);
+        self.wait_serving().await
+    }
+
+    /// `http://address`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    async fn wait_serving(&mut self) -> anyhow::Result<()> {
+        // Another process offers no event to await: probe its health,
+        // bounded in time.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("cutover serve exited during start-up: {status}");
+            }
+            if let Ok(channel) = tonic::transport::Channel::from_shared(self.endpoint())?
+                .connect()
+                .await
+            {
+                let mut health = HealthClient::new(channel);
+                if let Ok(response) = health
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    && response.get_ref().status == ServingStatus::Serving as i32
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "cutover serve at {} did not serve within 20 s",
+                    self.address
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts again on the same port and store.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9()?;
+        self.spawn().await
+    }
+}
+
+impl Drop for CoordinatorProcess {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
