@@ -26,9 +26,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CUTOVER_METRICS_LISTEN", default_value = "127.0.0.1:9700")]
     metrics_listen: String,
     /// Where pipeline plans are stored: `file:PATH` (one JSON document per
-    /// pipeline, the embedded default), `etcd:URL[,URL...]` (one key per
-    /// pipeline; for coordinators in several clusters) or `memory` (lost on
-    /// exit).
+    /// pipeline, the embedded default), `configmap[:NAMESPACE]` (one
+    /// ConfigMap per pipeline; the source of truth inside a cluster),
+    /// `etcd:URL[,URL...]` (one key per pipeline; for coordinators in
+    /// several clusters) or `memory` (lost on exit).
     #[arg(long, env = "CUTOVER_STORE", default_value = "file:cutover-state")]
     store: StoreSpec,
     #[command(flatten)]

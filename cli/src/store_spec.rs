@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use cutover_coordinator::store::{EtcdOptions, EtcdStore, FileStore, MemoryStore, Store};
+use cutover_coordinator::store::{
+    ConfigMapStore, EtcdOptions, EtcdStore, FileStore, MemoryStore, Store,
+};
 
 /// Default etcd key prefix.
 pub const DEFAULT_ETCD_PREFIX: &str = "/cutover/pipelines/";
@@ -19,6 +21,9 @@ pub enum StoreSpec {
     Memory,
     /// `etcd:URL[,URL...]`: one key per pipeline under a prefix.
     Etcd(Vec<String>),
+    /// `configmap[:NAMESPACE]`: one ConfigMap per pipeline (in-cluster
+    /// config or kubeconfig; the client's namespace by default).
+    ConfigMap(Option<String>),
 }
 
 impl FromStr for StoreSpec {
@@ -33,6 +38,15 @@ impl FromStr for StoreSpec {
                 bail!("file store needs a folder: file:PATH");
             }
             return Ok(StoreSpec::File(PathBuf::from(path)));
+        }
+        if s == "configmap" {
+            return Ok(StoreSpec::ConfigMap(None));
+        }
+        if let Some(namespace) = s.strip_prefix("configmap:") {
+            if namespace.is_empty() {
+                bail!("configmap store: empty namespace (use configmap or configmap:NAMESPACE)");
+            }
+            return Ok(StoreSpec::ConfigMap(Some(namespace.to_string())));
         }
         if let Some(endpoints) = s.strip_prefix("etcd:") {
             let endpoints: Vec<String> = endpoints
@@ -51,7 +65,9 @@ impl FromStr for StoreSpec {
             }
             return Ok(StoreSpec::Etcd(endpoints));
         }
-        bail!("unknown store {s:?}: expected file:PATH, etcd:URL[,URL...] or memory")
+        bail!(
+            "unknown store {s:?}: expected file:PATH, configmap[:NAMESPACE], etcd:URL[,URL...] or memory"
+        )
     }
 }
 
@@ -84,6 +100,11 @@ impl StoreSpec {
                     .with_context(|| format!("opening file store {}", path.display()))?,
             ),
             StoreSpec::Memory => Arc::new(MemoryStore::new()),
+            StoreSpec::ConfigMap(namespace) => Arc::new(
+                ConfigMapStore::connect(namespace.clone())
+                    .await
+                    .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?,
+            ),
             StoreSpec::Etcd(endpoints) => {
                 let user = match &options.etcd_user {
                     Some(user) => {
@@ -125,7 +146,14 @@ mod tests {
             Ok(StoreSpec::Etcd(e)) => assert_eq!(e, vec!["http://a:2379", "http://b:2379"]),
             other => panic!("{other:?}"),
         }
-        for bad in ["file:", "etcd:", "zookeeper:x", ""] {
+        assert!(matches!(
+            "configmap".parse::<StoreSpec>(),
+            Ok(StoreSpec::ConfigMap(None))
+        ));
+        assert!(
+            matches!("configmap:prod".parse::<StoreSpec>(), Ok(StoreSpec::ConfigMap(Some(n))) if n == "prod")
+        );
+        for bad in ["file:", "etcd:", "configmap:", "zookeeper:x", ""] {
             assert!(bad.parse::<StoreSpec>().is_err(), "{bad}");
         }
     }

@@ -6,6 +6,7 @@
 //! reloads, re-validates and retries. Watches report the stored value each
 //! time it changes (latest value, not every intermediate write).
 
+mod configmap;
 mod etcd;
 mod file;
 mod memory;
@@ -17,6 +18,7 @@ use cutover_core::{PipelineDoc, PipelineName};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
+pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL};
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use file::FileStore;
 pub use memory::MemoryStore;

@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod etcd;
+pub mod kube_api;
 pub mod process;
 pub mod simulation;
 pub mod workload;

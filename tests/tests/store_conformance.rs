@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_coordinator::store::{
-    CasOutcome, EtcdOptions, EtcdStore, FileStore, MemoryStore, Store,
+    CasOutcome, ConfigMapStore, EtcdOptions, EtcdStore, FileStore, MemoryStore, Store,
 };
 use cutover_core::{Colour, HorizonPolicy, PipelineDoc, PipelineName};
 use cutover_tests::conformance::{Backend, check_all};
 use cutover_tests::etcd::EtcdServer;
+use cutover_tests::kube_api::FakeApiServer;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -94,6 +95,45 @@ impl Backend for Etcd {
             Ok(response.kvs().first().map(|kv| kv.value().to_vec()))
         })
     }
+}
+
+/// ConfigMaps in namespace `default` of the fake API server.
+struct ConfigMaps(FakeApiServer);
+
+const CONFIGMAPS: &str = "api/v1/namespaces/default/configmaps";
+
+impl Backend for ConfigMaps {
+    fn handle(&self) -> BoxFuture<'_, anyhow::Result<Arc<dyn Store>>> {
+        Box::pin(async {
+            Ok(Arc::new(ConfigMapStore::new(self.0.client()?, None)) as Arc<dyn Store>)
+        })
+    }
+    fn plant(
+        &self,
+        name: &PipelineName,
+        bytes: &[u8],
+    ) -> Option<BoxFuture<'_, anyhow::Result<()>>> {
+        let object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "namespace": "default", "labels": { "app.kubernetes.io/managed-by": "cutover", "cutover.dev/pipeline": name.to_string() } },
+            "data": { "document": String::from_utf8_lossy(bytes) },
+        });
+        self.0
+            .put_raw(CONFIGMAPS, &ConfigMapStore::object_name(name), object);
+        Some(Box::pin(async { Ok(()) }))
+    }
+    fn raw(&self, name: &PipelineName) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>> {
+        let object = self
+            .0
+            .get_raw(CONFIGMAPS, &ConfigMapStore::object_name(name));
+        Box::pin(async move { Ok(object.map(|o| o.to_string().into_bytes())) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_store_conforms() -> anyhow::Result<()> {
+    check_all(&ConfigMaps(FakeApiServer::start().await?), "configmap").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
