@@ -60,7 +60,9 @@ impl From<CoordinatorError> for Status {
                 | CoreError::InvalidDocument { .. } => Status::invalid_argument(message),
                 CoreError::DuplicateGate { .. } => Status::already_exists(message),
                 CoreError::StaleDocument { .. } => Status::aborted(message),
-                CoreError::FenceViolation { .. } => Status::internal(message),
+                CoreError::FenceViolation { .. } | CoreError::InvalidCompaction { .. } => {
+                    Status::internal(message)
+                }
                 CoreError::UnknownGate { .. }
                 | CoreError::BelowHorizon { .. }
                 | CoreError::NoHorizonYet

@@ -33,6 +33,15 @@ pub struct PipelineDoc {
     pub transition: Option<Transition>,
     /// Earlier transitions, newest last, at most [`HISTORY_LEN`].
     pub history: Vec<Transition>,
+    /// Keys below this were compacted: their segments merged into the one
+    /// holding it once every gate of both colours was past it by the
+    /// allowed lateness. Never above the horizon; never falls.
+    #[serde(default = "minus_infinity")]
+    pub compacted_below: Key,
+}
+
+fn minus_infinity() -> Key {
+    Key::MIN
 }
 
 impl PipelineDoc {
@@ -47,6 +56,7 @@ impl PipelineDoc {
             policy,
             transition: None,
             history: Vec::new(),
+            compacted_below: Key::MIN,
         }
     }
 
@@ -85,11 +95,15 @@ impl PipelineDoc {
         if self.policy.window == 0 {
             return invalid("horizon window must be positive".into());
         }
+        if self.compacted_below > self.plan.horizon {
+            return invalid("compacted_below is above the horizon".into());
+        }
         Ok(())
     }
 
     /// Checks that `next` is a legal successor of `self`: the epoch grows,
-    /// the horizon never falls, and no owner below the horizon changes.
+    /// the horizon never falls, and no owner below the horizon changes,
+    /// except below a compaction floor that rises no higher than the horizon.
     pub fn check_successor(&self, next: &PipelineDoc) -> Result<(), CoreError> {
         if next.epoch() <= self.epoch() {
             return Err(CoreError::StaleDocument {
@@ -103,9 +117,18 @@ impl PipelineDoc {
                 horizon: self.horizon(),
             });
         }
-        if let Some(key) = self.plan.timeline.first_difference(&next.plan.timeline)
-            && key < self.horizon()
-        {
+        if next.compacted_below < self.compacted_below || next.compacted_below > self.horizon() {
+            return Err(CoreError::InvalidCompaction {
+                floor: next.compacted_below,
+                previous: self.compacted_below,
+                horizon: self.horizon(),
+            });
+        }
+        if let Some(key) = self.plan.timeline.first_difference_within(
+            &next.plan.timeline,
+            next.compacted_below,
+            self.horizon(),
+        ) {
             return Err(CoreError::FenceViolation {
                 key,
                 horizon: self.horizon(),

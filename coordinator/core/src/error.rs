@@ -134,4 +134,16 @@ pub enum CoreError {
         /// Persisted horizon.
         horizon: Key,
     },
+    /// A compaction floor fell, or rose above the granted horizon.
+    #[error(
+        "compaction floor {floor} must lie between the previous floor {previous} and the horizon {horizon}"
+    )]
+    InvalidCompaction {
+        /// Proposed floor.
+        floor: Key,
+        /// Floor of the current document.
+        previous: Key,
+        /// Persisted horizon.
+        horizon: Key,
+    },
 }

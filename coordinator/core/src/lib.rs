@@ -5,7 +5,7 @@
 //!                                                          │ (edge: CAS in the store)
 //!  store changed / CAS succeeded ──► PipelineState::install(doc)
 //!                                                          │ (edge: encode once, fan out)
-//!  gate hello/ack/progress ──► Ledger ──► propose_automatic() (horizon, DRAINED)
+//!  gate hello/ack/progress ──► Ledger ──► propose_automatic() (horizon, DRAINED, compaction)
 //!  gate ──► Plan::decide(colour, key) ──► Emit | Drop | Hold
 //! ```
 //!
@@ -13,6 +13,7 @@
 //! the owner of a key below a horizon that was installed before it**
 //! ([`PipelineDoc::check_successor`] enforces it on every install).
 
+mod compaction;
 mod document;
 mod domain;
 mod error;
@@ -25,6 +26,7 @@ mod status;
 mod timeline;
 mod transition;
 
+pub use compaction::compaction_floor;
 pub use document::{HISTORY_LEN, PipelineDoc, SCHEMA_VERSION};
 pub use domain::{Colour, Epoch, Key, Mode, PipelineName};
 pub use error::CoreError;

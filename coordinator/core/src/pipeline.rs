@@ -10,6 +10,7 @@
 //! lost compare-and-swap means another writer got there first: the edge
 //! installs what the store holds and proposes again, re-validated.
 
+use crate::compaction::{compact, compaction_floor};
 use crate::document::PipelineDoc;
 use crate::domain::{Colour, Epoch, Key, PipelineName};
 use crate::error::CoreError;
@@ -193,11 +194,15 @@ impl PipelineState {
         if let Some(t) = next.transition.as_mut() {
             t.state = TransitionState::Completed;
         }
+        if let Some(floor) = compaction_floor(&next, &self.ledger) {
+            compact(&mut next, floor);
+        }
         Ok(next)
     }
 
     /// The change the pipeline wants on its own, if any: a higher horizon
-    /// (from the gates' progress), and marking the transition drained.
+    /// (from the gates' progress), marking the transition drained, and
+    /// compacting segments every gate is past.
     pub fn propose_automatic(&self) -> Option<PipelineDoc> {
         let doc = &self.doc;
         let cap = doc.transition.as_ref().and_then(Transition::horizon_cap);
@@ -212,10 +217,14 @@ impl PipelineState {
                 && horizon.unwrap_or(doc.horizon()) > t.at
                 && self.ledger.all_past(t.from, t.drain_mark())
         });
-        if horizon.is_none() && !drained {
+        let floor = compaction_floor(doc, &self.ledger);
+        if horizon.is_none() && !drained && floor.is_none() {
             return None;
         }
         let mut next = doc.successor();
+        if let Some(floor) = floor {
+            compact(&mut next, floor);
+        }
         if let Some(horizon) = horizon {
             next.plan.horizon = horizon;
         }

@@ -108,20 +108,37 @@ impl Timeline {
         Ok(Timeline { segments })
     }
 
-    /// The lowest key whose owner differs between `self` and `other`, if any.
-    pub fn first_difference(&self, other: &Timeline) -> Option<Key> {
-        // Owners only change at segment starts of either timeline.
-        let mut starts: Vec<Key> = self
+    /// The lowest key in `[from, to)` whose owner differs between `self` and
+    /// `other`, if any.
+    pub fn first_difference_within(&self, other: &Timeline, from: Key, to: Key) -> Option<Key> {
+        // Inside the range, owners only change at segment starts of either
+        // timeline; `from` itself covers the segments it falls into.
+        let starts = self
             .segments
             .iter()
             .chain(other.segments.iter())
             .map(|s| s.start)
-            .collect();
-        starts.sort_unstable();
-        starts.dedup();
-        starts
-            .into_iter()
-            .find(|&k| self.owner_of(k) != other.owner_of(k))
+            .filter(|&k| k > from && k < to);
+        std::iter::once(from)
+            .filter(|&k| k < to)
+            .chain(starts)
+            .filter(|&k| self.owner_of(k) != other.owner_of(k))
+            .min()
+    }
+
+    /// A copy in which the segments that end at or below `floor` merge into
+    /// the segment holding `floor`: every key below `floor` then belongs to
+    /// `floor`'s owner, and keys from `floor` on keep theirs.
+    pub fn compacted(&self, floor: Key) -> Timeline {
+        let keep = self.segments.partition_point(|s| s.start <= floor);
+        // keep >= 1: the first segment starts at Key::MIN <= floor.
+        let mut segments = Vec::with_capacity(self.segments.len() + 1 - keep);
+        segments.push(Segment {
+            start: Key::MIN,
+            owner: self.segments[keep - 1].owner,
+        });
+        segments.extend_from_slice(&self.segments[keep..]);
+        Timeline { segments }
     }
 }
 
@@ -200,12 +217,49 @@ mod tests {
     }
 
     #[test]
-    fn first_difference_finds_the_lowest_changed_key() {
+    fn first_difference_within_finds_the_lowest_changed_key_in_range() {
         let a = Timeline::new(Green);
         let b = a.with_appended(Key(7), Blue).expect("valid");
-        assert_eq!(a.first_difference(&a), None);
-        assert_eq!(a.first_difference(&b), Some(Key(7)));
+        let all = |x: &Timeline, y: &Timeline| x.first_difference_within(y, Key::MIN, Key::MAX);
+        assert_eq!(all(&a, &a), None);
+        assert_eq!(all(&a, &b), Some(Key(7)));
+        assert_eq!(a.first_difference_within(&b, Key(9), Key(12)), Some(Key(9)));
+        assert_eq!(a.first_difference_within(&b, Key(0), Key(7)), None);
+        assert_eq!(a.first_difference_within(&b, Key(7), Key(7)), None);
         assert_eq!(b.without_last(Key(7)).expect("valid"), a);
+    }
+
+    #[test]
+    fn compaction_merges_segments_below_the_floor_into_the_one_holding_it() {
+        let t = Timeline::from_segments(vec![
+            seg(i64::MIN, Green),
+            seg(10, Blue),
+            seg(20, Green),
+            seg(30, Blue),
+        ])
+        .expect("valid");
+        let table: [(i64, &[(i64, Colour)]); 6] = [
+            (
+                i64::MIN,
+                &[(i64::MIN, Green), (10, Blue), (20, Green), (30, Blue)],
+            ),
+            (9, &[(i64::MIN, Green), (10, Blue), (20, Green), (30, Blue)]),
+            (10, &[(i64::MIN, Blue), (20, Green), (30, Blue)]),
+            (25, &[(i64::MIN, Green), (30, Blue)]),
+            (30, &[(i64::MIN, Blue)]),
+            (i64::MAX, &[(i64::MIN, Blue)]),
+        ];
+        for (floor, expected) in table {
+            let expected: Vec<Segment> = expected.iter().map(|&(k, c)| seg(k, c)).collect();
+            let compacted = t.compacted(Key(floor));
+            assert_eq!(compacted.segments(), &expected[..], "floor {floor}");
+            assert_eq!(
+                t.first_difference_within(&compacted, Key(floor), Key::MAX),
+                None,
+                "owners from floor {floor} on are kept"
+            );
+            assert!(Timeline::from_segments(expected).is_ok());
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Property tests: over random sequences of control requests, gate progress
 //! and automatic horizon moves, no installed document ever changes the owner
-//! of a key below a horizon installed before it, and every decision a gate
-//! made (Emit or Drop) is the one the final plan gives.
+//! of a key below a horizon installed before it (compaction aside, which
+//! only merges keys every gate is past), and every decision a gate made (Emit
+//! or Drop) on a key above the compaction floor is the one the final plan
+//! gives.
 
 mod support;
 
@@ -25,6 +27,10 @@ enum Op {
         subtask: u32,
         watermark_step: i64,
         hold: Option<i64>,
+    },
+    /// Every gate moves its watermark by the step (a job's steady progress).
+    ProgressAll {
+        watermark_step: i64,
     },
     Automatic,
     Decide {
@@ -63,6 +69,7 @@ fn op() -> impl Strategy<Value = Op> {
                 watermark_step,
                 hold
             }),
+        (0i64..300).prop_map(|watermark_step| Op::ProgressAll { watermark_step }),
         Just(Op::Automatic),
         Just(Op::Automatic),
         (any::<bool>(), -100i64..3000).prop_map(|(green, key)| Op::Decide { green, key }),
@@ -89,7 +96,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn no_change_ever_alters_an_owner_below_the_horizon(ops in proptest::collection::vec(op(), 1..120)) {
+    fn no_change_ever_alters_an_owner_below_the_horizon(ops in proptest::collection::vec(op(), 1..200)) {
         let mut state = PipelineState::new(PipelineDoc::new(name(), Colour::Green, HorizonPolicy::with_window(100)));
         let gates: Vec<GateIdentity> = (0..3)
             .flat_map(|i| [gate(Colour::Green, i, 3), gate(Colour::Blue, i, 3)])
@@ -122,6 +129,14 @@ proptest! {
                     state.progress(SessionId(session), &g.key(), p).expect("gate is attached");
                     None
                 }
+                Op::ProgressAll { watermark_step } => {
+                    for g in &gates {
+                        let wm = watermarks.entry(g.key()).or_insert(0i64);
+                        *wm += watermark_step;
+                        state.progress(SessionId(session), &g.key(), progress(*wm)).expect("gate is attached");
+                    }
+                    None
+                }
                 Op::Decide { green, key } => {
                     let decision = state.doc().plan.decide(colour(green), Key(key));
                     if decision != Decision::Hold {
@@ -141,7 +156,22 @@ proptest! {
                     state.install(next.clone()).expect("a proposal always installs");
                     prop_assert!(next.epoch() > before.epoch());
                     prop_assert!(next.horizon() >= before.horizon());
-                    for key in sample_keys(&before.plan.timeline, &next.plan.timeline, before.horizon()) {
+                    prop_assert!(next.compacted_below >= before.compacted_below);
+                    if next.compacted_below > before.compacted_below {
+                        // Compaction only below what every known gate is past.
+                        for g in state.ledger().gates() {
+                            prop_assert!(
+                                g.progress.watermark >= next.compacted_below,
+                                "compacted at {} with {} at watermark {}",
+                                next.compacted_below, g.identity.key(), g.progress.watermark
+                            );
+                        }
+                    }
+                    let floor = next.compacted_below;
+                    for key in sample_keys(&before.plan.timeline, &next.plan.timeline, before.horizon())
+                        .into_iter()
+                        .filter(|&k| k >= floor)
+                    {
                         prop_assert_eq!(
                             before.plan.timeline.owner_of(key),
                             next.plan.timeline.owner_of(key),
@@ -154,7 +184,8 @@ proptest! {
             }
         }
         let last = &state.doc().plan;
-        for (colour, key, decision) in decisions {
+        let floor = state.doc().compacted_below;
+        for (colour, key, decision) in decisions.into_iter().filter(|&(_, k, _)| k >= floor) {
             let owner = last.timeline.owner_of(key);
             let expected = if owner == colour { Decision::Emit } else { Decision::Drop };
             prop_assert_eq!(decision, expected, "decision for {} at {} changed", colour, key);

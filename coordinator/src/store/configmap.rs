@@ -31,7 +31,9 @@ use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "cutover");
 /// Label holding the pipeline name.
 pub const PIPELINE_LABEL: &str = "cutover.dev/pipeline";
-/// Largest document accepted (a ConfigMap holds at most 1 MiB).
+/// Largest document accepted (a ConfigMap holds at most 1 MiB). Compaction
+/// and the capped history keep real documents to a few KiB; this is the
+/// backstop.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// Pipelines as ConfigMaps in one namespace.
@@ -181,6 +183,7 @@ fn views(doc: &PipelineDoc) -> BTreeMap<String, String> {
         ("active".into(), doc.active().to_string()),
         ("segments".into(), segments),
         ("horizon".into(), horizon.to_string()),
+        ("compacted-below".into(), doc.compacted_below.to_string()),
         (
             "phase".into(),
             doc.phase().map_or("none".into(), |p| p.to_string()),
