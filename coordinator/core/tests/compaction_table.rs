@@ -32,6 +32,17 @@ fn move_all(state: &mut PipelineState, gates: &[GateIdentity], watermark: i64) {
     }
 }
 
+/// Schedules BLUE at the earliest key; returns that key.
+fn schedule_blue_at_earliest(state: &mut PipelineState) -> i64 {
+    let doc = apply(state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
+    doc.transition
+        .as_ref()
+        .map(|t| t.at.0)
+        .expect("a transition")
+}
+
 fn automatic(state: &mut PipelineState) -> Option<PipelineDoc> {
     let doc = state.propose_automatic()?;
     state.install(doc.clone()).expect("install");
@@ -96,15 +107,7 @@ fn segments_merge_once_the_transition_is_completed_and_every_gate_is_past() {
 #[test]
 fn open_or_aborted_transitions_and_gates_behind_block_compaction() {
     let (mut state, gates) = two_jobs();
-    apply(&mut state, |s| {
-        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
-    });
-    let at = state
-        .doc()
-        .transition
-        .as_ref()
-        .map(|t| t.at.0)
-        .expect("a transition");
+    let at = schedule_blue_at_earliest(&mut state);
     apply(&mut state, |s| s.propose_abort());
     assert_eq!(state.doc().phase(), Some(Phase::Aborted));
 
@@ -141,15 +144,7 @@ fn open_or_aborted_transitions_and_gates_behind_block_compaction() {
 #[test]
 fn completion_compacts_when_only_the_new_colour_is_left() {
     let (mut state, gates) = two_jobs();
-    apply(&mut state, |s| {
-        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
-    });
-    let at = state
-        .doc()
-        .transition
-        .as_ref()
-        .map(|t| t.at.0)
-        .expect("a transition");
+    let at = schedule_blue_at_earliest(&mut state);
     // GREEN drains; BLUE is behind the cutover, so nothing merges yet.
     move_all(&mut state, &gates, at + 10);
     for g in gates.iter().filter(|g| g.colour == Blue) {
