@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cutover_coordinator::store::{
-    ConfigMapStore, EtcdOptions, EtcdStore, FileStore, MemoryStore, Store,
+    ConfigMapStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore, Store,
 };
 
 /// Default etcd key prefix.
@@ -80,6 +80,17 @@ pub struct StoreOptions {
     /// etcd user, if authentication is on (password in CUTOVER_ETCD_PASSWORD).
     #[arg(long, env = "CUTOVER_ETCD_USER")]
     pub etcd_user: Option<String>,
+    /// PEM file of the CA that signed etcd's certificate (https:// endpoints;
+    /// the system's roots when absent).
+    #[arg(long, env = "CUTOVER_ETCD_CA_FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd's --client-cert-auth (with
+    /// --etcd-key-file).
+    #[arg(long, env = "CUTOVER_ETCD_CERT_FILE", requires = "etcd_key_file")]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// PEM private key of --etcd-cert-file.
+    #[arg(long, env = "CUTOVER_ETCD_KEY_FILE", requires = "etcd_cert_file")]
+    pub etcd_key_file: Option<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -87,7 +98,35 @@ impl Default for StoreOptions {
         StoreOptions {
             etcd_prefix: DEFAULT_ETCD_PREFIX.into(),
             etcd_user: None,
+            etcd_ca_file: None,
+            etcd_cert_file: None,
+            etcd_key_file: None,
         }
+    }
+}
+
+impl StoreOptions {
+    /// Reads the etcd TLS files named by the options.
+    fn etcd_tls(&self) -> anyhow::Result<EtcdTls> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path).with_context(|| format!("reading etcd {what} {}", path.display()))
+        };
+        let ca_pem = self
+            .etcd_ca_file
+            .as_ref()
+            .map(|p| read(p, "CA file"))
+            .transpose()?;
+        let identity_pem = match (&self.etcd_cert_file, &self.etcd_key_file) {
+            (Some(cert), Some(key)) => {
+                Some((read(cert, "certificate file")?, read(key, "key file")?))
+            }
+            (None, None) => None,
+            _ => bail!("--etcd-cert-file and --etcd-key-file go together"),
+        };
+        Ok(EtcdTls {
+            ca_pem,
+            identity_pem,
+        })
     }
 }
 
@@ -117,6 +156,7 @@ impl StoreSpec {
                 let etcd = EtcdOptions {
                     prefix: options.etcd_prefix.clone(),
                     user,
+                    tls: options.etcd_tls()?,
                     ..EtcdOptions::new(endpoints.clone())
                 };
                 Arc::new(

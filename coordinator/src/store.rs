@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL};
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 
@@ -104,6 +104,12 @@ pub enum StoreError {
     #[error("store unavailable: {reason}")]
     Unavailable {
         /// Why.
+        reason: String,
+    },
+    /// The store's settings contradict each other (found before connecting).
+    #[error("store misconfigured: {reason}")]
+    Misconfigured {
+        /// What is wrong.
         reason: String,
     },
 }

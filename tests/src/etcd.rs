@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::pki::TestPki;
+
 /// A running etcd.
 pub struct EtcdServer {
     child: Child,
-    /// Client URL (`http://127.0.0.1:PORT`).
+    /// Client URL (`http://127.0.0.1:PORT`, `https://` with TLS).
     pub endpoint: String,
+    tls: Option<etcd_client::TlsOptions>,
     _data: tempfile::TempDir,
 }
 
@@ -28,11 +31,43 @@ fn binary() -> String {
 impl EtcdServer {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts etcd serving TLS with `pki`'s server certificate and requiring
+    /// client certificates signed by its CA.
+    pub async fn start_tls(pki: &TestPki) -> anyhow::Result<Self> {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(pki: Option<&TestPki>) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let (client, peer) = (free_port()?, free_port()?);
-        let endpoint = format!("http://127.0.0.1:{client}");
+        let scheme = if pki.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        let mut tls = None;
+        if let Some(pki) = pki {
+            let (server, client) = (pki.server(), pki.client());
+            command
+                .arg("--cert-file")
+                .arg(&server.cert)
+                .arg("--key-file")
+                .arg(&server.key)
+                .arg("--trusted-ca-file")
+                .arg(pki.ca())
+                .arg("--client-cert-auth");
+            tls = Some(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(pki.ca())?))
+                    .identity(etcd_client::Identity::from_pem(
+                        std::fs::read(&client.cert)?,
+                        std::fs::read(&client.key)?,
+                    )),
+            );
+        }
+        let child = command
             .args(["--name", "test", "--data-dir"])
             .arg(data.path())
             .args([
@@ -61,6 +96,7 @@ impl EtcdServer {
         let mut server = EtcdServer {
             child,
             endpoint,
+            tls,
             _data: data,
         };
         server.wait_ready().await?;
@@ -75,8 +111,9 @@ impl EtcdServer {
             if let Some(status) = self.child.try_wait()? {
                 bail!("etcd exited during start-up: {status}");
             }
-            let options =
-                etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_millis(500));
+            let options = self
+                .connect_options()
+                .with_connect_timeout(Duration::from_millis(500));
             if let Ok(mut client) =
                 etcd_client::Client::connect([&self.endpoint], Some(options)).await
                 && client.get("probe", None).await.is_ok()
@@ -90,9 +127,20 @@ impl EtcdServer {
         }
     }
 
+    /// Options reaching this server (its CA and a client certificate when
+    /// it serves TLS).
+    pub fn connect_options(&self) -> etcd_client::ConnectOptions {
+        let options = etcd_client::ConnectOptions::new();
+        match &self.tls {
+            Some(tls) => options.with_tls(tls.clone()),
+            None => options,
+        }
+    }
+
     /// Compacts etcd's history up to its current revision.
     pub async fn compact(&self) -> anyhow::Result<i64> {
-        let mut client = etcd_client::Client::connect([&self.endpoint], None).await?;
+        let mut client =
+            etcd_client::Client::connect([&self.endpoint], Some(self.connect_options())).await?;
         let revision = client
             .get("probe", None)
             .await?

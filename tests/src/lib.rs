@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod etcd;
 pub mod kube_api;
+pub mod pki;
 pub mod process;
 pub mod simulation;
 pub mod workload;

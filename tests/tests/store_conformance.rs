@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_coordinator::store::{
-    CasOutcome, ConfigMapStore, EtcdOptions, EtcdStore, FileStore, MemoryStore, Store,
+    CasOutcome, ConfigMapStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore, Store,
 };
 use cutover_core::{Colour, HorizonPolicy, PipelineDoc, PipelineName};
 use cutover_tests::conformance::{Backend, check_all};
 use cutover_tests::etcd::EtcdServer;
 use cutover_tests::kube_api::FakeApiServer;
+use cutover_tests::pki::TestPki;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -56,17 +57,20 @@ impl Backend for Files {
 struct Etcd {
     server: EtcdServer,
     prefix: String,
+    tls: EtcdTls,
 }
 
 impl Etcd {
     fn options(&self) -> EtcdOptions {
         EtcdOptions {
             prefix: self.prefix.clone(),
+            tls: self.tls.clone(),
             ..EtcdOptions::new(vec![self.server.endpoint.clone()])
         }
     }
     async fn client(&self) -> anyhow::Result<etcd_client::Client> {
-        Ok(etcd_client::Client::connect([&self.server.endpoint], None).await?)
+        let options = self.server.connect_options();
+        Ok(etcd_client::Client::connect([&self.server.endpoint], Some(options)).await?)
     }
 }
 
@@ -151,8 +155,24 @@ async fn etcd_store_conforms() -> anyhow::Result<()> {
     let backend = Etcd {
         server: EtcdServer::start().await?,
         prefix: "/conformance/".into(),
+        tls: EtcdTls::default(),
     };
     check_all(&backend, "etcd").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_store_conforms_over_tls_with_a_client_certificate() -> anyhow::Result<()> {
+    let pki = TestPki::generate()?;
+    let client = pki.client();
+    let backend = Etcd {
+        server: EtcdServer::start_tls(&pki).await?,
+        prefix: "/conformance/".into(),
+        tls: EtcdTls {
+            ca_pem: Some(std::fs::read(pki.ca())?),
+            identity_pem: Some((std::fs::read(&client.cert)?, std::fs::read(&client.key)?)),
+        },
+    };
+    check_all(&backend, "etcd-tls").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

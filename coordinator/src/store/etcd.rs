@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use cutover_core::{PipelineDoc, PipelineName};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    KeyValue, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -36,6 +36,19 @@ pub struct EtcdOptions {
     pub timeout: Duration,
     /// User name and password, if etcd has authentication on.
     pub user: Option<(String, String)>,
+    /// TLS settings for `https://` endpoints.
+    pub tls: EtcdTls,
+}
+
+/// TLS towards etcd, used when the endpoints are `https://`.
+#[derive(Clone, Debug, Default)]
+pub struct EtcdTls {
+    /// PEM certificates of the CA that signed etcd's server certificate;
+    /// the system's roots when absent.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate and private key, for etcd's
+    /// `--client-cert-auth`.
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl EtcdOptions {
@@ -46,6 +59,7 @@ impl EtcdOptions {
             prefix: "/cutover/pipelines/".into(),
             timeout: Duration::from_secs(5),
             user: None,
+            tls: EtcdTls::default(),
         }
     }
 }
@@ -63,6 +77,40 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
     }
 }
 
+/// TLS options for the endpoints: none for `http://`, the configured CA
+/// (or the system's roots) and client identity for `https://`. Mixed
+/// schemes, or TLS settings with `http://` endpoints, are refused.
+fn tls_options(options: &EtcdOptions) -> Result<Option<TlsOptions>, StoreError> {
+    let invalid = |reason: &str| StoreError::Misconfigured {
+        reason: format!("etcd: {reason}"),
+    };
+    let https = options
+        .endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    let configured = options.tls.ca_pem.is_some() || options.tls.identity_pem.is_some();
+    if https == 0 {
+        return if configured {
+            Err(invalid("TLS settings need https:// endpoints"))
+        } else {
+            Ok(None)
+        };
+    }
+    if https != options.endpoints.len() {
+        return Err(invalid("endpoints mix http:// and https://"));
+    }
+    let mut tls = TlsOptions::new();
+    tls = match &options.tls.ca_pem {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
+        None => tls.with_native_roots(),
+    };
+    if let Some((cert, key)) = &options.tls.identity_pem {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Ok(Some(tls))
+}
+
 impl EtcdStore {
     /// Connects to etcd.
     pub async fn connect(options: EtcdOptions) -> Result<Self, StoreError> {
@@ -72,6 +120,9 @@ impl EtcdStore {
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         if let Some((user, password)) = &options.user {
             connect = connect.with_user(user.clone(), password.clone());
+        }
+        if let Some(tls) = tls_options(&options)? {
+            connect = connect.with_tls(tls);
         }
         let client = Client::connect(&options.endpoints, Some(connect))
             .await

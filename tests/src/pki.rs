@@ -1,0 +1,83 @@
+//! A throw-away certificate authority for TLS tests: a CA, a server
+//! certificate for `127.0.0.1`/`localhost`, and a client certificate, as PEM
+//! files in a temporary directory.
+
+use std::path::PathBuf;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// PEM files of one CA and the certificates it signed.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+}
+
+/// A certificate and its key, as files.
+pub struct CertFiles {
+    /// PEM certificate.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8).
+    pub key: PathBuf,
+}
+
+impl TestPki {
+    /// Generates the CA, the server certificate and the client certificate.
+    pub fn generate() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "cutover test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+        std::fs::write(dir.path().join("ca.pem"), ca.pem())?;
+
+        let leaves = [
+            (
+                "server",
+                vec!["127.0.0.1".to_string(), "localhost".to_string()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            ("client", vec![], ExtendedKeyUsagePurpose::ClientAuth),
+        ];
+        for (name, names, usage) in leaves {
+            let mut params = CertificateParams::new(names)?;
+            params
+                .distinguished_name
+                .push(DnType::CommonName, format!("cutover test {name}"));
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate()?;
+            let cert = params.signed_by(&key, &ca)?;
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem())?;
+            std::fs::write(
+                dir.path().join(format!("{name}-key.pem")),
+                key.serialize_pem(),
+            )?;
+        }
+        Ok(TestPki { dir })
+    }
+
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The server's certificate (for `127.0.0.1` and `localhost`).
+    pub fn server(&self) -> CertFiles {
+        self.files("server")
+    }
+
+    /// The client's certificate.
+    pub fn client(&self) -> CertFiles {
+        self.files("client")
+    }
+
+    fn files(&self, name: &str) -> CertFiles {
+        CertFiles {
+            cert: self.dir.path().join(format!("{name}.pem")),
+            key: self.dir.path().join(format!("{name}-key.pem")),
+        }
+    }
+}
