@@ -50,44 +50,35 @@ async fn the_cli_store_options_reach_an_etcd_requiring_client_certificates() -> 
     Ok(())
 }
 
+/// Opens `spec` with `options`, expecting an error that mentions `reason`.
+async fn assert_refused(spec: &str, options: &StoreOptions, reason: &str) -> anyhow::Result<()> {
+    let spec: StoreSpec = spec.parse()?;
+    let error = spec.open(options).await.err().map(|e| format!("{e:#}"));
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains(reason)),
+        "{error:?} should mention {reason:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn tls_settings_that_cannot_work_are_refused() -> anyhow::Result<()> {
     let pki = TestPki::generate()?;
-    let plain: StoreSpec = "etcd:http://127.0.0.1:1".parse()?;
-    let error = plain
-        .open(&tls_options(&pki, true))
-        .await
-        .err()
-        .map(|e| format!("{e:#}"));
-    assert!(
-        error
-            .as_deref()
-            .is_some_and(|e| e.contains("TLS settings need https:// endpoints")),
-        "{error:?}"
-    );
-    let mixed: StoreSpec = "etcd:https://127.0.0.1:1,http://127.0.0.1:2".parse()?;
-    let error = mixed
-        .open(&StoreOptions::default())
-        .await
-        .err()
-        .map(|e| format!("{e:#}"));
-    assert!(
-        error
-            .as_deref()
-            .is_some_and(|e| e.contains("mix http:// and https://")),
-        "{error:?}"
-    );
+    assert_refused(
+        "etcd:http://127.0.0.1:1",
+        &tls_options(&pki, true),
+        "TLS settings need https:// endpoints",
+    )
+    .await?;
+    assert_refused(
+        "etcd:https://127.0.0.1:1,http://127.0.0.1:2",
+        &StoreOptions::default(),
+        "mix http:// and https://",
+    )
+    .await?;
     let missing = StoreOptions {
         etcd_ca_file: Some(pki.ca().with_file_name("absent.pem")),
         ..StoreOptions::default()
     };
-    let tls: StoreSpec = "etcd:https://127.0.0.1:1".parse()?;
-    let error = tls.open(&missing).await.err().map(|e| format!("{e:#}"));
-    assert!(
-        error
-            .as_deref()
-            .is_some_and(|e| e.contains("reading etcd CA file")),
-        "{error:?}"
-    );
-    Ok(())
+    assert_refused("etcd:https://127.0.0.1:1", &missing, "reading etcd CA file").await
 }
