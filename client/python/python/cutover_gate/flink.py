@@ -1,0 +1,168 @@
+"""The cutover gate as a PyFlink operator, placed just before a sink.
+
+Usage::
+
+    from cutover_gate.flink import gate
+
+    gated = gate(stream, pipeline="orders", colour="GREEN",
+                 endpoint="http://cutover:7700", output_type=Types.STRING())
+    gated.sink_to(file_sink)
+
+Each record is decided on a key: its event timestamp in EVENT_TIME mode, the
+subtask's current watermark in WATERMARK mode (the pipeline's plan says which).
+Records the coordinator cannot decide yet (at or above the horizon, or before
+the first plan) are held in keyed Flink state, so they are part of
+checkpoints, and released in order of arrival once decidable; they are never
+dropped. More than ``max_held`` records held by one subtask fails the job with
+a clear error. At the end of input the operator waits (``end_of_input_timeout_s``)
+until every held record is decided.
+
+The job needs ``python.fn-execution.bundle.size: 1`` for per-record watermarks
+to reach Python, and a short ``pipeline.auto-watermark-interval``.
+"""
+
+import bisect
+import time
+import zlib
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream.state import ListStateDescriptor
+
+from cutover_gate import DROP, EMIT, HOLD, shared_client
+
+END_OF_INPUT = (1 << 63) - 1
+"""Flink's watermark at the end of a bounded input."""
+
+
+class GateOverflow(RuntimeError):
+    """More records held than the gate's bound allows."""
+
+
+class CutoverGate(KeyedProcessFunction):
+    """Emits, drops or holds each record as the coordinator's plan decides."""
+
+    def __init__(self, pipeline, colour, endpoint, gate_uid="cutover-gate", job_id=None,
+                 max_held=100_000, retry_interval_ms=20, end_of_input_timeout_s=120.0):
+        self.pipeline = pipeline
+        self.colour = colour.upper()
+        self.endpoint = endpoint
+        self.gate_uid = gate_uid
+        self.job_id = job_id or f"{pipeline}-{self.colour.lower()}"
+        self.max_held = max_held
+        self.retry_interval_ms = retry_interval_ms
+        self.end_of_input_timeout_s = end_of_input_timeout_s
+        self._gate = None
+        self._held = None
+        self._held_keys = []
+
+    def open(self, runtime_context):
+        client = shared_client(self.endpoint, client_name=f"pyflink-{self.job_id}")
+        self._gate = client.gate(
+            self.pipeline, self.colour, self.job_id, self.gate_uid,
+            runtime_context.get_index_of_this_subtask(),
+            runtime_context.get_number_of_parallel_subtasks(),
+            runtime_context.get_attempt_number())
+        self._held = runtime_context.get_list_state(
+            ListStateDescriptor("cutover-held", Types.PICKLED_BYTE_ARRAY()))
+        self._held_keys = []
+
+    def close(self):
+        if self._gate is not None:
+            self._gate.finish()
+
+    def _key(self, ctx, watermark):
+        if self._gate.mode() == "WATERMARK":
+            return watermark
+        timestamp = ctx.timestamp()
+        if timestamp is None:
+            raise ValueError(
+                "cutover gate in EVENT_TIME mode needs record timestamps: "
+                "assign them with a WatermarkStrategy before the gate")
+        return timestamp
+
+    def _report_held(self):
+        lowest = self._held_keys[0] if self._held_keys else None
+        self._gate.set_held(len(self._held_keys), lowest)
+
+    def _hold(self, key, value, ctx):
+        if len(self._held_keys) >= self.max_held:
+            raise GateOverflow(
+                f"cutover gate {self.gate_uid} ({self.pipeline}/{self.colour}) holds "
+                f"{len(self._held_keys)} records, its bound: the coordinator at "
+                f"{self.endpoint} is unreachable or the horizon does not move")
+        self._held.add((key, value))
+        bisect.insort(self._held_keys, key)
+        self._report_held()
+        timers = ctx.timer_service()
+        timers.register_processing_time_timer(
+            timers.current_processing_time() + self.retry_interval_ms)
+        if ctx.timestamp() is not None:
+            # Fires at the latest with the end-of-input watermark.
+            timers.register_event_time_timer(ctx.timestamp())
+
+    def _forget(self, key):
+        index = bisect.bisect_left(self._held_keys, key)
+        if index < len(self._held_keys) and self._held_keys[index] == key:
+            del self._held_keys[index]
+
+    def process_element(self, value, ctx):
+        watermark = ctx.timer_service().current_watermark()
+        self._gate.observe_watermark(watermark)
+        key = self._key(ctx, watermark)
+        decision = self._gate.decide(key)
+        if decision == EMIT:
+            yield value
+        elif decision == HOLD:
+            self._hold(key, value, ctx)
+
+    def on_timer(self, timestamp, ctx):
+        watermark = ctx.timer_service().current_watermark()
+        self._gate.observe_watermark(watermark)
+        held = list(self._held.get() or [])
+        if not held:
+            return
+        finishing = watermark == END_OF_INPUT
+        keep = []
+        for key, value in held:
+            if self._gate.peek(key) == HOLD and finishing:
+                if self._gate.wait_until_decidable(key, self.end_of_input_timeout_s) == HOLD:
+                    raise GateOverflow(
+                        f"cutover gate {self.gate_uid}: key {key} still undecidable "
+                        f"{self.end_of_input_timeout_s} s after the end of input")
+            if self._gate.peek(key) == HOLD:
+                keep.append((key, value))
+                continue
+            self._forget(key)
+            if self._gate.decide(key) == EMIT:
+                yield value
+        self._held.update(keep)
+        self._report_held()
+        if keep:
+            timers = ctx.timer_service()
+            timers.register_processing_time_timer(
+                timers.current_processing_time() + self.retry_interval_ms)
+
+
+def spread_key(value):
+    """A stable key spreading records over the gate's subtasks."""
+    return zlib.crc32(repr(value).encode()) % 1024
+
+
+def gate(stream, pipeline, colour, endpoint, output_type=None, key_selector=spread_key,
+         parallelism=None, **options):
+    """Puts a cutover gate on ``stream``; returns the gated stream.
+
+    ``key_selector`` only spreads held-record state over the subtasks; any
+    function of the record works. ``options`` go to :class:`CutoverGate`.
+    """
+    keyed = stream.key_by(key_selector, key_type=Types.INT())
+    gated = keyed.process(CutoverGate(pipeline, colour, endpoint, **options),
+                          output_type=output_type)
+    gated = gated.name(f"cutover-gate-{pipeline}").uid(options.get("gate_uid", "cutover-gate"))
+    if parallelism is not None:
+        gated = gated.set_parallelism(parallelism)
+    return gated
+
+
+__all__ = ["CutoverGate", "GateOverflow", "gate", "spread_key", "END_OF_INPUT", "DROP"]
