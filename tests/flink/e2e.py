@@ -138,6 +138,7 @@ def run_mode(args, mode, work, processes):
             setattr(v1, key, getattr(module, key))
 
     name = f"e2e-{mode.lower().replace('_', '-')}"
+    last_timestamp = max(int(line.split()[1]) for line in open(work / "records.txt"))
     mode_dir = work / name
     mode_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -151,34 +152,34 @@ def run_mode(args, mode, work, processes):
     control = control_grpc.ControlServiceStub(channel)
     log(f"{mode}: coordinator at {endpoint}")
 
-    def job(colour, parallelism):
+    def job(colour, parallelism, rate):
         command = [sys.executable, str(HERE / "job.py"), "--colour", colour,
                    "--parallelism", str(parallelism), "--endpoint", endpoint,
                    "--pipeline", name, "--input", str(work / "records.txt"),
-                   "--output", str(mode_dir / colour.lower()), "--rate", str(args.rate),
+                   "--output", str(mode_dir / colour.lower()), "--rate", str(rate),
                    "--bundle-size", str(args.bundle_size),
                    "--out-of-orderness-ms", str(args.out_of_orderness_ms)]
         return processes.start(command, mode_dir / f"{colour.lower()}.log")
 
     deadline = time.monotonic() + PIPELINE_WAIT_S
-    green = job("GREEN", args.green_parallelism)
+    green = job("GREEN", args.green_parallelism, args.rate)
     wait_for_pipeline(control, v1, name, deadline)
     watch_until(control, v1, name,
                 lambda s: s.green.connected == args.green_parallelism and s.plan.horizon > -(1 << 63),
                 "GREEN's gates and a first horizon", deadline, [green])
     log(f"{mode}: GREEN runs; starting BLUE")
-    blue = job("BLUE", args.blue_parallelism)
-    watch_until(control, v1, name, lambda s: s.blue.connected == args.blue_parallelism,
-                "BLUE's gates", deadline, [green, blue])
-    if green.poll() is not None:
-        raise RuntimeError("GREEN finished before BLUE was up: lower --rate")
+    blue = job("BLUE", args.blue_parallelism, args.blue_rate)
+    ready = watch_until(control, v1, name, lambda s: s.blue.connected == args.blue_parallelism,
+                        "BLUE's gates", deadline, [green, blue])
+    # The cutover must fall inside GREEN's remaining input, or GREEN never
+    # reaches it and the test proves nothing.
+    if green.poll() is not None or ready.green.highest_watermark > last_timestamp - 10_000:
+        raise RuntimeError("GREEN was (nearly) through its input before BLUE was up: lower --rate")
     scheduled = control.ScheduleTransition(v1.ScheduleTransitionRequest(
         pipeline=name, target=v1.BLUE, earliest=True, mode=getattr(v1, mode),
         allowed_lateness=0, auto_promote=True), timeout=10)
     at = scheduled.transition.at
     log(f"{mode}: cutover to BLUE scheduled at {at} (epoch {scheduled.plan.epoch})")
-    if green.poll() is not None:
-        raise RuntimeError("GREEN finished before the cutover was scheduled: lower --rate")
     watch_until(control, v1, name, lambda s: s.phase == v1.DRAINED, "DRAINED",
                 time.monotonic() + PIPELINE_WAIT_S, [green, blue])
     log(f"{mode}: DRAINED; waiting for both jobs to finish")
@@ -207,7 +208,8 @@ def main():
     parser.add_argument("--work", required=True, help="scratch folder")
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--rate", type=float, default=400.0, help="records per second per job")
+    parser.add_argument("--rate", type=float, default=250.0, help="GREEN's records per second")
+    parser.add_argument("--blue-rate", type=float, default=600.0, help="BLUE's records per second")
     parser.add_argument("--bundle-size", type=int, default=10)
     parser.add_argument("--out-of-orderness-ms", type=int, default=300)
     parser.add_argument("--horizon-window", default="2s")
@@ -225,6 +227,11 @@ def main():
     try:
         for mode in args.modes.split(","):
             results[mode.lower()] = run_mode(args, mode, work, processes)
+    except Exception:
+        for path in sorted(work.rglob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-15:]
+            log(f"--- {path.relative_to(work)} (last lines)\n" + "\n".join(tail))
+        raise
     finally:
         processes.stop_all()
     summary = {mode: {k: r[k] for k in ("records", "duplicates", "gaps")}

@@ -29,7 +29,7 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ListStateDescriptor
 
-from cutover_gate import DROP, EMIT, HOLD, shared_client
+from cutover_gate import DROP, EMIT, HOLD, release_client, shared_client
 
 END_OF_INPUT = (1 << 63) - 1
 """Flink's watermark at the end of a bounded input."""
@@ -66,10 +66,15 @@ class CutoverGate(KeyedProcessFunction):
         self._held = runtime_context.get_list_state(
             ListStateDescriptor("cutover-held", Types.PICKLED_BYTE_ARRAY()))
         self._held_keys = []
+        self._keys_with_end_timer = set()
 
     def close(self):
+        # Not `finish()`: a job closing on failure has not finished its input.
+        # The end-of-input timer below reports that; closing the client sends
+        # the last progress either way.
         if self._gate is not None:
-            self._gate.finish()
+            release_client(self.endpoint)
+            self._gate = None
 
     def _key(self, ctx, watermark):
         if self._gate.mode() == "WATERMARK":
@@ -106,7 +111,16 @@ class CutoverGate(KeyedProcessFunction):
         if index < len(self._held_keys) and self._held_keys[index] == key:
             del self._held_keys[index]
 
+    def _watch_end_of_input(self, ctx):
+        # One event-time timer per key, just below the end-of-input
+        # watermark: it fires only when the input is exhausted.
+        current = ctx.get_current_key()
+        if current not in self._keys_with_end_timer:
+            self._keys_with_end_timer.add(current)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT - 1)
+
     def process_element(self, value, ctx):
+        self._watch_end_of_input(ctx)
         watermark = ctx.timer_service().current_watermark()
         self._gate.observe_watermark(watermark)
         key = self._key(ctx, watermark)
@@ -118,6 +132,8 @@ class CutoverGate(KeyedProcessFunction):
 
     def on_timer(self, timestamp, ctx):
         watermark = ctx.timer_service().current_watermark()
+        if timestamp == END_OF_INPUT - 1:
+            watermark = END_OF_INPUT
         self._gate.observe_watermark(watermark)
         held = list(self._held.get() or [])
         if not held:
