@@ -5,7 +5,8 @@
 # the cutover gate (the Rust client as a Python module, built with maturin),
 # builds the cutover binary, runs both decision modes and prints one JSON
 # object as the last line. Exits non-zero on any duplicate or gap in
-# EVENT_TIME mode. Extra arguments go to e2e.py (e.g. --records 50000).
+# EVENT_TIME mode. Extra arguments go to e2e.py (e.g. --records 50000);
+# `--setup-only` stops after the set-up (CI runs it before the tests).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -36,6 +37,11 @@ rm -rf "$work/wheels"
   -m client/python/Cargo.toml -o "$work/wheels" >&2)
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps \
   "$work"/wheels/cutover_gate-*.whl >&2
+
+if [ "${1:-}" = "--setup-only" ]; then
+  log "set-up done"
+  exit 0
+fi
 
 log "running both jobs, both modes"
 "$venv/bin/python" "$here/e2e.py" --cutover "$root/target/release/cutover" \
