@@ -1,10 +1,10 @@
 //! The `cutover` command: `serve` runs a coordinator, `demo` runs a whole
-//! Blue/Green cutover on this machine and checks it.
+//! Blue/Green cutover on this machine and checks it, `bench` measures.
 
 mod logging;
 mod serve;
 
-use cutover_cli::demo;
+use cutover_cli::{bench, demo};
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +32,18 @@ enum Command {
     /// Run a cutover between two simulated jobs against an embedded
     /// coordinator and print what each colour emitted.
     Demo(demo::DemoArgs),
+    /// Load generators measuring a coordinator from outside.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time from a plan change until every gate holds it and has acked it.
+    Fanout(bench::fanout::FanoutArgs),
+    /// One client process of `bench fanout` (started by it).
+    #[command(hide = true)]
+    FanoutClient(bench::fanout_client::FanoutClientArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +66,14 @@ fn main() -> std::process::ExitCode {
             }
             Command::Demo(args) => {
                 logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Bench(BenchCommand::Fanout(args)) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Bench(BenchCommand::FanoutClient(args)) => {
+                logging::init(cli.log_format, "error");
                 args.run().await
             }
         }

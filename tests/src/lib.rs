@@ -3,6 +3,7 @@
 //! the seeded whole-protocol simulation.
 
 pub mod conformance;
+pub mod counting_alloc;
 pub mod etcd;
 pub mod kube_api;
 pub mod pki;

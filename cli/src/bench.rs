@@ -1,0 +1,6 @@
+//! `cutover bench`: load generators that measure the coordinator from
+//! outside, the way users see it.
+
+pub mod fanout;
+pub mod fanout_client;
+pub mod stats;
