@@ -209,3 +209,36 @@ pub fn epoch_of(status: &v1::PipelineStatus) -> u64 {
 pub fn horizon_of(status: &v1::PipelineStatus) -> i64 {
     status.plan.as_ref().map_or(i64::MIN, |p| p.horizon)
 }
+
+/// A GREEN gate (the only gate of pipeline `orders`) whose plan has a
+/// cutover to BLUE at the returned key with the horizon past it: below the
+/// key it emits, from it on it drops, far ahead it holds.
+pub async fn gate_past_a_cutover() -> anyhow::Result<(
+    TestCoordinator,
+    cutover_client::Client,
+    cutover_client::Gate,
+    i64,
+)> {
+    use cutover_client::{Client, ClientConfig, Key};
+    use cutover_core::Epoch;
+    let coordinator = TestCoordinator::start(
+        Arc::new(cutover_coordinator::store::MemoryStore::new()),
+        test_config(),
+    )
+    .await?;
+    let client = Client::connect(ClientConfig::new(coordinator.endpoint()))?;
+    let pipeline = PipelineName::new("orders")?;
+    let mut green = client.gate(identity("orders", Colour::Green, 0, 1))?;
+    green.observe_watermark(Key(10_000));
+    let limit = Duration::from_secs(10);
+    tokio::time::timeout(limit, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
+    let mut control = coordinator.control().await?;
+    wait_for_status(&mut control, "orders", limit, |s| horizon_of(s) > 10_000).await?;
+    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    green.observe_watermark(Key(at + 10));
+    let passed =
+        wait_for_status(&mut control, "orders", limit, |s| horizon_of(s) > at + 10).await?;
+    let epoch = Epoch(epoch_of(&passed));
+    tokio::time::timeout(limit, client.wait_for_epoch(&pipeline, epoch)).await?;
+    Ok((coordinator, client, green, at))
+}
