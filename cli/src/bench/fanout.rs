@@ -24,6 +24,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use super::etcd_fanout::{self, share};
 use super::fanout_client::unix_nanos;
 use super::stats::Latencies;
 
@@ -45,6 +46,10 @@ pub struct FanoutArgs {
     /// A running coordinator to measure instead of an embedded one.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// Also run the equivalent workload on this etcd (N watchers of one
+    /// key over P connections) and print both.
+    #[arg(long)]
+    pub against_etcd: Option<String>,
     /// Print the result as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -65,6 +70,8 @@ pub struct FanoutResult {
     pub delivered: Latencies,
     /// Control call → the coordinator has every gate's ack.
     pub acked: Latencies,
+    /// Put → every etcd watcher has it, when measured.
+    pub etcd: Option<Latencies>,
 }
 
 /// One client process (killed when dropped).
@@ -99,7 +106,16 @@ impl FanoutArgs {
                 (endpoint, Some(server))
             }
         };
-        let result = self.measure(&endpoint).await?;
+        let mut result = self.measure(&endpoint).await?;
+        if let Some(etcd) = &self.against_etcd {
+            let etcd = if etcd.contains("://") {
+                etcd.clone()
+            } else {
+                format!("http://{etcd}")
+            };
+            result.etcd =
+                Some(etcd_fanout::measure(&etcd, self.gates, self.sessions, self.updates).await?);
+        }
         print(&result, self.json);
         Ok(ExitCode::SUCCESS)
     }
@@ -204,17 +220,13 @@ impl FanoutArgs {
             updates: self.updates,
             delivered: Latencies::of(&delivered),
             acked: Latencies::of(&all_acked),
+            etcd: None,
         })
     }
 }
 
 fn since(start: u128, end: u128) -> Duration {
     Duration::from_nanos(u64::try_from(end.saturating_sub(start)).unwrap_or(u64::MAX))
-}
-
-/// The `k`-th of `parts` near-equal shares of `total`.
-fn share(total: u32, parts: u32, k: u32) -> u32 {
-    total / parts + u32::from(k < total % parts)
 }
 
 /// A coordinator on a memory store, on a free loopback port.
@@ -329,17 +341,35 @@ fn print(result: &FanoutResult, json: bool) {
         "cutover bench fanout: {} gates, {} sessions, {} client processes, {} updates",
         result.gates, result.sessions, result.processes, result.updates
     );
-    for (what, l) in [
-        ("delivered to every gate", result.delivered),
-        ("acked by every gate", result.acked),
-    ] {
+    let mut rows = vec![
+        ("cutover: every gate has it", result.delivered),
+        ("cutover: every gate acked", result.acked),
+    ];
+    if let Some(etcd) = result.etcd {
+        rows.push(("etcd: every watcher has it", etcd));
+    }
+    for (what, l) in rows {
         println!(
-            "  {what:<24} p50 {:>8.3} ms   p99 {:>8.3} ms   max {:>8.3} ms",
+            "  {what:<28} p50 {:>9.3} ms   p99 {:>9.3} ms   max {:>9.3} ms",
             l.p50_ms, l.p99_ms, l.max_ms
         );
     }
+    let ratio = |ours: f64, theirs: f64| {
+        if theirs > 0.0 {
+            ours / theirs
+        } else {
+            f64::NAN
+        }
+    };
+    if let Some(etcd) = result.etcd {
+        println!(
+            "  cutover/etcd                 p50 {:>9.3}      p99 {:>9.3}",
+            ratio(result.delivered.p50_ms, etcd.p50_ms),
+            ratio(result.delivered.p99_ms, etcd.p99_ms)
+        );
+    }
     if json {
-        let figures = serde_json::json!({
+        let mut figures = serde_json::json!({
             "cutover": {
                 "gates": result.gates,
                 "sessions": result.sessions,
@@ -353,6 +383,19 @@ fn print(result: &FanoutResult, json: bool) {
                 "acked_max_ms": result.acked.max_ms,
             }
         });
+        if let Some(etcd) = result.etcd {
+            figures["etcd"] = serde_json::json!({
+                "watchers": result.gates,
+                "connections": result.sessions,
+                "p50_ms": etcd.p50_ms,
+                "p99_ms": etcd.p99_ms,
+                "max_ms": etcd.max_ms,
+            });
+            figures["ratio"] = serde_json::json!({
+                "p50": ratio(result.delivered.p50_ms, etcd.p50_ms),
+                "p99": ratio(result.delivered.p99_ms, etcd.p99_ms),
+            });
+        }
         println!("{figures}");
     }
 }
