@@ -5,3 +5,9 @@ pub mod etcd_fanout;
 pub mod fanout;
 pub mod fanout_client;
 pub mod stats;
+
+/// The `k`-th of `parts` near-equal shares of `total` (the first
+/// `total % parts` shares get one more).
+pub fn share(total: u32, parts: u32, k: u32) -> u32 {
+    total / parts + u32::from(k < total % parts)
+}

@@ -305,6 +305,16 @@ pub async fn wait_for_phase(
     pipeline: &PipelineName,
     phase: v1::Phase,
 ) -> anyhow::Result<Instant> {
+    wait_for_status(control, pipeline.as_str(), |s| s.phase == phase as i32).await?;
+    Ok(Instant::now())
+}
+
+/// Follows `WatchPipeline` until `predicate` holds; returns that status.
+pub async fn wait_for_status(
+    control: &mut ControlServiceClient<Channel>,
+    pipeline: &str,
+    predicate: impl Fn(&v1::PipelineStatus) -> bool,
+) -> anyhow::Result<v1::PipelineStatus> {
     let mut statuses = control
         .watch_pipeline(v1::WatchPipelineRequest {
             pipeline: pipeline.to_string(),
@@ -312,11 +322,11 @@ pub async fn wait_for_phase(
         .await?
         .into_inner();
     while let Some(status) = statuses.message().await? {
-        if status.phase == phase as i32 {
-            return Ok(Instant::now());
+        if predicate(&status) {
+            return Ok(status);
         }
     }
-    bail!("the status stream ended before {phase:?}")
+    bail!("the status stream of {pipeline} ended first")
 }
 
 fn print_summary(s: &Summary, json: bool) {

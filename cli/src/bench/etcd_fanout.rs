@@ -10,6 +10,7 @@ use etcd_client::Client;
 use tokio::sync::mpsc;
 
 use super::fanout_client::unix_nanos;
+use super::share;
 use super::stats::Latencies;
 
 /// What a watcher task reports.
@@ -18,11 +19,6 @@ enum Seen {
     Created,
     /// One watcher saw the Put of this revision.
     Event(i64, Instant),
-}
-
-/// The `k`-th of `parts` near-equal shares of `total`.
-pub fn share(total: u32, parts: u32, k: u32) -> u32 {
-    total / parts + u32::from(k < total % parts)
 }
 
 /// Measures `updates` Puts of one key watched by `watchers` watchers spread

@@ -24,9 +24,11 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use super::etcd_fanout::{self, share};
+use super::etcd_fanout;
 use super::fanout_client::unix_nanos;
+use super::share;
 use super::stats::Latencies;
+use crate::demo::wait_for_status;
 
 /// Flags of `cutover bench fanout`.
 #[derive(clap::Args, Debug, Clone)]
@@ -72,11 +74,6 @@ pub struct FanoutResult {
     pub acked: Latencies,
     /// Put → every etcd watcher has it, when measured.
     pub etcd: Option<Latencies>,
-}
-
-/// One client process (killed when dropped).
-struct ClientProcess {
-    child: Child,
 }
 
 impl FanoutArgs {
@@ -211,7 +208,7 @@ impl FanoutArgs {
         }
         watcher.abort();
         for process in &mut processes {
-            let _ = process.child.start_kill();
+            let _ = process.start_kill();
         }
         Ok(FanoutResult {
             gates: self.gates,
@@ -254,7 +251,7 @@ fn spawn_client(
     parallelism: u32,
     index: usize,
     reports: Arc<watch::Sender<Vec<(u64, u128)>>>,
-) -> anyhow::Result<ClientProcess> {
+) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("locating the cutover binary")?;
     let mut child = Command::new(exe)
         .args([
@@ -290,15 +287,15 @@ fn spawn_client(
             }
         }
     });
-    Ok(ClientProcess { child })
+    Ok(child)
 }
 
-/// Waits until the coordinator sees every gate connected; returns the epoch.
+/// Waits until the coordinator sees every gate connected and acked.
 async fn wait_for_all_gates(
     control: &mut ControlServiceClient<Channel>,
     pipeline: &str,
     gates: u32,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<()> {
     // The pipeline exists once the first gate arrived: poll for that only.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -315,25 +312,17 @@ async fn wait_for_all_gates(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut statuses = control
-        .watch_pipeline(v1::WatchPipelineRequest {
-            pipeline: pipeline.to_string(),
-        })
-        .await?
-        .into_inner();
-    let wait = async {
-        while let Some(status) = statuses.message().await? {
-            let green = status.green.unwrap_or_default();
-            let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
-            if green.connected == gates && green.acked == gates {
-                return Ok(epoch);
-            }
-        }
-        bail!("the status stream ended before every gate connected")
+    let all_acked = |s: &v1::PipelineStatus| {
+        let green = s.green.unwrap_or_default();
+        green.connected == gates && green.acked == gates
     };
-    tokio::time::timeout(Duration::from_secs(120), wait)
-        .await
-        .context("not every gate connected within 120 s")?
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        wait_for_status(control, pipeline, all_acked),
+    )
+    .await
+    .context("not every gate connected within 120 s")??;
+    Ok(())
 }
 
 fn print(result: &FanoutResult, json: bool) {
