@@ -8,6 +8,7 @@ use crate::domain::{Colour, Epoch, Key};
 use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::HorizonSignal;
+use crate::tally::Tallies;
 
 /// One gate as the ledger knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +25,15 @@ pub struct GateEntry {
 struct SessionEntry {
     gates: BTreeSet<GateKey>,
     acked: Epoch,
+    /// Gates carried, per colour: `[blue, green]`.
+    per_colour: [u32; 2],
+}
+
+fn slot(colour: Colour) -> usize {
+    match colour {
+        Colour::Blue => 0,
+        Colour::Green => 1,
+    }
 }
 
 /// Per-colour counts derived from the ledger.
@@ -53,6 +63,8 @@ pub struct Ledger {
     gates: BTreeMap<GateKey, GateEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
     parallelism: BTreeMap<(Colour, String), u32>,
+    /// Kept in step with `gates` and `sessions` by every method below.
+    tallies: Tallies,
 }
 
 impl Ledger {
@@ -78,35 +90,53 @@ impl Ledger {
                 });
             }
         }
-        let entry = self.sessions.entry(session).or_default();
-        entry.acked = entry.acked.max(held);
+        self.ack(session, held);
+        let acked = self.sessions.get(&session).map_or(held, |e| e.acked);
         for identity in gates {
             let key = identity.key();
-            let previous = self.gates.insert(
-                key.clone(),
-                GateEntry {
-                    identity: identity.clone(),
-                    session: Some(session),
-                    progress: GateProgress::default(),
-                },
-            );
-            if let Some(previous) = previous {
-                if let Some(old) = previous.session.filter(|&s| s != session)
-                    && let Some(old) = self.sessions.get_mut(&old)
-                {
-                    old.gates.remove(&key);
+            let colour = identity.colour;
+            match self.gates.get_mut(&key) {
+                Some(gate) if gate.session == Some(session) => {
+                    gate.identity = identity.clone();
                 }
-                // Keep the progress of a known gate: a reconnect is no regress.
-                if let Some(entry) = self.gates.get_mut(&key) {
-                    entry.progress = previous.progress;
+                Some(gate) => {
+                    // Known: keep its progress (a reconnect is no regress),
+                    // take it from the session it was on, if any.
+                    if let Some(old) = gate.session
+                        && let Some(old) = self.sessions.get_mut(&old)
+                    {
+                        old.gates.remove(&key);
+                        old.per_colour[slot(colour)] -= 1;
+                        self.tallies
+                            .of_mut(colour)
+                            .disconnected(old.acked, gate.progress.watermark);
+                    }
+                    gate.identity = identity.clone();
+                    gate.session = Some(session);
+                    self.tallies
+                        .of_mut(colour)
+                        .connected(acked, gate.progress.watermark);
+                }
+                None => {
+                    let progress = GateProgress::default();
+                    let tally = self.tallies.of_mut(colour);
+                    tally.known(&progress);
+                    tally.connected(acked, progress.watermark);
+                    self.gates.insert(
+                        key.clone(),
+                        GateEntry {
+                            identity: identity.clone(),
+                            session: Some(session),
+                            progress,
+                        },
+                    );
                 }
             }
-            self.sessions
-                .get_mut(&session)
-                .expect("inserted above")
-                .gates
-                .insert(key);
-            self.set_parallelism(identity.colour, &identity.gate_uid, identity.parallelism);
+            let entry = self.sessions.entry(session).or_default();
+            if entry.gates.insert(key) {
+                entry.per_colour[slot(colour)] += 1;
+            }
+            self.set_parallelism(colour, &identity.gate_uid, identity.parallelism);
         }
         Ok(())
     }
@@ -119,12 +149,26 @@ impl Ledger {
         self.parallelism.insert(slot, parallelism);
         // A rescaled operator: forget disconnected subtasks beyond the new
         // parallelism.
+        let tally = self.tallies.of_mut(colour);
+        let mut reset = false;
         self.gates.retain(|key, entry| {
-            !(key.colour == colour
+            let forget = key.colour == colour
                 && key.gate_uid == uid
                 && key.subtask_index >= parallelism
-                && entry.session.is_none())
+                && entry.session.is_none();
+            if forget {
+                reset |= tally.forgotten(&entry.progress);
+            }
+            !forget
         });
+        if reset {
+            tally.reset_highest(
+                self.gates
+                    .values()
+                    .filter(|g| g.identity.colour == colour)
+                    .map(|g| g.progress.watermark),
+            );
+        }
     }
 
     /// Removes gates from `session` (they stay known, disconnected).
@@ -144,13 +188,18 @@ impl Ledger {
     }
 
     fn disconnect(&mut self, session: SessionId, key: &GateKey) {
-        if let Some(entry) = self.sessions.get_mut(&session) {
-            entry.gates.remove(key);
+        let Some(entry) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if !entry.gates.remove(key) {
+            return;
         }
-        if let Some(gate) = self.gates.get_mut(key)
-            && gate.session == Some(session)
-        {
+        entry.per_colour[slot(key.colour)] -= 1;
+        if let Some(gate) = self.gates.get_mut(key) {
             gate.session = None;
+            self.tallies
+                .of_mut(key.colour)
+                .disconnected(entry.acked, gate.progress.watermark);
         }
     }
 
@@ -158,10 +207,11 @@ impl Ledger {
     pub fn close_session(&mut self, session: SessionId) {
         if let Some(entry) = self.sessions.remove(&session) {
             for key in entry.gates {
-                if let Some(gate) = self.gates.get_mut(&key)
-                    && gate.session == Some(session)
-                {
+                if let Some(gate) = self.gates.get_mut(&key) {
                     gate.session = None;
+                    self.tallies
+                        .of_mut(key.colour)
+                        .disconnected(entry.acked, gate.progress.watermark);
                 }
             }
         }
@@ -170,7 +220,15 @@ impl Ledger {
     /// Records that `session` installed `epoch`.
     pub fn ack(&mut self, session: SessionId, epoch: Epoch) {
         let entry = self.sessions.entry(session).or_default();
-        entry.acked = entry.acked.max(epoch);
+        if epoch <= entry.acked {
+            return;
+        }
+        for colour in [Colour::Blue, Colour::Green] {
+            self.tallies
+                .of_mut(colour)
+                .reacked(entry.acked, epoch, entry.per_colour[slot(colour)]);
+        }
+        entry.acked = epoch;
     }
 
     /// Records a gate's progress; the gate must be on `session`.
@@ -185,17 +243,26 @@ impl Ledger {
                 // Watermarks never go back for the policy's sake.
                 let watermark = gate.progress.watermark.max(progress.watermark);
                 let max_key = gate.progress.max_key.max(progress.max_key);
-                gate.progress = GateProgress {
+                let next = GateProgress {
                     watermark,
                     max_key,
                     ..progress
                 };
+                self.tallies
+                    .of_mut(key.colour)
+                    .progressed(&gate.progress, &next, true);
+                gate.progress = next;
                 Ok(())
             }
             _ => Err(CoreError::UnknownGate {
                 gate: key.to_string(),
             }),
         }
+    }
+
+    /// The gate `key`, if known.
+    pub fn gate(&self, key: &GateKey) -> Option<&GateEntry> {
+        self.gates.get(key)
     }
 
     /// Whether `key` is a gate on `session`.
@@ -240,7 +307,7 @@ impl Ledger {
         any
     }
 
-    /// Counts for `colour` at `epoch`.
+    /// Counts for `colour` at `epoch`: O(log n), from running tallies.
     pub fn colour_gates(&self, colour: Colour, epoch: Epoch) -> ColourGates {
         let expected = self
             .parallelism
@@ -248,37 +315,7 @@ impl Ledger {
             .filter(|((c, _), _)| *c == colour)
             .map(|(_, &p)| p)
             .sum();
-        let mut out = ColourGates {
-            expected,
-            connected: 0,
-            acked: 0,
-            lowest_watermark: Key::MIN,
-            highest_watermark: Key::MIN,
-            emitted: 0,
-            dropped: 0,
-            held: 0,
-        };
-        let mut lowest: Option<Key> = None;
-        for gate in self.gates.values().filter(|g| g.identity.colour == colour) {
-            let p = &gate.progress;
-            out.highest_watermark = out.highest_watermark.max(p.watermark);
-            out.emitted += p.emitted;
-            out.dropped += p.dropped;
-            out.held += p.held;
-            if let Some(session) = gate.session {
-                out.connected += 1;
-                lowest = Some(lowest.map_or(p.watermark, |l| l.min(p.watermark)));
-                if self
-                    .sessions
-                    .get(&session)
-                    .is_some_and(|s| s.acked >= epoch)
-                {
-                    out.acked += 1;
-                }
-            }
-        }
-        out.lowest_watermark = lowest.unwrap_or(Key::MIN);
-        out
+        self.tallies.of(colour).counts(expected, epoch)
     }
 
     /// Every gate known, in key order.

@@ -23,6 +23,7 @@ mod ledger;
 mod pipeline;
 mod plan;
 mod status;
+mod tally;
 mod timeline;
 mod transition;
 

@@ -299,8 +299,8 @@ impl PipelineState {
     ) -> Result<(), CoreError> {
         let mut progress = self
             .ledger
-            .gates()
-            .find(|g| &g.identity.key() == gate && g.session == Some(session))
+            .gate(gate)
+            .filter(|g| g.session == Some(session))
             .map(|g| g.progress)
             .ok_or_else(|| CoreError::UnknownGate {
                 gate: gate.to_string(),
