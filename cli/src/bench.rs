@@ -1,9 +1,13 @@
 //! `cutover bench`: load generators that measure the coordinator from
 //! outside, the way users see it.
 
+pub mod coordinator_process;
 pub mod etcd_fanout;
 pub mod fanout;
 pub mod fanout_client;
+pub mod fleet;
+pub mod memory;
+pub mod reconnect;
 pub mod stats;
 
 /// The `k`-th of `parts` near-equal shares of `total` (the first

@@ -41,6 +41,11 @@ enum Command {
 enum BenchCommand {
     /// Time from a plan change until every gate holds it and has acked it.
     Fanout(bench::fanout::FanoutArgs),
+    /// Coordinator resident memory per idle gate and per session.
+    Memory(bench::memory::MemoryArgs),
+    /// Kill the coordinator under its gates and restart it: time until
+    /// every gate is back at the current epoch.
+    Reconnect(bench::reconnect::ReconnectArgs),
     /// One client process of `bench fanout` (started by it).
     #[command(hide = true)]
     FanoutClient(bench::fanout_client::FanoutClientArgs),
@@ -69,6 +74,14 @@ fn main() -> std::process::ExitCode {
                 args.run().await
             }
             Command::Bench(BenchCommand::Fanout(args)) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Bench(BenchCommand::Memory(args)) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Bench(BenchCommand::Reconnect(args)) => {
                 logging::init(cli.log_format, "warn");
                 args.run().await
             }

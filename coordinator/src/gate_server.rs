@@ -10,7 +10,7 @@ use cutover_proto::v1;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Status, Streaming};
@@ -18,6 +18,11 @@ use tracing::Instrument;
 
 use crate::registry::Coordinator;
 use crate::session;
+
+/// Initial size of a session's encode and decode buffers (tonic's default
+/// is 8 KiB each). Gate frames are a few hundred bytes; the buffers grow
+/// for a larger one. Small buffers keep an idle session cheap.
+const CODEC_BUFFER: usize = 1024;
 
 /// Frames queued per session before the session stops pulling updates (and
 /// starts coalescing them).
@@ -117,6 +122,10 @@ impl Encoder for FrameCodec {
         dst.put_slice(&item);
         Ok(())
     }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(CODEC_BUFFER, 32 * 1024)
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -127,5 +136,9 @@ impl Decoder for FrameCodec {
         v1::ClientMessage::decode(src)
             .map(Some)
             .map_err(|e| Status::invalid_argument(format!("malformed client message: {e}")))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(CODEC_BUFFER, 32 * 1024)
     }
 }

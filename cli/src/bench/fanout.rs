@@ -7,8 +7,13 @@
 //! holds the new epoch (each client process stamps the moment all its gates
 //! have it; the latest stamp counts) and (b) the coordinator counts every
 //! gate as acknowledged (seen on `WatchPipeline`). Prints p50/p99/max.
+//!
+//! `--stall-percent P` adds a client process holding P% of the gates and
+//! sessions and, after the first `--updates`, stops it (SIGSTOP: its
+//! connections stay open, it reads nothing) for `--updates` more: the live
+//! gates' figures with and without a stalled consumer, side by side.
 
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,17 +23,14 @@ use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
 use cutover_proto::v1;
 use cutover_proto::v1::control_service_client::ControlServiceClient;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use super::etcd_fanout;
 use super::fanout_client::unix_nanos;
-use super::share;
+use super::fleet::{Fleet, Share, layout, wait_for_all_gates};
 use super::stats::Latencies;
-use crate::demo::wait_for_status;
 
 /// Flags of `cutover bench fanout`.
 #[derive(clap::Args, Debug, Clone)]
@@ -52,6 +54,10 @@ pub struct FanoutArgs {
     /// key over P connections) and print both.
     #[arg(long)]
     pub against_etcd: Option<String>,
+    /// Put this share (percent) of the gates and sessions in one extra
+    /// process, and stop it for a second round of `--updates`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub stall_percent: Option<u32>,
     /// Print the result as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -72,8 +78,23 @@ pub struct FanoutResult {
     pub delivered: Latencies,
     /// Control call → the coordinator has every gate's ack.
     pub acked: Latencies,
+    /// The same for the live gates while one process is stopped.
+    pub stalled: Option<Stalled>,
     /// Put → every etcd watcher has it, when measured.
     pub etcd: Option<Latencies>,
+}
+
+/// The figures of the round with a stopped client process.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Stalled {
+    /// Gates in the stopped process.
+    pub gates: u32,
+    /// Sessions in the stopped process.
+    pub sessions: u32,
+    /// Control call → every live gate holds the change.
+    pub delivered: Latencies,
+    /// Control call → the coordinator has every live gate's ack.
+    pub acked: Latencies,
 }
 
 impl FanoutArgs {
@@ -90,7 +111,25 @@ impl FanoutArgs {
                 self.sessions
             );
         }
+        if self.stall_percent.is_some() && self.sessions < 2 {
+            bail!("--stall-percent needs at least 2 sessions");
+        }
         Ok(())
+    }
+
+    /// The client processes: the live ones, then the one to stop, if any.
+    fn layout(&self) -> Vec<Share> {
+        let stalled = self.stall_percent.map(|percent| Share {
+            gates: (self.gates * percent / 100).max(1),
+            sessions: (self.sessions * percent / 100).max(1),
+        });
+        let (gates, sessions) = match stalled {
+            Some(s) => (self.gates - s.gates, self.sessions - s.sessions),
+            None => (self.gates, self.sessions),
+        };
+        let mut shares = layout(gates, sessions, self.processes.min(sessions));
+        shares.extend(stalled);
+        shares
     }
 
     /// Runs the benchmark and prints its figures.
@@ -119,106 +158,151 @@ impl FanoutArgs {
 
     async fn measure(&self, endpoint: &str) -> anyhow::Result<FanoutResult> {
         let pipeline = format!("fanout-{}", unix_nanos() % 1_000_000_000);
-        let (reports_tx, reports) = watch::channel(vec![(0u64, 0u128); self.processes as usize]);
-        let reports_tx = Arc::new(reports_tx);
-        let mut processes = Vec::new();
-        let mut first_subtask = 0;
-        for k in 0..self.processes {
-            let sessions = share(self.sessions, self.processes, k);
-            let first_session = (0..k)
-                .map(|j| share(self.sessions, self.processes, j))
-                .sum::<u32>();
-            let gates = (first_session..first_session + sessions)
-                .map(|s| share(self.gates, self.sessions, s))
-                .sum::<u32>();
-            processes.push(spawn_client(
-                endpoint,
-                &pipeline,
-                sessions,
-                gates,
-                first_subtask,
-                self.gates,
-                k as usize,
-                reports_tx.clone(),
-            )?);
-            first_subtask += gates;
-        }
-
+        let shares = self.layout();
+        let mut fleet = Fleet::spawn(endpoint, &pipeline, &shares)?;
         let mut control = ControlServiceClient::connect(endpoint.to_string())
             .await
             .context("connecting to the control service")?;
-        let (acked_tx, mut acked) = watch::channel((0u64, 0u128));
-        wait_for_all_gates(&mut control, &pipeline, self.gates).await?;
-        let gates = self.gates;
+        wait_for_all_gates(&mut control, &pipeline, self.gates, Duration::from_secs(120)).await?;
+        let mut rounds = Rounds::start(&mut control, &pipeline).await?;
+
+        let all: Vec<usize> = (0..shares.len()).collect();
+        let (delivered, acked) = rounds
+            .run(&mut control, &fleet, &all, self.gates, self.updates)
+            .await?;
+        let mut stalled = None;
+        if self.stall_percent.is_some() {
+            let index = shares.len() - 1;
+            let pid = fleet.pids()[index];
+            signal(pid, "-STOP")?;
+            let live = &all[..index];
+            let live_gates = self.gates - shares[index].gates;
+            let round = rounds
+                .run(&mut control, &fleet, live, live_gates, self.updates)
+                .await;
+            signal(pid, "-CONT")?;
+            let (delivered, acked) = round?;
+            stalled = Some(Stalled {
+                gates: shares[index].gates,
+                sessions: shares[index].sessions,
+                delivered,
+                acked,
+            });
+        }
+        rounds.watcher.abort();
+        fleet.kill();
+        Ok(FanoutResult {
+            gates: self.gates,
+            sessions: self.sessions,
+            processes: shares.len() as u32,
+            updates: self.updates,
+            delivered,
+            acked,
+            stalled,
+            etcd: None,
+        })
+    }
+}
+
+/// Sends a signal to a process through `kill(1)`.
+fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill {signal} {pid} failed");
+    }
+    Ok(())
+}
+
+/// Plan changes and the coordinator's ack counts, across rounds.
+struct Rounds {
+    pipeline: String,
+    next: u32,
+    /// (GREEN gates acked, epoch, Unix nanoseconds seen).
+    acked: watch::Receiver<(u32, u64, u128)>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Rounds {
+    async fn start(
+        control: &mut ControlServiceClient<Channel>,
+        pipeline: &str,
+    ) -> anyhow::Result<Rounds> {
         let mut statuses = control
             .watch_pipeline(v1::WatchPipelineRequest {
-                pipeline: pipeline.clone(),
+                pipeline: pipeline.to_string(),
             })
             .await?
             .into_inner();
+        let (acked_tx, acked) = watch::channel((0u32, 0u64, 0u128));
         let watcher = tokio::spawn(async move {
             while let Ok(Some(status)) = statuses.message().await {
-                let all = status.green.as_ref().is_some_and(|g| g.acked == gates);
+                let gates = status.green.as_ref().map_or(0, |g| g.acked);
                 let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
-                if all && epoch > acked_tx.borrow().0 {
-                    acked_tx.send_replace((epoch, unix_nanos()));
-                }
+                acked_tx.send_replace((gates, epoch, unix_nanos()));
             }
         });
+        Ok(Rounds {
+            pipeline: pipeline.to_string(),
+            next: 0,
+            acked,
+            watcher,
+        })
+    }
 
+    /// `updates` plan changes; for each, the time until every process in
+    /// `live` holds it and until `gates` gates acked it.
+    async fn run(
+        &mut self,
+        control: &mut ControlServiceClient<Channel>,
+        fleet: &Fleet,
+        live: &[usize],
+        gates: u32,
+        updates: u32,
+    ) -> anyhow::Result<(Latencies, Latencies)> {
         let (mut delivered, mut all_acked) = (Vec::new(), Vec::new());
-        let far = 1i64 << 50;
-        for update in 0..self.updates {
+        for _ in 0..updates {
             let started = unix_nanos();
-            let status = if update % 2 == 0 {
-                control
-                    .schedule_transition(v1::ScheduleTransitionRequest {
-                        pipeline: pipeline.clone(),
-                        target: v1::Colour::Blue as i32,
-                        at: Some(v1::schedule_transition_request::At::Key(
-                            far + i64::from(update),
-                        )),
-                        mode: v1::DecisionMode::EventTime as i32,
-                        allowed_lateness: 0,
-                        auto_promote: true,
-                    })
-                    .await?
-            } else {
-                control
-                    .abort_transition(v1::AbortTransitionRequest {
-                        pipeline: pipeline.clone(),
-                    })
-                    .await?
-            }
-            .into_inner();
-            let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
-            let mut held = reports.clone();
-            let all = held
-                .wait_for(|r| r.iter().all(|&(e, _)| e >= epoch))
-                .await
-                .context("a client process ended")?;
-            let last = all.iter().map(|&(_, at)| at).max().unwrap_or(started);
-            drop(all);
+            let epoch = self.change(control).await?;
+            let last = fleet.delivered(epoch, live).await?;
             delivered.push(since(started, last));
-            let (_, at) = *acked
-                .wait_for(|&(e, _)| e >= epoch)
+            let (_, _, at) = *self
+                .acked
+                .wait_for(|&(acked, e, _)| e == epoch && acked >= gates)
                 .await
                 .context("the status stream ended")?;
             all_acked.push(since(started, at));
         }
-        watcher.abort();
-        for process in &mut processes {
-            let _ = process.start_kill();
+        Ok((Latencies::of(&delivered), Latencies::of(&all_acked)))
+    }
+
+    /// A schedule far ahead or its abort, in turn; returns the new epoch.
+    async fn change(&mut self, control: &mut ControlServiceClient<Channel>) -> anyhow::Result<u64> {
+        let update = self.next;
+        self.next += 1;
+        let pipeline = self.pipeline.clone();
+        let status = if update % 2 == 0 {
+            control
+                .schedule_transition(v1::ScheduleTransitionRequest {
+                    pipeline,
+                    target: v1::Colour::Blue as i32,
+                    at: Some(v1::schedule_transition_request::At::Key(
+                        (1i64 << 50) + i64::from(update),
+                    )),
+                    mode: v1::DecisionMode::EventTime as i32,
+                    allowed_lateness: 0,
+                    auto_promote: true,
+                })
+                .await?
+        } else {
+            control
+                .abort_transition(v1::AbortTransitionRequest { pipeline })
+                .await?
         }
-        Ok(FanoutResult {
-            gates: self.gates,
-            sessions: self.sessions,
-            processes: self.processes,
-            updates: self.updates,
-            delivered: Latencies::of(&delivered),
-            acked: Latencies::of(&all_acked),
-            etcd: None,
-        })
+        .into_inner();
+        Ok(status.plan.as_ref().map_or(0, |p| p.epoch))
     }
 }
 
@@ -241,90 +325,6 @@ async fn embedded() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     Ok((endpoint, server))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_client(
-    endpoint: &str,
-    pipeline: &str,
-    sessions: u32,
-    gates: u32,
-    first_subtask: u32,
-    parallelism: u32,
-    index: usize,
-    reports: Arc<watch::Sender<Vec<(u64, u128)>>>,
-) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("locating the cutover binary")?;
-    let mut child = Command::new(exe)
-        .args([
-            "bench",
-            "fanout-client",
-            "--endpoint",
-            endpoint,
-            "--pipeline",
-            pipeline,
-        ])
-        .args([
-            "--sessions",
-            &sessions.to_string(),
-            "--gates",
-            &gates.to_string(),
-        ])
-        .args(["--first-subtask", &first_subtask.to_string()])
-        .args(["--parallelism", &parallelism.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting a client process")?;
-    let stdout = child.stdout.take().context("client stdout")?;
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let mut fields = line.split_whitespace().skip(1);
-            let epoch = fields.next().and_then(|f| f.parse::<u64>().ok());
-            let at = fields.next().and_then(|f| f.parse::<u128>().ok());
-            if let (Some(epoch), Some(at)) = (epoch, at) {
-                reports.send_modify(|r| r[index] = (epoch, at));
-            }
-        }
-    });
-    Ok(child)
-}
-
-/// Waits until the coordinator sees every gate connected and acked.
-async fn wait_for_all_gates(
-    control: &mut ControlServiceClient<Channel>,
-    pipeline: &str,
-    gates: u32,
-) -> anyhow::Result<()> {
-    // The pipeline exists once the first gate arrived: poll for that only.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let request = v1::GetPipelineRequest {
-            pipeline: pipeline.to_string(),
-        };
-        match control.get_pipeline(request).await {
-            Ok(_) => break,
-            Err(status) if status.code() == tonic::Code::NotFound => {}
-            Err(status) => return Err(status.into()),
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("no gate arrived within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let all_acked = |s: &v1::PipelineStatus| {
-        let green = s.green.unwrap_or_default();
-        green.connected == gates && green.acked == gates
-    };
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        wait_for_status(control, pipeline, all_acked),
-    )
-    .await
-    .context("not every gate connected within 120 s")??;
-    Ok(())
-}
-
 fn print(result: &FanoutResult, json: bool) {
     println!(
         "cutover bench fanout: {} gates, {} sessions, {} client processes, {} updates",
@@ -334,8 +334,18 @@ fn print(result: &FanoutResult, json: bool) {
         ("cutover: every gate has it", result.delivered),
         ("cutover: every gate acked", result.acked),
     ];
+    if let Some(stalled) = result.stalled {
+        rows.push(("… one process stopped: has", stalled.delivered));
+        rows.push(("… one process stopped: acked", stalled.acked));
+    }
     if let Some(etcd) = result.etcd {
         rows.push(("etcd: every watcher has it", etcd));
+    }
+    if let Some(stalled) = result.stalled {
+        println!(
+            "  (second round: a process with {} gates over {} sessions stopped; the other gates measured)",
+            stalled.gates, stalled.sessions
+        );
     }
     for (what, l) in rows {
         println!(
@@ -372,6 +382,16 @@ fn print(result: &FanoutResult, json: bool) {
                 "acked_max_ms": result.acked.max_ms,
             }
         });
+        if let Some(stalled) = result.stalled {
+            figures["stalled"] = serde_json::json!({
+                "gates": stalled.gates,
+                "sessions": stalled.sessions,
+                "p50_ms": stalled.delivered.p50_ms,
+                "p99_ms": stalled.delivered.p99_ms,
+                "acked_p50_ms": stalled.acked.p50_ms,
+                "acked_p99_ms": stalled.acked.p99_ms,
+            });
+        }
         if let Some(etcd) = result.etcd {
             figures["etcd"] = serde_json::json!({
                 "watchers": result.gates,

@@ -1,0 +1,104 @@
+//! A `cutover serve` child process for the benchmarks that must look at a
+//! coordinator from outside: its resident memory, or killing and restarting
+//! it under its gates.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cutover_proto::v1;
+use cutover_proto::v1::control_service_client::ControlServiceClient;
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+/// A running coordinator process.
+pub struct CoordinatorProcess {
+    child: Child,
+    listen: SocketAddr,
+}
+
+/// A free loopback address (bound, read, released).
+pub fn free_address() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+impl CoordinatorProcess {
+    /// Starts `cutover serve` on `listen` with `store` and waits until its
+    /// control service answers (at most `limit`).
+    pub async fn start(listen: SocketAddr, store: &str, limit: Duration) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the cutover binary")?;
+        let child = Command::new(exe)
+            .args(["serve", "--listen", &listen.to_string()])
+            .args(["--metrics-listen", "off", "--store", store])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting cutover serve")?;
+        let mut process = CoordinatorProcess { child, listen };
+        process.ready(limit).await?;
+        Ok(process)
+    }
+
+    /// The gRPC endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    /// A control client.
+    pub async fn control(&self) -> anyhow::Result<ControlServiceClient<Channel>> {
+        ControlServiceClient::connect(self.endpoint())
+            .await
+            .context("connecting to the control service")
+    }
+
+    async fn ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("cutover serve exited with {status}");
+            }
+            if let Ok(mut control) = self.control().await
+                && control
+                    .list_pipelines(v1::ListPipelinesRequest {})
+                    .await
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                bail!("cutover serve did not answer within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Resident memory now, in bytes (Linux `/proc`).
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self.child.id().context("the coordinator has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .context("reading /proc/PID/status")?;
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .context("no VmRSS line")?;
+        Ok(kib * 1024)
+    }
+
+    /// Its address.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Kills it with SIGKILL (no goodbye to its sessions) and waits until it
+    /// is gone.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill().context("killing the coordinator")?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
