@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod memory;
 pub mod reconnect;
 pub mod stats;
+pub mod writes;
 
 /// The `k`-th of `parts` near-equal shares of `total` (the first
 /// `total % parts` shares get one more).

@@ -46,6 +46,8 @@ enum BenchCommand {
     /// Kill the coordinator under its gates and restart it: time until
     /// every gate is back at the current epoch.
     Reconnect(bench::reconnect::ReconnectArgs),
+    /// Store writes of one scripted run per backend and number of gates.
+    Writes(bench::writes::WritesArgs),
     /// One client process of `bench fanout` (started by it).
     #[command(hide = true)]
     FanoutClient(bench::fanout_client::FanoutClientArgs),
@@ -82,6 +84,10 @@ fn main() -> std::process::ExitCode {
                 args.run().await
             }
             Command::Bench(BenchCommand::Reconnect(args)) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Bench(BenchCommand::Writes(args)) => {
                 logging::init(cli.log_format, "warn");
                 args.run().await
             }

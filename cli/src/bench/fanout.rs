@@ -163,7 +163,13 @@ impl FanoutArgs {
         let mut control = ControlServiceClient::connect(endpoint.to_string())
             .await
             .context("connecting to the control service")?;
-        wait_for_all_gates(&mut control, &pipeline, self.gates, Duration::from_secs(120)).await?;
+        wait_for_all_gates(
+            &mut control,
+            &pipeline,
+            self.gates,
+            Duration::from_secs(120),
+        )
+        .await?;
         let mut rounds = Rounds::start(&mut control, &pipeline).await?;
 
         let all: Vec<usize> = (0..shares.len()).collect();
@@ -283,7 +289,7 @@ impl Rounds {
         let update = self.next;
         self.next += 1;
         let pipeline = self.pipeline.clone();
-        let status = if update % 2 == 0 {
+        let status = if update.is_multiple_of(2) {
             control
                 .schedule_transition(v1::ScheduleTransitionRequest {
                     pipeline,

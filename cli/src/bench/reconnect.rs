@@ -64,9 +64,10 @@ impl ReconnectArgs {
             bail!("--processes and --rounds must be positive");
         }
         let tempdir = tempfile::tempdir().context("creating a temporary folder")?;
-        let store = self.store.clone().unwrap_or_else(|| {
-            format!("file:{}", tempdir.path().join("state").display())
-        });
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| format!("file:{}", tempdir.path().join("state").display()));
         let limit = Duration::from_secs(120);
         let mut coordinator = CoordinatorProcess::start(free_address()?, &store, limit).await?;
         let pipeline = format!("reconnect-{}", unix_nanos() % 1_000_000_000);
