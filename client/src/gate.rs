@@ -2,6 +2,10 @@
 //! plan through an `arc_swap::Cache` — no lock, no allocation, no await —
 //! and counts into plain fields that [`Gate::observe_watermark`] and
 //! [`Gate::flush`] publish for the session task.
+//!
+//! Per record, the gate only compares the key with a copy of the plan's
+//! tail ([`Tail`]: horizon and the last two segments) taken when the plan
+//! pointer changes; keys older than that tail ask the plan itself.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,9 +16,76 @@ use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, Plan};
 
 use crate::shared::{Command, GateShared, PipelineSlot, Shared};
 
+/// What `decide` needs of a plan for the keys it sees most: those near the
+/// end of the timeline. Copied out of the plan each time the plan changes.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    /// Address of the plan it was copied from (0: no plan). The gate's
+    /// cache keeps that plan alive until it loads another, so a new plan
+    /// never shares the address.
+    plan: usize,
+    /// Keys at or above it are held.
+    horizon: i64,
+    /// Start of the last segment, and the decision in it.
+    last_start: i64,
+    last: Decision,
+    /// Start of the segment before it (`i64::MIN` covers all older keys),
+    /// and the decision in it.
+    before_start: i64,
+    before: Decision,
+}
+
+impl Tail {
+    const NONE: Tail = Tail {
+        plan: 0,
+        horizon: i64::MIN,
+        last_start: i64::MIN,
+        last: Decision::Hold,
+        before_start: i64::MIN,
+        before: Decision::Hold,
+    };
+
+    fn of(plan: Option<&Arc<Plan>>, colour: Colour) -> Tail {
+        let Some(plan) = plan else { return Tail::NONE };
+        let decision = |owner: Colour| {
+            if owner == colour {
+                Decision::Emit
+            } else {
+                Decision::Drop
+            }
+        };
+        let segments = plan.timeline.segments();
+        let last = plan.timeline.last();
+        let before = segments.len().checked_sub(2).map(|i| segments[i]);
+        Tail {
+            plan: Arc::as_ptr(plan) as usize,
+            horizon: plan.horizon.0,
+            last_start: last.start.0,
+            last: decision(last.owner),
+            before_start: before.map_or(i64::MAX, |s| s.start.0),
+            before: before.map_or(Decision::Hold, |s| decision(s.owner)),
+        }
+    }
+
+    /// The decision for `key`, or `None` for keys older than the tail.
+    #[inline]
+    fn decide(&self, key: Key) -> Option<Decision> {
+        if key.0 >= self.horizon {
+            Some(Decision::Hold)
+        } else if key.0 >= self.last_start {
+            Some(self.last)
+        } else if key.0 >= self.before_start {
+            Some(self.before)
+        } else {
+            None
+        }
+    }
+}
+
 /// Decides, record by record, whether this gate's job emits.
 pub struct Gate {
     colour: Colour,
+    tail: Tail,
     cache: Cache<Arc<ArcSwapOption<Plan>>, Option<Arc<Plan>>>,
     slot: Arc<PipelineSlot>,
     gate: Arc<GateShared>,
@@ -29,6 +100,7 @@ impl Gate {
     pub(crate) fn new(client: Arc<Shared>, slot: Arc<PipelineSlot>, gate: Arc<GateShared>) -> Self {
         Gate {
             colour: gate.identity.colour,
+            tail: Tail::NONE,
             cache: Cache::new(slot.plan.clone()),
             slot,
             gate,
@@ -50,9 +122,18 @@ impl Gate {
     /// [`Gate::wait_until_decidable`] returns (or simply later).
     #[inline]
     pub fn decide(&mut self, key: Key) -> Decision {
-        let decision = match self.cache.load() {
-            Some(plan) => plan.decide(self.colour, key),
-            None => Decision::Hold,
+        let plan = self.cache.load();
+        let current = plan.as_ref().map_or(0, |p| Arc::as_ptr(p) as usize);
+        if current != self.tail.plan {
+            self.tail = Tail::of(plan.as_ref(), self.colour);
+        }
+        let decision = match self.tail.decide(key) {
+            Some(decision) => decision,
+            // Older than the last two segments: ask the plan (there is one,
+            // or the tail would have held the key).
+            None => plan
+                .as_ref()
+                .map_or(Decision::Hold, |plan| plan.decide(self.colour, key)),
         };
         if key.0 > self.max_key {
             self.max_key = key.0;
@@ -60,19 +141,18 @@ impl Gate {
         match decision {
             Decision::Emit => self.emitted += 1,
             Decision::Drop => self.dropped += 1,
-            Decision::Hold => self.note_hold(key),
+            Decision::Hold if key.0 < self.lowest_held => self.note_hold(key),
+            Decision::Hold => {}
         }
         decision
     }
 
     #[cold]
     fn note_hold(&mut self, key: Key) {
-        if key.0 < self.lowest_held {
-            self.lowest_held = key.0;
-            self.gate.lowest_held.fetch_min(key.0, Ordering::Relaxed);
-            self.flush();
-            self.client.urgent.notify_one();
-        }
+        self.lowest_held = key.0;
+        self.gate.lowest_held.fetch_min(key.0, Ordering::Relaxed);
+        self.flush();
+        self.client.urgent.notify_one();
     }
 
     /// The decision for `key` without counting it (for callers that decide
@@ -214,5 +294,56 @@ impl Drop for Gate {
         );
         self.client.gates().remove(&key);
         let _ = self.client.commands.send(Command::Detach(key.0, key.1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_core::{Epoch, Mode, Timeline};
+
+    #[test]
+    fn the_tail_decides_like_the_plan() {
+        // Timelines of 1 to 4 segments with starts in 0..8, every horizon
+        // and key around them, both colours: the tail (or, for older keys,
+        // the plan it defers to) gives the plan's decision.
+        let mut timelines = vec![Timeline::new(Colour::Green)];
+        for _ in 0..3 {
+            let mut longer = Vec::new();
+            for t in &timelines {
+                let last = t.last();
+                for start in (last.start.0.max(-1) + 1)..8 {
+                    if let Ok(next) = t.with_appended(Key(start), last.owner.other()) {
+                        longer.push(next);
+                    }
+                }
+            }
+            timelines.extend(longer);
+        }
+        assert!(timelines.iter().any(|t| t.segments().len() == 4));
+        for timeline in &timelines {
+            for horizon in -2..10 {
+                let plan = Arc::new(Plan {
+                    timeline: timeline.clone(),
+                    horizon: Key(horizon),
+                    epoch: Epoch(1),
+                    mode: Mode::EventTime,
+                });
+                for colour in Colour::ALL {
+                    let tail = Tail::of(Some(&plan), colour);
+                    for key in (-3..11).map(Key).chain([Key::MIN, Key::MAX]) {
+                        let expected = plan.decide(colour, key);
+                        let got = tail.decide(key).unwrap_or_else(|| plan.decide(colour, key));
+                        assert_eq!(got, expected, "{timeline:?} horizon {horizon} key {key}");
+                        if timeline.segments().len() <= 2 {
+                            assert!(tail.decide(key).is_some(), "two segments never defer");
+                        }
+                    }
+                }
+            }
+        }
+        for key in [Key::MIN, Key(0), Key::MAX] {
+            assert_eq!(Tail::NONE.decide(key), Some(Decision::Hold));
+        }
     }
 }
