@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use cutover_core::{GateIdentity, PipelineName, Plan};
@@ -41,6 +41,8 @@ impl Client {
             gates: Mutex::new(BTreeMap::new()),
             commands,
             urgent: Notify::new(),
+            progress_pending: AtomicBool::new(false),
+            progress_wanted: Notify::new(),
             connected: watch::channel(false).0,
             stop: watch::channel(false).0,
             sessions_opened: AtomicU64::new(0),

@@ -271,7 +271,8 @@ impl Gate {
         self.gate.emitted.store(self.emitted, Ordering::Relaxed);
         self.gate.dropped.store(self.dropped, Ordering::Relaxed);
         self.gate.max_key.fetch_max(self.max_key, Ordering::Relaxed);
-        self.gate.dirty.store(true, Ordering::Relaxed);
+        self.gate.dirty.store(true, Ordering::SeqCst);
+        self.client.want_progress();
     }
 
     /// Records emitted so far.

@@ -15,6 +15,7 @@ use cutover_proto::v1::gate_service_client::GateServiceClient;
 use cutover_proto::v1::{self, client_message::Kind, server_message};
 use rand::Rng;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
@@ -115,8 +116,11 @@ async fn connection(
         "session open"
     );
     shared.connected.send_replace(true);
-    let mut ticker = tokio::time::interval(shared.config.progress_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Progress goes out when some gate changed, at most once per interval;
+    // the first report (every gate, marked dirty above) at once.
+    let interval = shared.config.progress_interval;
+    let mut last_report: Option<Instant> = None;
+    let mut due = Some(Instant::now());
     loop {
         tokio::select! {
             _ = stopped(shared) => {
@@ -157,8 +161,15 @@ async fn connection(
                 if tx.send(message(kind)).await.is_err() {
                     return Ended::Failed { served: true };
                 }
+                // A newly announced gate reports its progress soon.
+                due.get_or_insert_with(|| next_report(last_report, interval));
             }
-            _ = ticker.tick() => {
+            _ = shared.progress_wanted.notified(), if due.is_none() => {
+                due = Some(next_report(last_report, interval));
+            }
+            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                due = None;
+                last_report = Some(Instant::now());
                 let report = progress(shared, &announced, false);
                 if !report.gates.is_empty() && tx.send(message(Kind::Progress(report))).await.is_err() {
                     return Ended::Failed { served: true };
@@ -177,6 +188,12 @@ async fn connection(
             }
         }
     }
+}
+
+/// When the next progress report may go out: one interval after the last.
+fn next_report(last: Option<Instant>, interval: Duration) -> Instant {
+    let now = Instant::now();
+    last.map_or(now, |last| (last + interval).max(now))
 }
 
 fn held(shared: &Shared) -> Vec<v1::HeldEpoch> {
@@ -236,12 +253,15 @@ fn receive(shared: &Shared, frame: v1::ServerMessage) -> Option<Result<v1::Ack, 
 /// Progress of the gates announced on this session (a gate registered since
 /// is reported once its attach went out, never before).
 fn progress(shared: &Shared, announced: &Announced, all: bool) -> v1::Progress {
+    // Cleared before the gates are read: a change racing with this report
+    // sets it again and is reported next time.
+    shared.progress_pending.store(false, Ordering::SeqCst);
     let gates = shared
         .gates()
         .iter()
         .filter(|(key, _)| announced.contains(*key))
         .map(|(_, g)| g)
-        .filter(|g| g.dirty.swap(false, Ordering::Relaxed) || all)
+        .filter(|g| g.dirty.swap(false, Ordering::SeqCst) || all)
         .map(|g| {
             let p = g.progress();
             v1::GateProgress {

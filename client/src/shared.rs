@@ -128,6 +128,12 @@ pub(crate) struct Shared {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     /// Report progress now (a gate holds a record or nears the horizon).
     pub(crate) urgent: Notify,
+    /// Some gate has progress the coordinator has not seen; set with the
+    /// first change after a report, cleared by the next report.
+    pub(crate) progress_pending: AtomicBool,
+    /// Wakes the session when `progress_pending` is set: an idle client
+    /// sends nothing and its session does not wake.
+    pub(crate) progress_wanted: Notify,
     pub(crate) connected: watch::Sender<bool>,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) sessions_opened: AtomicU64,
@@ -138,6 +144,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// A gate changed its progress: have it reported (at most once per
+    /// progress interval).
+    pub(crate) fn want_progress(&self) {
+        if !self.progress_pending.swap(true, Ordering::SeqCst) {
+            self.progress_wanted.notify_one();
+        }
+    }
+
     pub(crate) fn slot(&self, pipeline: &PipelineName) -> Arc<PipelineSlot> {
         lock(&self.pipelines)
             .entry(pipeline.clone())

@@ -18,6 +18,22 @@ pub struct CoordinatorProcess {
     listen: SocketAddr,
 }
 
+/// Connects to a control service, retrying refused or reset connections
+/// for up to 30 s.
+pub async fn connect_control(endpoint: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
+    let started = Instant::now();
+    loop {
+        match ControlServiceClient::connect(endpoint.to_string()).await {
+            Ok(control) => return Ok(control),
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                tracing::debug!(error = %e, "control connection failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e).context("connecting to the control service"),
+        }
+    }
+}
+
 /// A free loopback address (bound, read, released).
 pub fn free_address() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
@@ -47,11 +63,10 @@ impl CoordinatorProcess {
         format!("http://{}", self.listen)
     }
 
-    /// A control client.
+    /// A control client (retried for a while: under a storm of gate
+    /// connections the listen queue may refuse a few).
     pub async fn control(&self) -> anyhow::Result<ControlServiceClient<Channel>> {
-        ControlServiceClient::connect(self.endpoint())
-            .await
-            .context("connecting to the control service")
+        connect_control(&self.endpoint()).await
     }
 
     async fn ready(&mut self, limit: Duration) -> anyhow::Result<()> {
@@ -60,7 +75,7 @@ impl CoordinatorProcess {
             if let Some(status) = self.child.try_wait()? {
                 bail!("cutover serve exited with {status}");
             }
-            if let Ok(mut control) = self.control().await
+            if let Ok(mut control) = ControlServiceClient::connect(self.endpoint()).await
                 && control
                     .list_pipelines(v1::ListPipelinesRequest {})
                     .await

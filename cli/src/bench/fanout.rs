@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use super::coordinator_process::connect_control;
 use super::etcd_fanout;
 use super::fanout_client::unix_nanos;
 use super::fleet::{Fleet, Share, layout, wait_for_all_gates};
@@ -159,10 +160,9 @@ impl FanoutArgs {
     async fn measure(&self, endpoint: &str) -> anyhow::Result<FanoutResult> {
         let pipeline = format!("fanout-{}", unix_nanos() % 1_000_000_000);
         let shares = self.layout();
+        // Connected before the gates storm the listener.
+        let mut control = connect_control(endpoint).await?;
         let mut fleet = Fleet::spawn(endpoint, &pipeline, &shares)?;
-        let mut control = ControlServiceClient::connect(endpoint.to_string())
-            .await
-            .context("connecting to the control service")?;
         wait_for_all_gates(
             &mut control,
             &pipeline,

@@ -95,12 +95,12 @@ async fn footprint(gates: u32, sessions: u32, processes: u32) -> anyhow::Result<
     let coordinator = CoordinatorProcess::start(free_address()?, "memory", limit).await?;
     let empty_bytes = coordinator.rss_bytes()?;
     let pipeline = format!("memory-{}", unix_nanos() % 1_000_000_000);
+    let mut control = coordinator.control().await?;
     let mut fleet = Fleet::spawn(
         &coordinator.endpoint(),
         &pipeline,
         &layout(gates, sessions, processes.min(sessions)),
     )?;
-    let mut control = coordinator.control().await?;
     wait_for_all_gates(&mut control, &pipeline, gates, limit).await?;
     let loaded_bytes = coordinator.rss_bytes()?;
     fleet.kill();

@@ -71,12 +71,12 @@ impl ReconnectArgs {
         let limit = Duration::from_secs(120);
         let mut coordinator = CoordinatorProcess::start(free_address()?, &store, limit).await?;
         let pipeline = format!("reconnect-{}", unix_nanos() % 1_000_000_000);
+        let mut control = coordinator.control().await?;
         let mut fleet = Fleet::spawn(
             &coordinator.endpoint(),
             &pipeline,
             &layout(self.gates, self.sessions, self.processes.min(self.sessions)),
         )?;
-        let mut control = coordinator.control().await?;
         wait_for_all_gates(&mut control, &pipeline, self.gates, limit).await?;
         // Move past the first epoch so "current" means something.
         let status = control
