@@ -9,7 +9,7 @@ use anyhow::Context;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
 use cutover_core::HorizonPolicy;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::info;
 
 use cutover_cli::demo::window_millis;
@@ -72,12 +72,30 @@ impl ServeArgs {
                 Arc::new(registry),
             ));
         }
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("binding {}", self.listen))?;
+        let listener =
+            gate_listener(self.listen).with_context(|| format!("binding {}", self.listen))?;
         serve(coordinator, listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Connections the kernel queues before they are accepted. After a restart
+/// every gate client reconnects at once; a short queue drops SYNs, and a
+/// dropped SYN is retried only after a second. (The kernel caps it at
+/// `net.core.somaxconn`.)
+const ACCEPT_BACKLOG: u32 = 16_384;
+
+/// The gRPC listener: address reuse (a restarted coordinator takes its port
+/// back at once) and a long accept queue.
+fn gate_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 async fn shutdown_signal() {
