@@ -46,8 +46,10 @@ impl ClientConfig {
         self
     }
 
-    /// How often gates' progress is reported (it is also reported at once
-    /// when a gate holds a record or nears the horizon).
+    /// Shortest time between two progress reports: a change (watermark,
+    /// counters, idle, finished) goes out at most this long after it
+    /// happened; a session whose gates did not change sends nothing. It is
+    /// also reported at once when a gate holds a record or nears the horizon.
     pub fn progress_interval(mut self, interval: Duration) -> Self {
         self.progress_interval = interval;
         self
