@@ -32,6 +32,9 @@ enum Command {
     /// Run a cutover between two simulated jobs against an embedded
     /// coordinator and print what each colour emitted.
     Demo(demo::DemoArgs),
+    /// Print the CustomResourceDefinition of FlinkBlueGreenDeployment (YAML,
+    /// for `kubectl apply -f -`).
+    Crds,
     /// Load generators measuring a coordinator from outside.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -71,6 +74,12 @@ fn main() -> std::process::ExitCode {
                 logging::init(cli.log_format, "info");
                 args.run().await
             }
+            Command::Crds => cutover_crds::crd_yaml()
+                .map(|yaml| {
+                    print!("{yaml}");
+                    std::process::ExitCode::SUCCESS
+                })
+                .map_err(anyhow::Error::from),
             Command::Demo(args) => {
                 logging::init(cli.log_format, "warn");
                 args.run().await
