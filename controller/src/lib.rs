@@ -1,0 +1,27 @@
+//! The FlinkBlueGreenDeployment controller's decisions.
+//!
+//! [`decide`] is a pure function: from what the controller observed of one
+//! resource (its spec and remembered progress, its two child
+//! FlinkDeployments, the coordinator's view of the pipeline, the time) to
+//! the actions to take and the progress to remember. No Kubernetes client,
+//! no gRPC, no clock: the edge gathers [`Observed`], carries out the
+//! [`Action`]s, and stores the returned [`Memory`] in the resource's status.
+//!
+//! ```text
+//!  INITIALIZING_BLUE ──blue RUNNING──► ACTIVE_BLUE ──template changed──► TRANSITIONING_TO_GREEN
+//!        (no savepoint yet: SAVEPOINTING_BLUE first)            │ green RUNNING+STABLE → schedule at EARLIEST
+//!                                                               │ (auto-promote off: wait for promote)
+//!                                                               │ DRAINED → suspend blue with a savepoint
+//!                                                               │ blue suspended → complete
+//!        ACTIVE_BLUE ◄── green failed within the grace period ──┤ (abort, delete green)
+//!                                                               ▼
+//!                                  ACTIVE_GREEN (blue deleted after the deletion delay); and back.
+//! ```
+
+mod action;
+mod decide;
+mod observed;
+
+pub use action::{Action, Reconcile};
+pub use decide::decide;
+pub use observed::{Child, JobHealth, Memory, Observed, PipelineView, TransitionView};
