@@ -41,6 +41,8 @@ pub enum Action {
     ScheduleCutover {
         /// The colour taking over.
         target: Colour,
+        /// Whether it promotes itself (`spec.configuration.autoPromote`).
+        auto_promote: bool,
     },
     /// Promote the pending transition (and clear the promote annotation).
     Promote,

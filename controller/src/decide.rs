@@ -307,7 +307,10 @@ fn transitioning(o: &Observed, old: Colour, new: Colour) -> Out {
     let transition = transition.filter(|t| !matches!(t.phase, Phase::Aborted | Phase::Superseded));
     match transition {
         None => out
-            .act(Action::ScheduleCutover { target: new })
+            .act(Action::ScheduleCutover {
+                target: new,
+                auto_promote: o.auto_promote,
+            })
             .event(
                 "CutoverScheduled",
                 format!("{new} is running: cutover scheduled at EARLIEST"),

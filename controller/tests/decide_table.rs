@@ -191,6 +191,7 @@ fn the_transition_follows_the_new_colour_and_the_coordinator() {
     let schedule = || {
         vec![Action::ScheduleCutover {
             target: Colour::Green,
+            auto_promote: true,
         }]
     };
     let stop_blue = || {
@@ -387,7 +388,8 @@ fn rollback_is_the_same_flow_in_reverse() {
     assert_eq!(
         decide(&o).actions,
         [Action::ScheduleCutover {
-            target: Colour::Blue
+            target: Colour::Blue,
+            auto_promote: true,
         }],
         "the completed transition to GREEN is not this one"
     );
