@@ -19,6 +19,7 @@
 //! ```
 
 mod action;
+pub mod child;
 mod decide;
 mod observed;
 
