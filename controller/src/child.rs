@@ -200,7 +200,7 @@ pub fn observe_child(object: &Value) -> Child {
     let job = status["jobStatus"]["state"].as_str().unwrap_or("UNKNOWN");
     let error = || {
         status["error"].as_str().map_or_else(
-            || format!("job {job}, deployment {lifecycle}"),
+            || format!("deployment {lifecycle}, job {job}"),
             str::to_string,
         )
     };
