@@ -1,6 +1,8 @@
 //! Library side of the `cutover` binary: the demo workload (also used by
-//! the end-to-end tests) and `--store` parsing.
+//! the end-to-end tests), `--store` parsing, the control commands and the
+//! benchmarks.
 
 pub mod bench;
+pub mod control;
 pub mod demo;
 pub mod store_spec;

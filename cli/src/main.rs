@@ -4,7 +4,7 @@
 mod logging;
 mod serve;
 
-use cutover_cli::{bench, demo};
+use cutover_cli::{bench, control, demo};
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +32,9 @@ enum Command {
     /// Run a cutover between two simulated jobs against an embedded
     /// coordinator and print what each colour emitted.
     Demo(demo::DemoArgs),
+    /// Control a pipeline on a running coordinator.
+    #[command(flatten)]
+    Control(control::ControlCommand),
     /// Print the CustomResourceDefinition of FlinkBlueGreenDeployment (YAML,
     /// for `kubectl apply -f -`).
     Crds,
@@ -73,6 +76,10 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => {
                 logging::init(cli.log_format, "info");
                 args.run().await
+            }
+            Command::Control(command) => {
+                logging::init(cli.log_format, "warn");
+                command.run().await
             }
             Command::Crds => cutover_crds::crd_yaml()
                 .map(|yaml| {

@@ -18,7 +18,9 @@ fn cutover(args: &[&str]) -> (bool, String) {
 fn help_lists_the_subcommands() {
     let (ok, text) = cutover(&["--help"]);
     assert!(ok, "{text}");
-    for subcommand in ["serve", "demo"] {
+    for subcommand in [
+        "serve", "demo", "status", "schedule", "abort", "promote", "complete", "crds", "bench",
+    ] {
         assert!(text.contains(subcommand), "{subcommand} missing:\n{text}");
     }
 }

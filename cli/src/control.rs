@@ -1,0 +1,243 @@
+//! `cutover status | schedule | abort | promote | complete`: the control API
+//! from the command line, against a running coordinator.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use cutover_proto::v1;
+use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_proto::v1::schedule_transition_request::At;
+use tonic::transport::Channel;
+
+/// Where the coordinator is, and which pipeline.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Coordinator address.
+    #[arg(
+        long,
+        env = "CUTOVER_ENDPOINT",
+        default_value = "http://127.0.0.1:7700"
+    )]
+    pub endpoint: String,
+    /// Print the resulting status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A colour on the command line.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum ColourArg {
+    /// BLUE.
+    Blue,
+    /// GREEN.
+    Green,
+}
+
+/// Flags of `cutover schedule`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The colour taking over.
+    #[arg(long = "to", value_enum)]
+    to: ColourArg,
+    /// Cutover key (event time, ms); EARLIEST (horizon + one window) when
+    /// absent.
+    #[arg(long, allow_hyphen_values = true)]
+    at: Option<i64>,
+    /// Decide on watermarks instead of record timestamps.
+    #[arg(long)]
+    watermark_mode: bool,
+    /// How late a record may be below the cutover and still go to its owner.
+    #[arg(long, default_value_t = 0)]
+    allowed_lateness: u64,
+    /// Hold the horizon at the cutover until `cutover promote`.
+    #[arg(long)]
+    manual: bool,
+}
+
+/// The control commands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ControlCommand {
+    /// Print a pipeline's plan, transition and gates.
+    Status(Target),
+    /// Schedule a transition to a colour.
+    Schedule(ScheduleArgs),
+    /// Abort the pending transition (before the horizon passes its cutover).
+    Abort(Target),
+    /// Let a transition scheduled with `--manual` take effect.
+    Promote(Target),
+    /// Mark the transition complete once the old job is stopped.
+    Complete(Target),
+}
+
+impl ControlCommand {
+    /// Sends the request and prints the pipeline's status.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let target = match &self {
+            ControlCommand::Status(t)
+            | ControlCommand::Abort(t)
+            | ControlCommand::Promote(t)
+            | ControlCommand::Complete(t) => t.clone(),
+            ControlCommand::Schedule(s) => s.target.clone(),
+        };
+        let mut control = ControlServiceClient::connect(target.endpoint.clone())
+            .await
+            .with_context(|| format!("connecting to {}", target.endpoint))?;
+        let status = self.send(&mut control, &target.pipeline).await?;
+        if target.json {
+            println!("{}", status_json(&status));
+        } else {
+            print!("{}", describe(&status));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn send(
+        &self,
+        control: &mut ControlServiceClient<Channel>,
+        pipeline: &str,
+    ) -> anyhow::Result<v1::PipelineStatus> {
+        let pipeline = pipeline.to_string();
+        let reply = match self {
+            ControlCommand::Status(_) => {
+                control
+                    .get_pipeline(v1::GetPipelineRequest { pipeline })
+                    .await
+            }
+            ControlCommand::Schedule(s) => {
+                let target = match s.to {
+                    ColourArg::Blue => v1::Colour::Blue,
+                    ColourArg::Green => v1::Colour::Green,
+                };
+                let mode = if s.watermark_mode {
+                    v1::DecisionMode::Watermark
+                } else {
+                    v1::DecisionMode::EventTime
+                };
+                control
+                    .schedule_transition(v1::ScheduleTransitionRequest {
+                        pipeline,
+                        target: target as i32,
+                        at: Some(s.at.map_or(At::Earliest(true), At::Key)),
+                        mode: mode as i32,
+                        allowed_lateness: s.allowed_lateness,
+                        auto_promote: !s.manual,
+                    })
+                    .await
+            }
+            ControlCommand::Abort(_) => {
+                control
+                    .abort_transition(v1::AbortTransitionRequest { pipeline })
+                    .await
+            }
+            ControlCommand::Promote(_) => control.promote(v1::PromoteRequest { pipeline }).await,
+            ControlCommand::Complete(_) => {
+                control
+                    .complete_transition(v1::CompleteTransitionRequest { pipeline })
+                    .await
+            }
+        };
+        match reply {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => bail!("{:?}: {}", status.code(), status.message()),
+        }
+    }
+}
+
+fn colour_name(raw: i32) -> &'static str {
+    match v1::Colour::try_from(raw) {
+        Ok(v1::Colour::Blue) => "BLUE",
+        Ok(v1::Colour::Green) => "GREEN",
+        _ => "?",
+    }
+}
+
+fn phase_name(raw: i32) -> &'static str {
+    v1::Phase::try_from(raw).map_or("?", |p| match p {
+        v1::Phase::Unspecified => "none",
+        v1::Phase::Scheduled => "SCHEDULED",
+        v1::Phase::CuttingOver => "CUTTING_OVER",
+        v1::Phase::Drained => "DRAINED",
+        v1::Phase::Completed => "COMPLETED",
+        v1::Phase::Aborted => "ABORTED",
+        v1::Phase::Superseded => "SUPERSEDED",
+    })
+}
+
+fn key(k: i64) -> String {
+    match k {
+        i64::MIN => "-inf".into(),
+        i64::MAX => "+inf".into(),
+        k => k.to_string(),
+    }
+}
+
+/// A pipeline's status for people.
+pub fn describe(s: &v1::PipelineStatus) -> String {
+    let mut out = String::new();
+    let plan = s.plan.clone().unwrap_or_default();
+    out.push_str(&format!(
+        "pipeline {}: epoch {}, active {}, horizon {}\n",
+        s.pipeline,
+        plan.epoch,
+        colour_name(s.active),
+        key(plan.horizon)
+    ));
+    for segment in &plan.segments {
+        out.push_str(&format!(
+            "  from {:>20}  {}\n",
+            key(segment.start),
+            colour_name(segment.owner)
+        ));
+    }
+    match &s.transition {
+        Some(t) => out.push_str(&format!(
+            "  transition {} -> {} at {}: {}{}\n",
+            colour_name(t.from),
+            colour_name(t.to),
+            key(t.at),
+            phase_name(s.phase),
+            if !t.auto_promote && !t.promoted {
+                " (waiting for promote)"
+            } else {
+                ""
+            }
+        )),
+        None => out.push_str("  no transition\n"),
+    }
+    for (name, gates) in [("BLUE", &s.blue), ("GREEN", &s.green)] {
+        let g = gates.unwrap_or_default();
+        out.push_str(&format!(
+            "  {name:<5} gates: {} expected, {} connected, {} acked\n",
+            g.expected, g.connected, g.acked
+        ));
+    }
+    out
+}
+
+fn status_json(s: &v1::PipelineStatus) -> serde_json::Value {
+    let plan = s.plan.clone().unwrap_or_default();
+    let gates = |g: &Option<v1::ColourGates>| {
+        let g = g.unwrap_or_default();
+        serde_json::json!({"expected": g.expected, "connected": g.connected, "acked": g.acked})
+    };
+    serde_json::json!({
+        "pipeline": s.pipeline,
+        "epoch": plan.epoch,
+        "active": colour_name(s.active),
+        "horizon": plan.horizon,
+        "phase": phase_name(s.phase),
+        "transition": s.transition.as_ref().map(|t| serde_json::json!({
+            "from": colour_name(t.from),
+            "to": colour_name(t.to),
+            "at": t.at,
+            "auto_promote": t.auto_promote,
+            "promoted": t.promoted,
+        })),
+        "blue": gates(&s.blue),
+        "green": gates(&s.green),
+    })
+}

@@ -1,0 +1,92 @@
+//! `cutover status | schedule | promote | abort | complete` against a
+//! running coordinator: each prints the pipeline's resulting status; a
+//! refused request exits non-zero with the coordinator's reason and changes
+//! nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_client::{Client, ClientConfig, Colour};
+use cutover_coordinator::store::MemoryStore;
+use cutover_core::{Epoch, PipelineName};
+use cutover_tests::process::cutover_binary;
+use cutover_tests::*;
+use serde_json::Value;
+
+/// Runs `cutover <args> --endpoint E --json`: (success, JSON or error text).
+fn cutover(endpoint: &str, args: &[&str]) -> anyhow::Result<(bool, Value, String)> {
+    let output = std::process::Command::new(cutover_binary()?)
+        .args(args)
+        .args(["--endpoint", endpoint, "--json"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let json = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    Ok((output.status.success(), json, stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let endpoint = coordinator.endpoint();
+    let client = Client::connect(ClientConfig::new(endpoint.clone()))?;
+    let _gate = client.gate(identity("orders", Colour::Green, 0, 1))?;
+    let pipeline = PipelineName::new("orders")?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.wait_for_epoch(&pipeline, Epoch(1)),
+    )
+    .await?;
+    let mut control = coordinator.control().await?;
+    wait_for_status(&mut control, "orders", Duration::from_secs(10), |s| {
+        s.green.is_some_and(|g| g.acked == 1)
+    })
+    .await?;
+
+    let run = |args: Vec<&'static str>| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || cutover(&endpoint, &args))
+    };
+    let (ok, status, err) = run(vec!["status", "orders"]).await??;
+    assert!(ok, "{err}");
+    assert_eq!(status["active"], "GREEN");
+    assert_eq!(status["epoch"], 1);
+    assert_eq!(status["green"]["connected"], 1);
+    assert_eq!(status["transition"], Value::Null);
+
+    let (ok, status, err) = run(vec![
+        "schedule", "orders", "--to", "blue", "--at", "5000", "--manual",
+    ])
+    .await??;
+    assert!(ok, "{err}");
+    assert_eq!(status["phase"], "SCHEDULED");
+    assert_eq!(status["transition"]["to"], "BLUE");
+    assert_eq!(status["transition"]["at"], 5000);
+    assert_eq!(status["transition"]["auto_promote"], false);
+    assert_eq!(status["epoch"], 2);
+
+    let (ok, status, err) = run(vec!["promote", "orders"]).await??;
+    assert!(ok, "{err}");
+    assert_eq!(status["transition"]["promoted"], true);
+
+    // Completing before DRAINED is refused, with the reason, and changes nothing.
+    let (ok, _, err) = run(vec!["complete", "orders"]).await??;
+    assert!(!ok, "complete before DRAINED must fail");
+    assert!(err.contains("FailedPrecondition"), "{err}");
+    let (_, status, _) = run(vec!["status", "orders"]).await??;
+    assert_eq!(status["epoch"], 3, "the refusal wrote nothing");
+
+    let (ok, status, err) = run(vec!["abort", "orders"]).await??;
+    assert!(ok, "{err}");
+    assert_eq!(status["phase"], "ABORTED");
+    assert_eq!(status["active"], "GREEN");
+
+    let (ok, _, err) = run(vec!["status", "no-such-pipeline"]).await??;
+    assert!(!ok);
+    assert!(err.contains("NotFound"), "{err}");
+    Ok(())
+}
