@@ -22,6 +22,7 @@ mod action;
 pub mod child;
 mod decide;
 mod observed;
+pub mod status_map;
 
 pub use action::{Action, Reconcile};
 pub use decide::decide;

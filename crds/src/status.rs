@@ -89,6 +89,13 @@ pub struct FlinkBlueGreenDeploymentStatus {
     /// Hash of the template the active colour runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_template_hash: Option<String>,
+    /// Hash of the template the colour being started runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_template_hash: Option<String>,
+    /// When the old colour was stopped after the last completed transition
+    /// (RFC 3339): the deletion delay counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_colour_stopped_at: Option<String>,
     /// When the running transition started its new colour (RFC 3339): the
     /// abort grace period counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
