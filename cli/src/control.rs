@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use cutover_proto::convert::{colour_from, phase_from};
 use cutover_proto::v1;
 use cutover_proto::v1::control_service_client::ControlServiceClient;
 use cutover_proto::v1::schedule_transition_request::At;
@@ -147,24 +148,14 @@ impl ControlCommand {
     }
 }
 
-fn colour_name(raw: i32) -> &'static str {
-    match v1::Colour::try_from(raw) {
-        Ok(v1::Colour::Blue) => "BLUE",
-        Ok(v1::Colour::Green) => "GREEN",
-        _ => "?",
-    }
+/// A colour field's name (the core type's), `?` if it is not one.
+fn colour_name(raw: i32) -> String {
+    colour_from("colour", raw).map_or_else(|_| "?".into(), |c| c.to_string())
 }
 
-fn phase_name(raw: i32) -> &'static str {
-    v1::Phase::try_from(raw).map_or("?", |p| match p {
-        v1::Phase::Unspecified => "none",
-        v1::Phase::Scheduled => "SCHEDULED",
-        v1::Phase::CuttingOver => "CUTTING_OVER",
-        v1::Phase::Drained => "DRAINED",
-        v1::Phase::Completed => "COMPLETED",
-        v1::Phase::Aborted => "ABORTED",
-        v1::Phase::Superseded => "SUPERSEDED",
-    })
+/// A phase field's name (the core type's), `none` when unset.
+fn phase_name(raw: i32) -> String {
+    phase_from(raw).map_or_else(|| "none".into(), |p| p.to_string())
 }
 
 fn key(k: i64) -> String {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_core::{Colour, Phase};
+use cutover_core::Phase;
 use cutover_crds::{
     BlueGreenState, Condition, FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentStatus,
     GatesByColour,
@@ -83,14 +83,6 @@ pub fn observe(
         green: green.map(observe_child),
         pipeline,
     })
-}
-
-fn colour_name(colour: Colour) -> String {
-    colour.to_string()
-}
-
-fn phase_name(phase: Phase) -> String {
-    phase.to_string()
 }
 
 fn is_transitioning(state: BlueGreenState) -> bool {
@@ -196,11 +188,11 @@ pub fn status_after(
     );
     FlinkBlueGreenDeploymentStatus {
         state: m.state,
-        active_colour: pipeline.map(|p| colour_name(p.active)),
+        active_colour: pipeline.map(|p| p.active.to_string()),
         epoch: pipeline.map(|p| p.epoch),
         transition_phase: pipeline
             .and_then(|p| p.transition)
-            .map(|t| phase_name(t.phase)),
+            .map(|t| t.phase.to_string()),
         gates,
         active_template_hash: m.active_hash.clone(),
         target_template_hash: m.target_hash.clone(),
