@@ -1,6 +1,7 @@
 //! The `cutover` command: `serve` runs a coordinator, `demo` runs a whole
 //! Blue/Green cutover on this machine and checks it, `bench` measures.
 
+mod controller;
 mod logging;
 mod serve;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Control a pipeline on a running coordinator.
     #[command(flatten)]
     Control(control::ControlCommand),
+    /// Run the FlinkBlueGreenDeployment controller against the cluster's
+    /// API server.
+    Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinition of FlinkBlueGreenDeployment (YAML,
     /// for `kubectl apply -f -`).
     Crds,
@@ -74,6 +78,10 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => {
+                logging::init(cli.log_format, "info");
+                args.run().await
+            }
+            Command::Controller(args) => {
                 logging::init(cli.log_format, "info");
                 args.run().await
             }

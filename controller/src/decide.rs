@@ -201,6 +201,12 @@ fn active(o: &Observed, active: Colour, other: Colour) -> Out {
     if o.memory.active_hash.as_deref() == Some(o.desired_hash.as_str()) {
         return out;
     }
+    if o.memory.rejected_hash.as_deref() == Some(o.desired_hash.as_str()) {
+        return out.error(format!(
+            "template {} failed in {other} and was rolled back; {active} keeps running; edit spec.template to try again",
+            o.desired_hash
+        ));
+    }
     // The template changed: start the other colour from the latest
     // savepoint or checkpoint, or take one first.
     match &current.savepoint {
@@ -219,6 +225,7 @@ fn active(o: &Observed, active: Colour, other: Colour) -> Out {
 
 fn start_other(mut out: Out, o: &Observed, other: Colour, savepoint: String) -> Out {
     out.memory.state = transitioning_state(other);
+    out.memory.rejected_hash = None;
     out.memory.target_hash = Some(o.desired_hash.clone());
     out.memory.transition_started_at = Some(o.now);
     out.memory.initial_savepoint = Some(savepoint.clone());
@@ -254,6 +261,7 @@ fn transitioning(o: &Observed, old: Colour, new: Colour) -> Out {
         return back_out(
             out,
             phase == Some(Phase::Scheduled),
+            false,
             old,
             new,
             "TemplateChanged",
@@ -287,6 +295,7 @@ fn transitioning(o: &Observed, old: Colour, new: Colour) -> Out {
             return back_out(
                 out,
                 phase == Some(Phase::Scheduled),
+                true,
                 old,
                 new,
                 "Aborted",
@@ -342,10 +351,12 @@ fn transitioning(o: &Observed, old: Colour, new: Colour) -> Out {
     }
 }
 
-/// Abort (if scheduled) and delete the new colour; the old one stays active.
+/// Abort (if scheduled) and delete the new colour; the old one stays
+/// active. A `rejected` template is not tried again until it changes.
 fn back_out(
     mut out: Out,
     scheduled: bool,
+    rejected: bool,
     old: Colour,
     new: Colour,
     reason: &'static str,
@@ -355,6 +366,11 @@ fn back_out(
         out = out.act(Action::AbortTransition);
     }
     out.memory.state = active_state(old);
+    out.memory.rejected_hash = if rejected {
+        out.memory.target_hash.take()
+    } else {
+        None
+    };
     out.memory.target_hash = None;
     out.memory.transition_started_at = None;
     out.memory.initial_savepoint = None;

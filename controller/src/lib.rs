@@ -1,4 +1,4 @@
-//! The FlinkBlueGreenDeployment controller's decisions.
+//! The FlinkBlueGreenDeployment controller.
 //!
 //! [`decide`] is a pure function: from what the controller observed of one
 //! resource (its spec and remembered progress, its two child
@@ -6,6 +6,8 @@
 //! the actions to take and the progress to remember. No Kubernetes client,
 //! no gRPC, no clock: the edge gathers [`Observed`], carries out the
 //! [`Action`]s, and stores the returned [`Memory`] in the resource's status.
+//! That edge is [`edge`], the only module that talks to Kubernetes or the
+//! coordinator.
 //!
 //! ```text
 //!  INITIALIZING_BLUE ──blue RUNNING──► ACTIVE_BLUE ──template changed──► TRANSITIONING_TO_GREEN
@@ -21,6 +23,7 @@
 mod action;
 pub mod child;
 mod decide;
+pub mod edge;
 mod observed;
 pub mod status_map;
 

@@ -67,6 +67,9 @@ pub struct Memory {
     pub initial_savepoint: Option<String>,
     /// When the old colour was suspended after a completed transition.
     pub old_stopped_at: Option<i64>,
+    /// Template hash whose new colour failed and was rolled back: not
+    /// tried again until the template changes.
+    pub rejected_hash: Option<String>,
 }
 
 /// Everything one decision depends on.

@@ -51,6 +51,7 @@ pub fn memory_from_status(status: Option<&FlinkBlueGreenDeploymentStatus>) -> Me
         transition_started_at: status.transition_started_at.as_deref().and_then(seconds),
         initial_savepoint: status.initial_savepoint.clone(),
         old_stopped_at: status.old_colour_stopped_at.as_deref().and_then(seconds),
+        rejected_hash: status.rejected_template_hash.clone(),
     }
 }
 
@@ -196,6 +197,7 @@ pub fn status_after(
         gates,
         active_template_hash: m.active_hash.clone(),
         target_template_hash: m.target_hash.clone(),
+        rejected_template_hash: m.rejected_hash.clone(),
         old_colour_stopped_at: m.old_stopped_at.map(rfc3339),
         transition_started_at: m.transition_started_at.map(rfc3339),
         initial_savepoint: m.initial_savepoint.clone(),

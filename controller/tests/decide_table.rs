@@ -41,6 +41,7 @@ fn transitioning_to_green() -> Memory {
         transition_started_at: Some(NOW - 60),
         initial_savepoint: Some("s3://sp/1".into()),
         old_stopped_at: None,
+        rejected_hash: None,
     }
 }
 
@@ -294,7 +295,13 @@ fn a_failing_new_colour_is_aborted_within_the_grace_period() {
             colour: Colour::Green,
         });
         assert_eq!(r.actions, expected, "{job:?} after {age}s, {phase:?}");
-        assert_eq!(r.memory, memory(BlueGreenState::ActiveBlue, V1));
+        assert_eq!(
+            r.memory,
+            Memory {
+                rejected_hash: Some(V2.into()),
+                ..memory(BlueGreenState::ActiveBlue, V1)
+            }
+        );
         assert!(r.error.is_some());
         assert_eq!(r.event.map(|e| e.0), Some("Aborted"));
     }
@@ -303,6 +310,33 @@ fn a_failing_new_colour_is_aborted_within_the_grace_period() {
     o.memory.transition_started_at = Some(NOW - 599);
     o.pipeline = None;
     assert!(decide(&o).actions.is_empty());
+}
+
+#[test]
+fn a_rejected_template_is_not_retried_until_it_changes() {
+    let mut o = base();
+    o.desired_hash = V2.into();
+    o.memory = Memory {
+        rejected_hash: Some(V2.into()),
+        ..memory(BlueGreenState::ActiveBlue, V1)
+    };
+    o.blue = child(V1, JobHealth::Running, Some("s3://sp/1"));
+    let r = decide(&o);
+    assert!(r.actions.is_empty(), "{:?}", r.actions);
+    assert!(r.error.is_some_and(|e| e.contains("rolled back")));
+    assert_eq!(r.memory, o.memory);
+    // A new template: GREEN starts again, the rejection is forgotten.
+    o.desired_hash = "v3".into();
+    let r = decide(&o);
+    assert_eq!(
+        r.actions,
+        [Action::CreateChild {
+            colour: Colour::Green,
+            savepoint: Some("s3://sp/1".into()),
+        }]
+    );
+    assert_eq!(r.memory.rejected_hash, None);
+    assert_eq!(r.memory.target_hash.as_deref(), Some("v3"));
 }
 
 #[test]

@@ -29,6 +29,7 @@ fn memory_survives_the_status() {
         target_hash: Some("b".into()),
         transition_started_at: Some(NOW - 30),
         initial_savepoint: Some("s3://sp/1".into()),
+        rejected_hash: Some("c".into()),
         old_stopped_at: Some(NOW - 3_600),
     };
     let reconcile = Reconcile {

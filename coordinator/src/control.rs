@@ -120,6 +120,15 @@ impl ControlService for ControlApi {
         .await
     }
 
+    async fn delete_pipeline(
+        &self,
+        request: Request<v1::DeletePipelineRequest>,
+    ) -> Result<Response<v1::DeletePipelineResponse>, Status> {
+        let name = pipeline_from(&request.get_ref().pipeline).map_err(CoordinatorError::from)?;
+        let epoch = self.coordinator.delete(&name).await?;
+        Ok(Response::new(v1::DeletePipelineResponse { epoch }))
+    }
+
     type WatchPipelineStream = ReceiverStream<Result<v1::PipelineStatus, Status>>;
 
     async fn watch_pipeline(
@@ -140,6 +149,15 @@ impl ControlService for ControlApi {
                         return;
                     }
                     last = Some(status);
+                }
+                if cell.is_retired() {
+                    let _ = tx
+                        .send(Err(Status::not_found(format!(
+                            "pipeline {} was deleted",
+                            cell.name()
+                        ))))
+                        .await;
+                    return;
                 }
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },

@@ -45,6 +45,14 @@ pub enum CoordinatorError {
         /// Highest epoch sent.
         sent: u64,
     },
+    /// A pipeline cannot be deleted while gates are connected to it.
+    #[error("pipeline {pipeline} still has {connected} connected gates; stop its jobs first")]
+    GatesConnected {
+        /// The pipeline.
+        pipeline: PipelineName,
+        /// Gates connected now.
+        connected: u32,
+    },
     /// The coordinator is shutting down.
     #[error("coordinator is shutting down")]
     ShuttingDown,
@@ -84,7 +92,9 @@ impl From<CoordinatorError> for Status {
             }
             CoordinatorError::UnknownPipeline(_) => Status::not_found(message),
             CoordinatorError::Contention { .. } => Status::aborted(message),
-            CoordinatorError::AckNeverSent { .. } => Status::failed_precondition(message),
+            CoordinatorError::AckNeverSent { .. } | CoordinatorError::GatesConnected { .. } => {
+                Status::failed_precondition(message)
+            }
         }
     }
 }

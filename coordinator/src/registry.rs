@@ -27,7 +27,10 @@ use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::metrics::{Metrics, PipelineLabel, WriteLabel};
 use crate::published::Published;
-use crate::store::{CasOutcome, Store, Stored, Version};
+use crate::store::{CasOutcome, DeleteOutcome, Store, Stored, Version};
+
+/// Compare-and-swap deletes tried before giving up on a busy pipeline.
+const MAX_DELETE_ATTEMPTS: u32 = 8;
 
 /// A running coordinator: cheap to clone, every clone is the same one.
 #[derive(Clone)]
@@ -53,6 +56,7 @@ pub struct PipelineCell {
     published: watch::Sender<Arc<Published>>,
     changed: watch::Sender<u64>,
     wake: Notify,
+    retired: watch::Sender<bool>,
 }
 
 struct CellState {
@@ -78,6 +82,16 @@ impl PipelineCell {
     /// The pipeline's status now.
     pub fn status(&self) -> PipelineStatus {
         self.lock().core.status()
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &PipelineName {
+        &self.name
+    }
+
+    /// Whether the pipeline was deleted (its streams end).
+    pub fn is_retired(&self) -> bool {
+        *self.retired.borrow()
     }
 
     /// The installed document.
@@ -238,6 +252,7 @@ impl Coordinator {
             write: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
             wake: Notify::new(),
+            retired: watch::channel(false).0,
         });
         self.inner
             .pipelines
@@ -359,10 +374,12 @@ impl Coordinator {
     }
 
     async fn drive(self, cell: Arc<PipelineCell>) {
+        let mut retired = cell.retired.subscribe();
         loop {
             tokio::select! {
                 _ = cell.wake.notified() => {}
                 _ = self.stopped() => return,
+                _ = retired.wait_for(|r| *r) => return,
             }
             if let Err(e) = self.write(&cell, |core| Ok(core.propose_automatic())).await {
                 warn!(error = %e, "automatic plan change failed; retrying");
@@ -374,10 +391,12 @@ impl Coordinator {
 
     async fn watch_store(self, cell: Arc<PipelineCell>) {
         let mut changes = self.inner.store.watch(&cell.name);
+        let mut retired = cell.retired.subscribe();
         loop {
             let next = tokio::select! {
                 next = changes.next() => next,
                 _ = self.stopped() => return,
+                _ = retired.wait_for(|r| *r) => return,
             };
             match next {
                 None => return,
@@ -399,6 +418,56 @@ impl Coordinator {
                 Some(Err(e)) => warn!(error = %e, "store watch failed"),
             }
         }
+    }
+
+    /// Deletes pipeline `name` from the store and forgets it; refused
+    /// while any of its gates is connected. Returns the deleted epoch.
+    pub async fn delete(&self, name: &PipelineName) -> Result<u64, CoordinatorError> {
+        let cell = self.cell(name).await?;
+        let _writer = cell.write.lock().await;
+        let _create = self.inner.create.lock().await;
+        for _ in 0..MAX_DELETE_ATTEMPTS {
+            let (version, epoch, connected) = {
+                let state = cell.lock();
+                let status = state.core.status();
+                (
+                    state.version.clone(),
+                    state.core.doc().epoch().0,
+                    status.blue.connected + status.green.connected,
+                )
+            };
+            if connected > 0 {
+                return Err(CoordinatorError::GatesConnected {
+                    pipeline: name.clone(),
+                    connected,
+                });
+            }
+            match self.inner.store.delete(name, &version).await? {
+                DeleteOutcome::Deleted | DeleteOutcome::Conflict(None) => {
+                    self.forget(&cell);
+                    info!(pipeline = %name, epoch, "deleted pipeline");
+                    return Ok(epoch);
+                }
+                DeleteOutcome::Conflict(Some(stored)) => {
+                    self.install(&cell, stored)?;
+                }
+            }
+        }
+        Err(CoordinatorError::Contention {
+            pipeline: name.clone(),
+            attempts: MAX_DELETE_ATTEMPTS,
+        })
+    }
+
+    /// Drops `cell` from the registry and stops its tasks.
+    fn forget(&self, cell: &PipelineCell) {
+        self.inner
+            .pipelines
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&cell.name);
+        cell.retired.send_replace(true);
+        cell.touch();
     }
 
     // --- gate sessions -------------------------------------------------

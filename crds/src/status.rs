@@ -92,6 +92,10 @@ pub struct FlinkBlueGreenDeploymentStatus {
     /// Hash of the template the colour being started runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_template_hash: Option<String>,
+    /// Hash of a template whose new colour failed and was rolled back; it
+    /// is not tried again until `spec.template` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_template_hash: Option<String>,
     /// When the old colour was stopped after the last completed transition
     /// (RFC 3339): the deletion delay counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,8 +3,10 @@
 //! the seeded whole-protocol simulation.
 
 pub mod conformance;
+pub mod controller_world;
 pub mod counting_alloc;
 pub mod etcd;
+pub mod flink_operator;
 pub mod kube_api;
 pub mod pki;
 pub mod process;

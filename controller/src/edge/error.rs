@@ -1,0 +1,49 @@
+//! Why a reconciliation failed: [`EdgeError`].
+
+use crate::child::ChildError;
+
+/// Why a reconciliation (or one of its actions) failed. The resource's
+/// status shows it as `lastError`; the controller retries.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The Kubernetes API refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The coordinator address in `spec.configuration.coordinator` is not
+    /// a URL tonic can connect to.
+    #[error("coordinator address {endpoint:?}: {reason}")]
+    CoordinatorAddress {
+        /// The address.
+        endpoint: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The coordinator refused or failed a control request.
+    #[error("coordinator {endpoint}: {what}: {code:?}: {message}")]
+    Coordinator {
+        /// Its address.
+        endpoint: String,
+        /// The request.
+        what: &'static str,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The coordinator's reason.
+        message: String,
+    },
+    /// A child FlinkDeployment could not be built from the resource.
+    #[error(transparent)]
+    Child(#[from] ChildError),
+    /// A child object did not convert to or from JSON.
+    #[error("child object: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `spec.configuration` holds a value that is not valid.
+    #[error("spec.configuration: {reason}")]
+    Configuration {
+        /// Which field, and why.
+        reason: String,
+    },
+    /// The resource lacks a namespace (it was not read from the API
+    /// server).
+    #[error("the resource has no namespace")]
+    NoNamespace,
+}

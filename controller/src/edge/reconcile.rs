@@ -1,0 +1,349 @@
+//! One reconciliation of a FlinkBlueGreenDeployment: observe, decide,
+//! carry out, record an Event, write the status; and the clean-up when the
+//! resource is deleted.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cutover_core::Colour;
+use cutover_crds::{ColourGates, FlinkBlueGreenDeployment, GatesByColour};
+use cutover_proto::convert::{colour_from, phase_from};
+use cutover_proto::v1;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{Instrument, info_span, warn};
+
+use super::carry_out::{Target, carry_out};
+use super::coordinators::refused;
+use super::error::EdgeError;
+use super::{Context, FINALIZER};
+use crate::child::{child_name, pipeline_name};
+use crate::observed::{PipelineView, TransitionView};
+use crate::status_map::{observe, status_after, unix_seconds};
+use crate::{Reconcile, decide};
+
+/// The coordinator's status as the decisions see it. A transition that
+/// was promoted no longer waits for a promotion.
+pub fn pipeline_view(status: &v1::PipelineStatus) -> Option<PipelineView> {
+    let active = colour_from("active", status.active).ok()?;
+    let transition = status.transition.as_ref().and_then(|t| {
+        Some(TransitionView {
+            to: colour_from("to", t.to).ok()?,
+            phase: phase_from(status.phase)?,
+            auto_promote: t.auto_promote || t.promoted,
+        })
+    });
+    Some(PipelineView {
+        epoch: status.plan.as_ref().map_or(0, |p| p.epoch),
+        active,
+        transition,
+    })
+}
+
+/// Per-colour gate counts for the status.
+pub fn gates_by_colour(status: Option<&v1::PipelineStatus>) -> GatesByColour {
+    let counts = |g: Option<&v1::ColourGates>| {
+        let g = g.copied().unwrap_or_default();
+        ColourGates {
+            expected: g.expected,
+            connected: g.connected,
+            acked: g.acked,
+        }
+    };
+    GatesByColour {
+        blue: counts(status.and_then(|s| s.blue.as_ref())),
+        green: counts(status.and_then(|s| s.green.as_ref())),
+    }
+}
+
+pub(super) async fn reconcile(
+    resource: Arc<FlinkBlueGreenDeployment>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, EdgeError> {
+    let namespace = resource.namespace().ok_or(EdgeError::NoNamespace)?;
+    let name = resource.name_any();
+    // The watch cache may not show our own last status write yet, and the
+    // status is the decisions' memory: read the resource itself.
+    let resources: Api<FlinkBlueGreenDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(resource) = resources.get_opt(&name).await? else {
+        return Ok(Requeue::await_change());
+    };
+    let span = info_span!("reconcile", %namespace, %name);
+    reconcile_in(&resource, &ctx, &namespace, &name)
+        .instrument(span)
+        .await
+}
+
+async fn reconcile_in(
+    resource: &FlinkBlueGreenDeployment,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Requeue, EdgeError> {
+    let pipeline = pipeline_name(namespace, name)?;
+    let endpoint = resource.spec.configuration.coordinator.as_str();
+    let resources: Api<FlinkBlueGreenDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let reference = ObjectRef::from_obj(resource);
+    if resource.meta().deletion_timestamp.is_some() {
+        return finalize(
+            resource, ctx, &resources, namespace, name, &pipeline, endpoint,
+        )
+        .await
+        .map(|()| {
+            ctx.coordinators.unwatch(&reference);
+            Requeue::await_change()
+        });
+    }
+    if !resource.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut finalizers = resource.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        set_finalizers(&resources, resource, name, finalizers).await?;
+    }
+    ctx.coordinators
+        .watch(&reference, endpoint, pipeline.as_str());
+    let children: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &ctx.flink);
+    let blue = child_json(&children, &child_name(name, Colour::Blue)).await?;
+    let green = child_json(&children, &child_name(name, Colour::Green)).await?;
+    let now = unix_seconds(SystemTime::now());
+    let generation = resource.meta().generation;
+    // Without the coordinator's view the decisions could take a running
+    // cutover for none: wait for it instead.
+    let status = match ctx.coordinators.pipeline(endpoint, pipeline.as_str()).await {
+        Ok(status) => status,
+        Err(e) => {
+            write_error(ctx, resource, &resources, name, &e.to_string()).await?;
+            return Ok(Requeue::requeue(ctx.config.retry));
+        }
+    };
+    let view = status.as_ref().and_then(pipeline_view);
+    let observed = match observe(resource, blue.as_ref(), green.as_ref(), view, now) {
+        Ok(observed) => observed,
+        Err(reason) => {
+            let message = format!("spec.configuration: {reason}");
+            write_error(ctx, resource, &resources, name, &message).await?;
+            return Ok(Requeue::await_change());
+        }
+    };
+    let mut outcome = decide(&observed);
+    let target = Target {
+        resource,
+        namespace,
+        name,
+        pipeline: &pipeline,
+        endpoint,
+    };
+    let mut failed = None;
+    for action in &outcome.actions {
+        if let Err(e) = carry_out(ctx, &target, action).await {
+            warn!(?action, error = %e, "action failed");
+            failed = Some(format!("{action:?}: {e}"));
+            break;
+        }
+    }
+    if let Some((reason, message)) = &outcome.event {
+        let warning = outcome.error.is_some();
+        publish(ctx, resource, reason, message, warning).await;
+    }
+    if let Some(failure) = &failed {
+        publish(ctx, resource, "ActionFailed", failure, true).await;
+        outcome.error = Some(failure.clone());
+    }
+    let next = status_after(
+        resource.status.as_ref(),
+        &outcome,
+        view.as_ref(),
+        gates_by_colour(status.as_ref()),
+        generation,
+        now,
+    );
+    patch_status(&resources, name, resource, &next).await?;
+    Ok(requeue(ctx, &outcome, failed.is_some()))
+}
+
+fn requeue(ctx: &Context, outcome: &Reconcile, failed: bool) -> Requeue {
+    if failed {
+        return Requeue::requeue(ctx.config.retry);
+    }
+    Requeue::requeue(
+        outcome
+            .requeue_after
+            .map_or(ctx.config.resync, |after| after.min(ctx.config.resync)),
+    )
+}
+
+async fn child_json(children: &Api<DynamicObject>, name: &str) -> Result<Option<Value>, EdgeError> {
+    match children.get_opt(name).await? {
+        Some(object) => Ok(Some(serde_json::to_value(object)?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes `status` as a merge patch; fields the previous status had and
+/// this one lacks are removed.
+async fn patch_status(
+    resources: &Api<FlinkBlueGreenDeployment>,
+    name: &str,
+    resource: &FlinkBlueGreenDeployment,
+    status: &cutover_crds::FlinkBlueGreenDeploymentStatus,
+) -> Result<(), EdgeError> {
+    let mut next = serde_json::to_value(status)?;
+    if let (Some(Value::Object(previous)), Value::Object(next)) = (
+        resource
+            .status
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
+        &mut next,
+    ) {
+        for key in previous.keys() {
+            next.entry(key.clone()).or_insert(Value::Null);
+        }
+    }
+    resources
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": next })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Shows `message` as the status's `lastError`, everything else kept.
+async fn write_error(
+    ctx: &Context,
+    resource: &FlinkBlueGreenDeployment,
+    resources: &Api<FlinkBlueGreenDeployment>,
+    name: &str,
+    message: &str,
+) -> Result<(), EdgeError> {
+    let unchanged = resource
+        .status
+        .as_ref()
+        .is_some_and(|s| s.last_error.as_deref() == Some(message));
+    if unchanged {
+        return Ok(());
+    }
+    publish(ctx, resource, "Error", message, true).await;
+    let patch = json!({"status": {"lastError": message}});
+    resources
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    resource: &FlinkBlueGreenDeployment,
+    reason: &str,
+    message: &str,
+    warning: bool,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(message.to_string()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event, &resource.object_ref(&()))
+        .await
+    {
+        warn!(error = %e, reason, "could not record an Event");
+    }
+}
+
+/// The resource is being deleted: delete both children, then the
+/// pipeline's state on the coordinator (refused while gates are still
+/// connected: retried), then let it go.
+async fn finalize(
+    resource: &FlinkBlueGreenDeployment,
+    ctx: &Context,
+    resources: &Api<FlinkBlueGreenDeployment>,
+    namespace: &str,
+    name: &str,
+    pipeline: &cutover_core::PipelineName,
+    endpoint: &str,
+) -> Result<(), EdgeError> {
+    if !resource.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let children: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &ctx.flink);
+    for colour in [Colour::Blue, Colour::Green] {
+        match children
+            .delete(&child_name(name, colour), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let deleted = ctx
+        .coordinators
+        .client(endpoint)?
+        .delete_pipeline(v1::DeletePipelineRequest {
+            pipeline: pipeline.to_string(),
+        })
+        .await;
+    match deleted {
+        Ok(_) => {
+            publish(
+                ctx,
+                resource,
+                "Deleted",
+                "children and pipeline state deleted",
+                false,
+            )
+            .await
+        }
+        Err(status) if status.code() == tonic::Code::NotFound => {}
+        Err(status) => return Err(refused(endpoint, "DeletePipeline", &status)),
+    }
+    let finalizers: Vec<String> = resource
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(resources, resource, name, finalizers).await
+}
+
+/// Writes `metadata.finalizers`, only over the version read (a 409
+/// otherwise: the next reconciliation reads again).
+async fn set_finalizers(
+    resources: &Api<FlinkBlueGreenDeployment>,
+    resource: &FlinkBlueGreenDeployment,
+    name: &str,
+    finalizers: Vec<String>,
+) -> Result<(), EdgeError> {
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": resource.resource_version(),
+    }});
+    resources
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+pub(super) fn error_policy(
+    _resource: Arc<FlinkBlueGreenDeployment>,
+    error: &EdgeError,
+    ctx: Arc<Context>,
+) -> Requeue {
+    warn!(%error, "reconciliation failed; retrying");
+    Requeue::requeue(ctx.config.retry)
+}

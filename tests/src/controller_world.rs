@@ -1,0 +1,282 @@
+//! The world of the controller tests: the fake API server, a coordinator,
+//! the simulated Flink operator, and `cutover_controller::edge::run`
+//! (stoppable and restartable), with helpers that wait on resource changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cutover_controller::edge::{ControllerConfig, flink_deployment_resource, run};
+use cutover_coordinator::store::MemoryStore;
+use cutover_crds::{FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::flink_operator::SimulatedFlinkOperator;
+use crate::kube_api::FakeApiServer;
+use crate::{TestCoordinator, test_config};
+
+/// Namespace of every object in these tests.
+pub const NAMESPACE: &str = "default";
+/// How long any awaited change may take.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+const RESOURCES: &str = "apis/cutover.dev/v1alpha1/namespaces/default/flinkbluegreendeployments";
+const CHILDREN: &str = "apis/flink.apache.org/v1beta1/namespaces/default/flinkdeployments";
+const EVENTS: &str = "apis/events.k8s.io/v1/namespaces/default/events";
+
+/// A running controller.
+struct RunningController {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Everything a controller test needs.
+pub struct ControllerWorld {
+    /// The fake API server.
+    pub server: FakeApiServer,
+    /// The coordinator the resources name.
+    pub coordinator: TestCoordinator,
+    /// The simulated Flink operator.
+    pub operator: SimulatedFlinkOperator,
+    /// FlinkBlueGreenDeployments in [`NAMESPACE`].
+    pub resources: Api<FlinkBlueGreenDeployment>,
+    /// FlinkDeployments in [`NAMESPACE`].
+    pub children: Api<DynamicObject>,
+    controller: Option<RunningController>,
+}
+
+impl ControllerWorld {
+    /// Starts everything, the controller included.
+    pub async fn start() -> anyhow::Result<Self> {
+        let server = FakeApiServer::start().await?;
+        let coordinator =
+            TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+        let operator = SimulatedFlinkOperator::start(&server, NAMESPACE)?;
+        let client = server.client()?;
+        let mut world = ControllerWorld {
+            resources: Api::namespaced(client.clone(), NAMESPACE),
+            children: Api::namespaced_with(client, NAMESPACE, &flink_deployment_resource()),
+            server,
+            coordinator,
+            operator,
+            controller: None,
+        };
+        world.start_controller()?;
+        Ok(world)
+    }
+
+    /// Starts the controller (again).
+    pub fn start_controller(&mut self) -> anyhow::Result<()> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = ControllerConfig {
+            namespace: Some(NAMESPACE.into()),
+            instance: Some("test".into()),
+            resync: Duration::from_secs(30),
+            retry: Duration::from_millis(200),
+            ..ControllerConfig::default()
+        };
+        let task = tokio::spawn(run(self.server.client()?, config, async move {
+            let _ = stopped.await;
+        }));
+        self.controller = Some(RunningController { stop, task });
+        Ok(())
+    }
+
+    /// Stops the controller and waits until it stopped.
+    pub async fn stop_controller(&mut self) -> anyhow::Result<()> {
+        if let Some(controller) = self.controller.take() {
+            let _ = controller.stop.send(());
+            tokio::time::timeout(LIMIT, controller.task)
+                .await
+                .context("the controller did not stop")??;
+        }
+        Ok(())
+    }
+
+    /// A resource named `name` running `image`, on this world's
+    /// coordinator, with `configuration` merged over the test defaults
+    /// (deletion delay 0s).
+    pub async fn create(
+        &self,
+        name: &str,
+        image: &str,
+        configuration: Value,
+    ) -> anyhow::Result<FlinkBlueGreenDeployment> {
+        let mut config = json!({
+            "coordinator": self.coordinator.endpoint(),
+            "deletionDelay": "0s",
+            "abortGracePeriod": "10m",
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), configuration.as_object()) {
+            config.extend(extra.clone());
+        }
+        let spec: FlinkBlueGreenDeploymentSpec = serde_json::from_value(json!({
+            "template": {
+                "metadata": {"labels": {"team": "payments"}},
+                "spec": template_spec(image),
+            },
+            "configuration": config,
+        }))?;
+        let resource = FlinkBlueGreenDeployment::new(name, spec);
+        Ok(self
+            .resources
+            .create(&PostParams::default(), &resource)
+            .await?)
+    }
+
+    /// Resource `name` with `autoPromote: false`, ACTIVE_BLUE on image `v1`,
+    /// then changed to `v2`: returned once its cutover to GREEN waits for a
+    /// promotion.
+    pub async fn awaiting_promotion(&self, name: &str) -> anyhow::Result<Value> {
+        self.create(name, "flink:2.0-v1", json!({"autoPromote": false}))
+            .await?;
+        self.wait_for(name, "ACTIVE_BLUE", |r| state(r) == "ACTIVE_BLUE")
+            .await?;
+        self.set_image(name, "flink:2.0-v2").await?;
+        self.wait_for(name, "awaiting promotion", |r| {
+            condition(r, "AwaitingPromotion")
+        })
+        .await
+    }
+
+    /// Changes the template's image (a new template version).
+    pub async fn set_image(&self, name: &str, image: &str) -> anyhow::Result<()> {
+        let patch = json!({"spec": {"template": {"spec": {"image": image}}}});
+        self.resources
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Sets or removes an annotation on the resource.
+    pub async fn annotate(&self, name: &str, key: &str, value: Option<&str>) -> anyhow::Result<()> {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.resources
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until the resource `name` (as stored; `Null` once it is gone)
+    /// satisfies `predicate`, and returns it.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        self.wait_for_object(RESOURCES, name, what, predicate).await
+    }
+
+    /// Waits until the child `name` satisfies `predicate` (`Null`: gone).
+    pub async fn wait_for_child(
+        &self,
+        name: &str,
+        what: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        self.wait_for_object(CHILDREN, name, what, predicate).await
+    }
+
+    async fn wait_for_object(
+        &self,
+        collection: &str,
+        name: &str,
+        what: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let mut changes = self.server.changes();
+        let wait = async {
+            loop {
+                let current = self.server.get_raw(collection, name).unwrap_or(Value::Null);
+                if predicate(&current) {
+                    return Ok(current);
+                }
+                // Any change may be the one; re-read after each.
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await
+                {
+                    bail!("the API server stopped");
+                }
+            }
+        };
+        match tokio::time::timeout(LIMIT, wait).await {
+            Ok(result) => result,
+            Err(_) => {
+                let current = self.server.get_raw(collection, name).unwrap_or(Value::Null);
+                bail!(
+                    "{name} never became {what} within {LIMIT:?}; now: {}",
+                    serde_json::to_string_pretty(&current)?
+                )
+            }
+        }
+    }
+
+    /// The child `name`, if it exists.
+    pub fn child(&self, name: &str) -> Option<Value> {
+        self.server.get_raw(CHILDREN, name)
+    }
+
+    /// Reasons of the Events recorded about the resource `name`, oldest
+    /// first.
+    pub fn event_reasons(&self, name: &str) -> Vec<String> {
+        self.events(name)
+            .into_iter()
+            .map(|(reason, _)| reason)
+            .collect()
+    }
+
+    /// (reason, note) of the Events recorded about the resource `name`,
+    /// oldest first.
+    pub fn events(&self, name: &str) -> Vec<(String, String)> {
+        let mut events: Vec<(u64, String, String)> = self
+            .server
+            .list_raw(EVENTS)
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| {
+                let version = e["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let text = |field: &str| e[field].as_str().unwrap_or("").to_string();
+                (version, text("reason"), text("note"))
+            })
+            .collect();
+        events.sort();
+        events
+            .into_iter()
+            .map(|(_, reason, note)| (reason, note))
+            .collect()
+    }
+}
+
+/// A FlinkDeployment spec as a user writes it for the official operator.
+pub fn template_spec(image: &str) -> Value {
+    json!({
+        "image": image,
+        "flinkVersion": "v2_0",
+        "serviceAccount": "flink",
+        "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
+        "jobManager": {"resource": {"memory": "2048m", "cpu": 1}},
+        "taskManager": {"resource": {"memory": "2048m", "cpu": 1}},
+        "job": {"jarURI": "local:///opt/flink/usrlib/orders.jar", "parallelism": 2, "upgradeMode": "savepoint"},
+    })
+}
+
+/// `status.state` of a stored resource.
+pub fn state(resource: &Value) -> &str {
+    resource["status"]["state"].as_str().unwrap_or("")
+}
+
+/// Whether condition `type_` of a stored resource is `True`.
+pub fn condition(resource: &Value, type_: &str) -> bool {
+    resource["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == type_ && c["status"] == "True")
+        })
+}

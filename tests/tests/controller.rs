@@ -1,0 +1,297 @@
+//! The controller end to end: `cutover_controller::edge::run` against the
+//! fake Kubernetes API server (reached by kube's real client), a real
+//! coordinator, and a simulated Flink operator whose children run real
+//! gate sessions. A full BLUE → GREEN → BLUE cycle and deletion, an abort
+//! within the grace period, a manual promotion, and a controller restarted
+//! in the middle of a transition.
+
+use cutover_controller::status_map::PROMOTE_ANNOTATION;
+use cutover_proto::v1;
+use cutover_tests::controller_world::*;
+use serde_json::{Value, json};
+
+/// The coordinator's status of the pipeline of resource `name`.
+async fn pipeline(world: &ControllerWorld, name: &str) -> anyhow::Result<v1::PipelineStatus> {
+    let mut control = world.coordinator.control().await?;
+    Ok(control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: format!("{NAMESPACE}-{name}"),
+        })
+        .await?
+        .into_inner())
+}
+
+fn active(status: &v1::PipelineStatus) -> v1::Colour {
+    v1::Colour::try_from(status.active).unwrap_or(v1::Colour::Unspecified)
+}
+
+fn phase(status: &v1::PipelineStatus) -> v1::Phase {
+    v1::Phase::try_from(status.phase).unwrap_or(v1::Phase::Unspecified)
+}
+
+fn uid(object: &Value) -> String {
+    object["metadata"]["uid"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
+    let world = ControllerWorld::start().await?;
+    world.create("orders", "flink:2.0-v1", json!({})).await?;
+
+    let blue = world
+        .wait_for("orders", "ACTIVE_BLUE", |r| state(r) == "ACTIVE_BLUE")
+        .await?;
+    assert!(condition(&blue, "Ready"), "{blue}");
+    assert_eq!(
+        blue["metadata"]["finalizers"],
+        json!(["cutover.dev/pipeline-state"])
+    );
+    let child = world.child("orders-blue").expect("the BLUE child");
+    let config = &child["spec"]["flinkConfiguration"];
+    assert_eq!(config["cutover.pipeline"], "default-orders");
+    assert_eq!(config["cutover.colour"], "BLUE");
+    assert_eq!(
+        config["cutover.coordinator"],
+        world.coordinator.endpoint().as_str()
+    );
+    assert_eq!(
+        config["taskmanager.numberOfTaskSlots"], "2",
+        "the template's own keys stay"
+    );
+    assert_eq!(child["metadata"]["labels"]["team"], "payments");
+    assert_eq!(
+        child["metadata"]["ownerReferences"][0]["uid"],
+        blue["metadata"]["uid"]
+    );
+    assert!(child["spec"]["job"].get("initialSavepointPath").is_none());
+
+    // A new template: GREEN starts from BLUE's savepoint, takes over at
+    // EARLIEST, BLUE stops with a savepoint and goes (deletion delay 0s).
+    world.set_image("orders", "flink:2.0-v2").await?;
+    let green = world
+        .wait_for("orders", "ACTIVE_GREEN with BLUE gone", |r| {
+            state(r) == "ACTIVE_GREEN"
+        })
+        .await?;
+    world
+        .wait_for_child("orders-blue", "deleted", Value::is_null)
+        .await?;
+    let child = world.child("orders-green").expect("the GREEN child");
+    assert!(
+        child["spec"]["job"]["initialSavepointPath"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("file:///savepoints/orders-blue/")),
+        "GREEN starts from BLUE's savepoint: {child}"
+    );
+    assert_eq!(child["spec"]["image"], "flink:2.0-v2");
+    assert_eq!(
+        child["spec"]["flinkConfiguration"]["cutover.colour"],
+        "GREEN"
+    );
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(active(&status), v1::Colour::Green);
+    assert_eq!(phase(&status), v1::Phase::Completed);
+    let first_epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
+    assert!(green["status"]["epoch"].as_u64().is_some());
+
+    // And back: the rollback is the same flow in reverse.
+    world.set_image("orders", "flink:2.0-v1").await?;
+    world
+        .wait_for("orders", "ACTIVE_BLUE again", |r| state(r) == "ACTIVE_BLUE")
+        .await?;
+    world
+        .wait_for_child("orders-green", "deleted", Value::is_null)
+        .await?;
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(active(&status), v1::Colour::Blue);
+    assert_eq!(phase(&status), v1::Phase::Completed);
+    assert!(status.plan.as_ref().map_or(0, |p| p.epoch) > first_epoch);
+
+    let reasons = world.event_reasons("orders");
+    for expected in [
+        "CreatingBlue",
+        "BlueActive",
+        "StartingNewColour",
+        "CutoverScheduled",
+        "Draining",
+        "Completed",
+        "Active",
+        "DeletedOldColour",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "no {expected} Event in {reasons:?}"
+        );
+    }
+
+    // Deleting the resource deletes the children and the pipeline's state.
+    world
+        .resources
+        .delete("orders", &Default::default())
+        .await?;
+    world.wait_for("orders", "deleted", Value::is_null).await?;
+    assert!(world.child("orders-blue").is_none());
+    let mut control = world.coordinator.control().await?;
+    let gone = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "default-orders".into(),
+        })
+        .await;
+    assert_eq!(
+        gone.map(|_| ()).map_err(|s| s.code()),
+        Err(tonic::Code::NotFound)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_colour_failing_within_the_grace_period_is_aborted() -> anyhow::Result<()> {
+    let world = ControllerWorld::start().await?;
+    // GREEN runs and the cutover waits for a promotion; then GREEN's job
+    // fails (the simulated operator reports it): the scheduled cutover is
+    // aborted, GREEN deleted, BLUE keeps emitting.
+    world.awaiting_promotion("orders").await?;
+    assert_eq!(
+        phase(&pipeline(&world, "orders").await?),
+        v1::Phase::Scheduled
+    );
+    let crash = json!({"status": {"jobStatus": {"state": "FAILED"}, "error": "TaskManager lost"}});
+    world
+        .children
+        .patch_status(
+            "orders-green",
+            &Default::default(),
+            &kube::api::Patch::Merge(&crash),
+        )
+        .await?;
+    let aborted = world
+        .wait_for("orders", "back to ACTIVE_BLUE", |r| {
+            state(r) == "ACTIVE_BLUE"
+        })
+        .await?;
+    world
+        .wait_for_child("orders-green", "deleted", Value::is_null)
+        .await?;
+    assert!(
+        aborted["status"]["lastError"].is_string(),
+        "the status shows why: {aborted}"
+    );
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(phase(&status), v1::Phase::Aborted);
+    assert_eq!(active(&status), v1::Colour::Blue);
+    let events = world.events("orders");
+    assert!(
+        events
+            .iter()
+            .any(|(reason, note)| reason == "Aborted"
+                && note.contains("GREEN failed: TaskManager lost")),
+        "{events:?}"
+    );
+
+    // The failed template is not retried; a broken image now fails before
+    // any cutover is scheduled and is backed out too; a good one goes
+    // through.
+    let rejected = world
+        .wait_for("orders", "showing the rejection", |r| {
+            r["status"]["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("rolled back"))
+        })
+        .await?;
+    assert!(rejected["status"]["rejectedTemplateHash"].is_string());
+    assert!(world.child("orders-green").is_none());
+    world.set_image("orders", "broken").await?;
+    world
+        .wait_for("orders", "rejecting the broken image", |r| {
+            state(r) == "ACTIVE_BLUE"
+                && r["status"]["lastError"].as_str().is_some_and(|e| {
+                    e.contains("simulated: the image cannot start") || e.contains("rolled back")
+                })
+                && r["status"]["rejectedTemplateHash"] != rejected["status"]["rejectedTemplateHash"]
+        })
+        .await?;
+    world
+        .wait_for_child("orders-green", "deleted", Value::is_null)
+        .await?;
+    assert_eq!(
+        phase(&pipeline(&world, "orders").await?),
+        v1::Phase::Aborted
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_promotion_waits_for_the_annotation() -> anyhow::Result<()> {
+    let world = ControllerWorld::start().await?;
+    let waiting = world.awaiting_promotion("orders").await?;
+    assert_eq!(state(&waiting), "TRANSITIONING_TO_GREEN");
+    let status = pipeline(&world, "orders").await?;
+    let transition = status.transition.expect("a transition");
+    assert!(!transition.auto_promote && !transition.promoted);
+    let horizon = status.plan.as_ref().map_or(i64::MAX, |p| p.horizon);
+    assert!(
+        horizon <= transition.at,
+        "the horizon waits below the cutover"
+    );
+
+    world
+        .annotate("orders", PROMOTE_ANNOTATION, Some("true"))
+        .await?;
+    let promoted = world
+        .wait_for("orders", "ACTIVE_GREEN", |r| state(r) == "ACTIVE_GREEN")
+        .await?;
+    assert!(
+        promoted["metadata"]["annotations"]
+            .get(PROMOTE_ANNOTATION)
+            .is_none(),
+        "the annotation is consumed: {promoted}"
+    );
+    assert!(!condition(&promoted, "AwaitingPromotion"));
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(active(&status), v1::Colour::Green);
+    assert!(status.transition.is_some_and(|t| t.promoted));
+    assert!(
+        world
+            .event_reasons("orders")
+            .iter()
+            .any(|r| r == "Promoted")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_finishes_the_transition() -> anyhow::Result<()> {
+    let mut world = ControllerWorld::start().await?;
+    world.awaiting_promotion("orders").await?;
+    let green = world.child("orders-green").expect("the GREEN child");
+    let scheduled = pipeline(&world, "orders").await?;
+
+    // The controller goes away mid-transition; the promotion is asked for
+    // while none runs; a new one picks up from the status.
+    world.stop_controller().await?;
+    world
+        .annotate("orders", PROMOTE_ANNOTATION, Some("true"))
+        .await?;
+    assert_eq!(
+        phase(&pipeline(&world, "orders").await?),
+        v1::Phase::Scheduled,
+        "nothing promotes without a controller"
+    );
+    world.start_controller()?;
+    world
+        .wait_for("orders", "ACTIVE_GREEN", |r| state(r) == "ACTIVE_GREEN")
+        .await?;
+    world
+        .wait_for_child("orders-blue", "deleted", Value::is_null)
+        .await?;
+    let after = world.child("orders-green").expect("the GREEN child");
+    assert_eq!(uid(&after), uid(&green), "GREEN was not recreated");
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(active(&status), v1::Colour::Green);
+    assert_eq!(phase(&status), v1::Phase::Completed);
+    assert!(
+        status.transition.as_ref().map(|t| t.id) == scheduled.transition.as_ref().map(|t| t.id),
+        "the same transition completed, no second one was scheduled"
+    );
+    Ok(())
+}
