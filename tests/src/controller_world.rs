@@ -181,6 +181,43 @@ impl ControllerWorld {
         self.wait_for_object(CHILDREN, name, what, predicate).await
     }
 
+    /// Waits until an Event with `reason` about the resource `name` is
+    /// recorded.
+    pub async fn wait_for_event(&self, name: &str, reason: &str) -> anyhow::Result<()> {
+        self.wait_for_event_where(name, reason, |_| true).await
+    }
+
+    /// Waits until an Event with `reason` whose note satisfies `note` is
+    /// recorded about the resource `name`.
+    pub async fn wait_for_event_where(
+        &self,
+        name: &str,
+        reason: &str,
+        note: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<()> {
+        let mut changes = self.server.changes();
+        let seen = || {
+            self.events(name)
+                .iter()
+                .any(|(r, n)| r == reason && note(n))
+        };
+        let wait = async {
+            while !seen() {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await
+                {
+                    bail!("the API server stopped");
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(LIMIT, wait).await.with_context(|| {
+            format!(
+                "no such {reason} Event about {name} within {LIMIT:?}; there are {:?}",
+                self.events(name)
+            )
+        })?
+    }
+
     async fn wait_for_object(
         &self,
         collection: &str,

@@ -70,6 +70,7 @@ impl SimulatedFlinkOperator {
             savepoints: savepoints.clone(),
             clock: Instant::now(),
             crashed: HashMap::new(),
+            starts: 0,
         };
         let (crashes, crashed) = mpsc::unbounded_channel();
         let task = tokio::spawn(operator.run(collection, existing, changes, crashed));
@@ -113,6 +114,7 @@ struct Operator {
     savepoints: Arc<AtomicU64>,
     clock: Instant,
     crashed: HashMap<String, String>,
+    starts: u64,
 }
 
 impl Operator {
@@ -201,9 +203,8 @@ impl Operator {
                 }
                 next["lifecycleState"] = json!("DEPLOYED");
                 next["jobStatus"]["state"] = json!("RUNNING");
-                if let Some(upgrade) = next["jobStatus"].as_object_mut() {
-                    upgrade.remove("upgradeSavepointPath");
-                }
+                // (null: removed by the merge patch)
+                next["jobStatus"]["upgradeSavepointPath"] = Value::Null;
             } else if status["lifecycleState"] == "DEPLOYED"
                 && status["jobStatus"]["state"] == "RUNNING"
                 && self.stable(&name)
@@ -250,7 +251,9 @@ impl Operator {
     /// Starts the job of a child: its gates observe the shared input's
     /// event clock as their watermark. When its session is established,
     /// the child's next status change (or a nudge) marks it STABLE.
-    fn start_job(&self, name: &str, spec: &Value) -> anyhow::Result<Job> {
+    fn start_job(&mut self, name: &str, spec: &Value) -> anyhow::Result<Job> {
+        self.starts += 1;
+        let start = self.starts;
         let config = &spec["flinkConfiguration"];
         let text = |key: &str| {
             config[key]
@@ -302,7 +305,7 @@ impl Operator {
                         // Holding a plan: touch the child's status so that
                         // its MODIFIED event re-runs the operator loop,
                         // which then marks it STABLE.
-                        let patch = json!({"status": {"jobStatus": {"startTime": "gates-ready"}}});
+                        let patch = json!({"status": {"jobStatus": {"startTime": format!("gates-ready-{start}")}}});
                         let _ = api
                             .patch_status(&child, &PatchParams::default(), &Patch::Merge(&patch))
                             .await;

@@ -8,6 +8,7 @@
 use cutover_controller::status_map::PROMOTE_ANNOTATION;
 use cutover_proto::v1;
 use cutover_tests::controller_world::*;
+use kube::api::Patch;
 use serde_json::{Value, json};
 
 /// The coordinator's status of the pipeline of resource `name`.
@@ -107,7 +108,6 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
     assert_eq!(phase(&status), v1::Phase::Completed);
     assert!(status.plan.as_ref().map_or(0, |p| p.epoch) > first_epoch);
 
-    let reasons = world.event_reasons("orders");
     for expected in [
         "CreatingBlue",
         "BlueActive",
@@ -118,10 +118,7 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
         "Active",
         "DeletedOldColour",
     ] {
-        assert!(
-            reasons.iter().any(|r| r == expected),
-            "no {expected} Event in {reasons:?}"
-        );
+        world.wait_for_event("orders", expected).await?;
     }
 
     // Deleting the resource deletes the children and the pipeline's state.
@@ -179,14 +176,11 @@ async fn a_new_colour_failing_within_the_grace_period_is_aborted() -> anyhow::Re
     let status = pipeline(&world, "orders").await?;
     assert_eq!(phase(&status), v1::Phase::Aborted);
     assert_eq!(active(&status), v1::Colour::Blue);
-    let events = world.events("orders");
-    assert!(
-        events
-            .iter()
-            .any(|(reason, note)| reason == "Aborted"
-                && note.contains("GREEN failed: TaskManager lost")),
-        "{events:?}"
-    );
+    world
+        .wait_for_event_where("orders", "Aborted", |note| {
+            note.contains("GREEN failed: TaskManager lost")
+        })
+        .await?;
 
     // The failed template is not retried; a broken image now fails before
     // any cutover is scheduled and is backed out too; a good one goes
@@ -250,12 +244,7 @@ async fn manual_promotion_waits_for_the_annotation() -> anyhow::Result<()> {
     let status = pipeline(&world, "orders").await?;
     assert_eq!(active(&status), v1::Colour::Green);
     assert!(status.transition.is_some_and(|t| t.promoted));
-    assert!(
-        world
-            .event_reasons("orders")
-            .iter()
-            .any(|r| r == "Promoted")
-    );
+    world.wait_for_event("orders", "Promoted").await?;
     Ok(())
 }
 
@@ -293,5 +282,85 @@ async fn a_restarted_controller_finishes_the_transition() -> anyhow::Result<()> 
         status.transition.as_ref().map(|t| t.id) == scheduled.transition.as_ref().map(|t| t.id),
         "the same transition completed, no second one was scheduled"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_the_active_colour_with_a_savepoint_and_resume_restarts_it()
+-> anyhow::Result<()> {
+    let world = ControllerWorld::start().await?;
+    world.create("orders", "flink:2.0-v1", json!({})).await?;
+    world
+        .wait_for("orders", "ACTIVE_BLUE", |r| state(r) == "ACTIVE_BLUE")
+        .await?;
+    let suspend = |on: bool| json!({"spec": {"suspend": on}});
+    world
+        .resources
+        .patch("orders", &Default::default(), &Patch::Merge(&suspend(true)))
+        .await?;
+    let child = world
+        .wait_for_child("orders-blue", "SUSPENDED", |c| {
+            c["status"]["lifecycleState"] == "SUSPENDED"
+        })
+        .await?;
+    assert_eq!(child["spec"]["job"]["state"], "suspended");
+    assert!(child["status"]["jobStatus"]["upgradeSavepointPath"].is_string());
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(
+        status.blue.map(|g| g.connected),
+        Some(0),
+        "BLUE's gates are gone"
+    );
+
+    world
+        .resources
+        .patch(
+            "orders",
+            &Default::default(),
+            &Patch::Merge(&suspend(false)),
+        )
+        .await?;
+    let child = world
+        .wait_for_child("orders-blue", "RUNNING again", |c| {
+            c["status"]["lifecycleState"] == "STABLE"
+        })
+        .await?;
+    assert_eq!(child["spec"]["job"]["state"], "running");
+    world.wait_for_event("orders", "Suspending").await?;
+    world.wait_for_event("orders", "Resuming").await?;
+    assert!(world.child("orders-green").is_none(), "no transition");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_edited_again_before_the_cutover_starts_over() -> anyhow::Result<()> {
+    let world = ControllerWorld::start().await?;
+    world.awaiting_promotion("orders").await?;
+    let first = world.child("orders-green").expect("the GREEN child");
+
+    // v3 while the cutover to v2 waits: the cutover is aborted, GREEN (v2)
+    // discarded, and GREEN comes back with v3.
+    world.set_image("orders", "flink:2.0-v3").await?;
+    let second = world
+        .wait_for_child("orders-green", "recreated with v3", |c| {
+            c["spec"]["image"] == "flink:2.0-v3"
+        })
+        .await?;
+    assert_ne!(uid(&second), uid(&first));
+    world
+        .wait_for("orders", "awaiting promotion of v3", |r| {
+            condition(r, "AwaitingPromotion")
+        })
+        .await?;
+    world
+        .annotate("orders", PROMOTE_ANNOTATION, Some("true"))
+        .await?;
+    world
+        .wait_for("orders", "ACTIVE_GREEN", |r| state(r) == "ACTIVE_GREEN")
+        .await?;
+    world.wait_for_event("orders", "TemplateChanged").await?;
+    let status = pipeline(&world, "orders").await?;
+    assert_eq!(active(&status), v1::Colour::Green);
+    assert_eq!(phase(&status), v1::Phase::Completed);
     Ok(())
 }
