@@ -4,8 +4,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
-use cutover_controller::edge::{ControllerConfig, run};
+use cutover_controller::edge::{ControllerConfig, ControllerMetrics, run};
+use cutover_coordinator::metrics::serve_metrics;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::info;
 
 /// Flags of `cutover controller`.
 #[derive(clap::Args, Debug)]
@@ -23,6 +29,10 @@ pub struct ControllerArgs {
     /// Instance name on Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
+    /// Address of the Prometheus metrics endpoint (also the liveness
+    /// probe's); `off` disables it.
+    #[arg(long, default_value = "127.0.0.1:9701")]
+    metrics_listen: String,
 }
 
 impl ControllerArgs {
@@ -31,11 +41,22 @@ impl ControllerArgs {
         let client = kube::Client::try_default()
             .await
             .context("no Kubernetes configuration (in-cluster or kubeconfig)")?;
+        let metrics = ControllerMetrics::default();
+        if self.metrics_listen != "off" {
+            let mut registry = Registry::default();
+            metrics.register(&mut registry);
+            let listener = TcpListener::bind(&self.metrics_listen)
+                .await
+                .with_context(|| format!("binding metrics address {}", self.metrics_listen))?;
+            info!(address = %self.metrics_listen, "metrics endpoint");
+            tokio::spawn(serve_metrics(listener, Arc::new(registry)));
+        }
         let config = ControllerConfig {
             namespace: self.namespace,
             instance: self.instance,
             resync: self.resync,
             retry: self.retry,
+            metrics,
             ..ControllerConfig::default()
         };
         run(client, config, crate::serve::shutdown_signal()).await;

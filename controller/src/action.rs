@@ -52,6 +52,23 @@ pub enum Action {
     CompleteTransition,
 }
 
+impl Action {
+    /// The action's name (for logs and metrics).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CreateChild { .. } => "CreateChild",
+            Action::TriggerSavepoint { .. } => "TriggerSavepoint",
+            Action::SuspendChild { .. } => "SuspendChild",
+            Action::ResumeChild { .. } => "ResumeChild",
+            Action::DeleteChild { .. } => "DeleteChild",
+            Action::ScheduleCutover { .. } => "ScheduleCutover",
+            Action::Promote => "Promote",
+            Action::AbortTransition => "AbortTransition",
+            Action::CompleteTransition => "CompleteTransition",
+        }
+    }
+}
+
 /// The outcome of one decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reconcile {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cutover_controller::edge::{ControllerConfig, flink_deployment_resource, run};
+use cutover_controller::edge::{
+    ControllerConfig, ControllerMetrics, flink_deployment_resource, run,
+};
 use cutover_coordinator::store::MemoryStore;
 use cutover_crds::{FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -20,6 +22,8 @@ use crate::{TestCoordinator, test_config};
 
 /// Namespace of every object in these tests.
 pub const NAMESPACE: &str = "default";
+/// The user the controller's requests are recorded as.
+pub const CONTROLLER_USER: &str = "cutover-controller";
 /// How long any awaited change may take.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
@@ -45,6 +49,8 @@ pub struct ControllerWorld {
     pub resources: Api<FlinkBlueGreenDeployment>,
     /// FlinkDeployments in [`NAMESPACE`].
     pub children: Api<DynamicObject>,
+    /// The controllers' metrics (shared by restarts).
+    pub metrics: ControllerMetrics,
     controller: Option<RunningController>,
 }
 
@@ -62,6 +68,7 @@ impl ControllerWorld {
             server,
             coordinator,
             operator,
+            metrics: ControllerMetrics::default(),
             controller: None,
         };
         world.start_controller()?;
@@ -76,9 +83,11 @@ impl ControllerWorld {
             instance: Some("test".into()),
             resync: Duration::from_secs(30),
             retry: Duration::from_millis(200),
+            metrics: self.metrics.clone(),
             ..ControllerConfig::default()
         };
-        let task = tokio::spawn(run(self.server.client()?, config, async move {
+        let client = self.server.client_as(CONTROLLER_USER)?;
+        let task = tokio::spawn(run(client, config, async move {
             let _ = stopped.await;
         }));
         self.controller = Some(RunningController { stop, task });
@@ -249,6 +258,17 @@ impl ControllerWorld {
                 )
             }
         }
+    }
+
+    /// How often the controllers carried out `action` successfully.
+    pub fn actions_done(&self, action: &'static str) -> u64 {
+        self.metrics
+            .actions
+            .get_or_create(&cutover_controller::edge::ActionLabel {
+                action,
+                outcome: "ok",
+            })
+            .get()
     }
 
     /// The child `name`, if it exists.

@@ -8,7 +8,11 @@
 use cutover_controller::status_map::PROMOTE_ANNOTATION;
 use cutover_proto::v1;
 use cutover_tests::controller_world::*;
+use std::collections::BTreeSet;
+
+use cutover_tests::kube_api::Permission;
 use kube::api::Patch;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The coordinator's status of the pipeline of resource `name`.
@@ -28,6 +32,35 @@ fn active(status: &v1::PipelineStatus) -> v1::Colour {
 
 fn phase(status: &v1::PipelineStatus) -> v1::Phase {
     v1::Phase::try_from(status.phase).unwrap_or(v1::Phase::Unspecified)
+}
+
+/// What the ClusterRole in deploy/controller.yaml grants.
+fn granted() -> BTreeSet<Permission> {
+    let text = include_str!("../../deploy/controller.yaml");
+    let role = serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("valid YAML"))
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    granted.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    granted
 }
 
 fn uid(object: &Value) -> String {
@@ -120,6 +153,9 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
     ] {
         world.wait_for_event("orders", expected).await?;
     }
+    // One schedule and one completion per transition, nothing repeated.
+    assert_eq!(world.actions_done("ScheduleCutover"), 2);
+    assert_eq!(world.actions_done("CompleteTransition"), 2);
 
     // Deleting the resource deletes the children and the pipeline's state.
     world
@@ -137,6 +173,21 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
     assert_eq!(
         gone.map(|_| ()).map_err(|s| s.code()),
         Err(tonic::Code::NotFound)
+    );
+
+    // deploy/controller.yaml grants what the controller did, and nothing
+    // it did not (an Event series is patched only on repeats).
+    let used = world.server.permissions_used_by(CONTROLLER_USER);
+    let granted = granted();
+    let missing: Vec<_> = used.difference(&granted).collect();
+    assert!(missing.is_empty(), "the ClusterRole lacks {missing:?}");
+    let unused: Vec<_> = granted
+        .difference(&used)
+        .filter(|(group, _, verb)| !(group == "events.k8s.io" && verb == "patch"))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the ClusterRole grants unused {unused:?}"
     );
     Ok(())
 }

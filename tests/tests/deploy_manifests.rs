@@ -1,7 +1,11 @@
-//! `deploy/cutover.yaml` agrees with the code: the container runs flags
-//! `cutover serve` has, on the ports its Service and probes use; the
+//! `deploy/` agrees with the code. `cutover.yaml`: the container runs
+//! flags `cutover serve` has, on the ports its Service and probes use; the
 //! Service is where the CRD's default coordinator address points; the Role
-//! grants what the ConfigMap store does and no more.
+//! grants what the ConfigMap store does and no more. `controller.yaml`: the
+//! container runs flags `cutover controller` has, its probe and port match
+//! its metrics address, and its ClusterRole is bound to the account it runs
+//! as (what that role grants is checked against the controller's requests
+//! in `controller.rs`).
 
 use std::collections::BTreeSet;
 
@@ -10,7 +14,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 fn documents() -> Vec<Value> {
-    let text = include_str!("../../deploy/cutover.yaml");
+    parse(include_str!("../../deploy/cutover.yaml"))
+}
+
+fn parse(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
         .map(|doc| Value::deserialize(doc).expect("valid YAML"))
         .collect()
@@ -19,7 +26,7 @@ fn documents() -> Vec<Value> {
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} in deploy/cutover.yaml"))
+        .unwrap_or_else(|| panic!("no {kind} in the manifest"))
 }
 
 fn port_of(address: &str) -> u64 {
@@ -30,18 +37,92 @@ fn port_of(address: &str) -> u64 {
         .unwrap_or_else(|| panic!("no port in {address}"))
 }
 
+/// Every `--flag[=value]` in `args` is one `cutover <command>` has.
+fn flags_exist(command: &str, args: &[&str]) -> anyhow::Result<()> {
+    let help = std::process::Command::new(cutover_binary()?)
+        .args([command, "--help"])
+        .output()?;
+    let help = String::from_utf8_lossy(&help.stdout);
+    for arg in args {
+        let name = arg.split('=').next().unwrap_or(arg);
+        assert!(help.contains(name), "cutover {command} has no {name}");
+    }
+    Ok(())
+}
+
+fn args_of(deployment: &Value) -> Vec<&str> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[test]
+fn the_controller_manifest_agrees_with_the_code() -> anyhow::Result<()> {
+    let docs = parse(include_str!("../../deploy/controller.yaml"));
+    let deployment = find(&docs, "Deployment");
+    let args = args_of(deployment);
+    assert_eq!(args.first(), Some(&"controller"));
+    flags_exist("controller", &args[1..])?;
+    let metrics = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--metrics-listen="))
+        .map(port_of)
+        .expect("--metrics-listen");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["name"], "metrics");
+    assert_eq!(
+        container["ports"][0]["containerPort"].as_u64(),
+        Some(metrics)
+    );
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(1));
+
+    let account = find(&docs, "ServiceAccount");
+    let coordinator = documents();
+    let namespace = &find(&coordinator, "Namespace")["metadata"]["name"];
+    assert_eq!(&account["metadata"]["namespace"], namespace);
+    assert_eq!(&deployment["metadata"]["namespace"], namespace);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        account["metadata"]["name"]
+    );
+    let role = find(&docs, "ClusterRole");
+    let binding = find(&docs, "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], account["metadata"]["name"]);
+    assert_eq!(&binding["subjects"][0]["namespace"], namespace);
+    // The rules name this project's resource and the Flink operator's.
+    let crd = cutover_crds::crd_yaml()?;
+    for rule in role["rules"].as_array().expect("rules") {
+        let group = rule["apiGroups"][0].as_str().unwrap_or("");
+        let resource = rule["resources"][0].as_str().unwrap_or("");
+        match group {
+            "cutover.dev" => assert!(
+                crd.contains(&format!("plural: {}", resource.trim_end_matches("/status"))),
+                "{resource} is not the CRD's plural"
+            ),
+            "flink.apache.org" => assert_eq!(
+                resource,
+                cutover_controller::edge::flink_deployment_resource().plural
+            ),
+            "events.k8s.io" => assert_eq!(resource, "events"),
+            other => panic!("unexpected API group {other}"),
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn the_manifests_agree_with_the_code() -> anyhow::Result<()> {
     let docs = documents();
     let deployment = find(&docs, "Deployment");
     let service = find(&docs, "Service");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let args = args_of(deployment);
     assert_eq!(args.first(), Some(&"serve"));
     let flag = |name: &str| {
         args.iter()
@@ -51,14 +132,7 @@ fn the_manifests_agree_with_the_code() -> anyhow::Result<()> {
     };
 
     // Every flag exists in `cutover serve`.
-    let help = std::process::Command::new(cutover_binary()?)
-        .args(["serve", "--help"])
-        .output()?;
-    let help = String::from_utf8_lossy(&help.stdout);
-    for arg in &args[1..] {
-        let name = arg.split('=').next().unwrap_or(arg);
-        assert!(help.contains(name), "cutover serve has no {name}");
-    }
+    flags_exist("serve", &args[1..])?;
     assert!(flag("store").starts_with("configmap"));
 
     // Ports: flags, container, probes and Service line up.

@@ -11,6 +11,7 @@
 mod carry_out;
 mod coordinators;
 mod error;
+mod metrics;
 mod reconcile;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{info, warn};
 
 pub use error::EdgeError;
+pub use metrics::{ActionLabel, ControllerMetrics, OutcomeLabel};
 
 use coordinators::Coordinators;
 
@@ -46,6 +48,8 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// Wait this long after a failed reconciliation.
     pub retry: Duration,
+    /// Where to count reconciliations and actions.
+    pub metrics: ControllerMetrics,
 }
 
 impl Default for ControllerConfig {
@@ -56,6 +60,7 @@ impl Default for ControllerConfig {
             instance: None,
             resync: Duration::from_secs(300),
             retry: Duration::from_secs(5),
+            metrics: ControllerMetrics::default(),
         }
     }
 }

@@ -139,12 +139,19 @@ async fn reconcile_in(
     };
     let mut failed = None;
     for action in &outcome.actions {
-        if let Err(e) = carry_out(ctx, &target, action).await {
+        let result = carry_out(ctx, &target, action).await;
+        ctx.config.metrics.acted(action.name(), result.is_ok());
+        if let Err(e) = result {
             warn!(?action, error = %e, "action failed");
             failed = Some(format!("{action:?}: {e}"));
             break;
         }
     }
+    ctx.config.metrics.reconciled(if failed.is_some() {
+        "action_failed"
+    } else {
+        "ok"
+    });
     if let Some((reason, message)) = &outcome.event {
         let warning = outcome.error.is_some();
         publish(ctx, resource, reason, message, warning).await;
@@ -345,5 +352,6 @@ pub(super) fn error_policy(
     ctx: Arc<Context>,
 ) -> Requeue {
     warn!(%error, "reconciliation failed; retrying");
+    ctx.config.metrics.reconciled("error");
     Requeue::requeue(ctx.config.retry)
 }

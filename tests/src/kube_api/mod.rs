@@ -21,7 +21,7 @@ mod http;
 mod watch;
 mod writes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -61,7 +61,15 @@ struct State {
     compacted: u64,
     requests: u64,
     gone: u64,
+    used: BTreeSet<(String, Permission)>,
 }
+
+/// Header naming the user of a request (see [`FakeApiServer::client_as`]).
+const USER_HEADER: &str = "x-test-user";
+
+/// What RBAC would have to grant for a request: (API group, resource or
+/// `resource/status`, verb).
+pub type Permission = (String, String, String);
 
 /// A running fake API server.
 #[derive(Clone)]
@@ -84,6 +92,7 @@ impl FakeApiServer {
                 compacted: 0,
                 requests: 0,
                 gone: 0,
+                used: BTreeSet::new(),
             })),
             events: broadcast::channel(4096).0,
             address: listener.local_addr()?,
@@ -109,6 +118,16 @@ impl FakeApiServer {
     /// A kube client for this server, default namespace `default`.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
         let config = kube::Config::new(format!("http://{}", self.address).parse()?);
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A kube client whose requests are recorded as `user`'s.
+    pub fn client_as(&self, user: &str) -> anyhow::Result<kube::Client> {
+        let mut config = kube::Config::new(format!("http://{}", self.address).parse()?);
+        config.headers.push((
+            ::http::HeaderName::from_static(USER_HEADER),
+            ::http::HeaderValue::from_str(user)?,
+        ));
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -140,6 +159,17 @@ impl FakeApiServer {
             .iter()
             .filter(|((c, _), _)| c == collection)
             .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// Every permission the requests of clients from
+    /// [`FakeApiServer::client_as`]`(user)` needed so far.
+    pub fn permissions_used_by(&self, user: &str) -> BTreeSet<Permission> {
+        self.lock()
+            .used
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, p)| p.clone())
             .collect()
     }
 
@@ -192,6 +222,12 @@ impl FakeApiServer {
     async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
         self.lock().requests += 1;
         let method = request.method().clone();
+        let user = request
+            .headers()
+            .get(USER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let content_type = request
             .headers()
             .get(::http::header::CONTENT_TYPE)
@@ -223,6 +259,31 @@ impl FakeApiServer {
                 &format!("no route {path}"),
             );
         };
+        let verb = match (&method, &target.name) {
+            (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+                "watch"
+            }
+            (&Method::GET, None) => "list",
+            (&Method::GET, Some(_)) => "get",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, _) => "delete",
+            _ => "unknown",
+        };
+        let parts: Vec<&str> = target.collection.split('/').collect();
+        let group = if parts.first() == Some(&"apis") {
+            parts[1]
+        } else {
+            ""
+        };
+        let mut resource = parts.last().copied().unwrap_or("").to_string();
+        if target.status {
+            resource.push_str("/status");
+        }
+        self.lock()
+            .used
+            .insert((user, (group.to_string(), resource, verb.to_string())));
         let collection = target.collection;
         if target.status {
             let Some(name) = target.name else {
