@@ -59,6 +59,21 @@ pub struct ScheduleArgs {
     manual: bool,
 }
 
+/// Flags of `cutover promote`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The name is a FlinkBlueGreenDeployment's (in the cluster of the
+    /// kubeconfig or in-cluster configuration), not a pipeline's.
+    #[arg(long)]
+    resource: bool,
+    /// Namespace of the FlinkBlueGreenDeployment (default: the
+    /// configuration's).
+    #[arg(long, short = 'n', requires = "resource")]
+    namespace: Option<String>,
+}
+
 /// The control commands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ControlCommand {
@@ -68,8 +83,10 @@ pub enum ControlCommand {
     Schedule(ScheduleArgs),
     /// Abort the pending transition (before the horizon passes its cutover).
     Abort(Target),
-    /// Let a transition scheduled with `--manual` take effect.
-    Promote(Target),
+    /// Let a transition scheduled with `--manual` take effect; with
+    /// `--resource`, ask the controller to promote a FlinkBlueGreenDeployment
+    /// (sets its `cutover.dev/promote` annotation).
+    Promote(PromoteArgs),
     /// Mark the transition complete once the old job is stopped.
     Complete(Target),
 }
@@ -78,10 +95,13 @@ impl ControlCommand {
     /// Sends the request and prints the pipeline's status.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let target = match &self {
-            ControlCommand::Status(t)
-            | ControlCommand::Abort(t)
-            | ControlCommand::Promote(t)
-            | ControlCommand::Complete(t) => t.clone(),
+            ControlCommand::Status(t) | ControlCommand::Abort(t) | ControlCommand::Complete(t) => {
+                t.clone()
+            }
+            ControlCommand::Promote(p) if p.resource => {
+                return annotate_for_promotion(&p.target.pipeline, p.namespace.as_deref()).await;
+            }
+            ControlCommand::Promote(p) => p.target.clone(),
             ControlCommand::Schedule(s) => s.target.clone(),
         };
         let mut control = ControlServiceClient::connect(target.endpoint.clone())
@@ -146,6 +166,28 @@ impl ControlCommand {
             Err(status) => bail!("{:?}: {}", status.code(), status.message()),
         }
     }
+}
+
+/// Sets the promote annotation on FlinkBlueGreenDeployment `name`; the
+/// controller promotes the waiting transition and removes it.
+async fn annotate_for_promotion(name: &str, namespace: Option<&str>) -> anyhow::Result<ExitCode> {
+    use cutover_controller::status_map::PROMOTE_ANNOTATION;
+    use cutover_crds::FlinkBlueGreenDeployment;
+    use kube::api::{Api, Patch, PatchParams};
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster or kubeconfig)")?;
+    let resources: Api<FlinkBlueGreenDeployment> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::default_namespaced(client),
+    };
+    let patch = serde_json::json!({"metadata": {"annotations": {PROMOTE_ANNOTATION: "true"}}});
+    resources
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("annotating FlinkBlueGreenDeployment {name}"))?;
+    println!("asked the controller to promote {name} ({PROMOTE_ANNOTATION})");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A colour field's name (the core type's), `?` if it is not one.

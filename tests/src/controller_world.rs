@@ -169,6 +169,18 @@ impl ControllerWorld {
         Ok(())
     }
 
+    /// A kubeconfig file (in `dir`) for this world's API server, namespace
+    /// [`NAMESPACE`], as `kubectl` and the `cutover` command read it.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: {NAMESPACE}\ncurrent-context: fake\n",
+            self.server.address
+        );
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
     /// Waits until the resource `name` (as stored; `Null` once it is gone)
     /// satisfies `predicate`, and returns it.
     pub async fn wait_for(

@@ -11,6 +11,7 @@ use cutover_tests::controller_world::*;
 use std::collections::BTreeSet;
 
 use cutover_tests::kube_api::Permission;
+use cutover_tests::process::cutover_binary;
 use kube::api::Patch;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -279,9 +280,22 @@ async fn manual_promotion_waits_for_the_annotation() -> anyhow::Result<()> {
         "the horizon waits below the cutover"
     );
 
-    world
-        .annotate("orders", PROMOTE_ANNOTATION, Some("true"))
-        .await?;
+    // `cutover promote --resource` sets the annotation the controller acts on.
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = world.kubeconfig(dir.path())?;
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(cutover_binary()?)
+            .args(["promote", "orders", "--resource"])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .map_err(anyhow::Error::from)
+    })
+    .await??;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let promoted = world
         .wait_for("orders", "ACTIVE_GREEN", |r| state(r) == "ACTIVE_GREEN")
         .await?;
