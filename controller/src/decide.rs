@@ -32,6 +32,12 @@ fn savepointing_state(from: Colour) -> BlueGreenState {
     }
 }
 
+/// The colour owning the timeline's end in `state` once its transition
+/// (if any) is settled: the active or old colour.
+pub fn settled_colour(state: BlueGreenState) -> Colour {
+    colours(state).0
+}
+
 /// The colour a state is about: (active or old colour, colour being started).
 fn colours(state: BlueGreenState) -> (Colour, Colour) {
     match state {

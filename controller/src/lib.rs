@@ -28,5 +28,5 @@ mod observed;
 pub mod status_map;
 
 pub use action::{Action, Reconcile};
-pub use decide::decide;
+pub use decide::{decide, settled_colour};
 pub use observed::{Child, JobHealth, Memory, Observed, PipelineView, TransitionView};

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use cutover_core::{CoreError, PipelineState};
-use cutover_proto::convert::{pipeline_from, schedule_from, status_to};
+use cutover_core::{CoreError, HorizonPolicy, PipelineState};
+use cutover_proto::convert::{colour_from, pipeline_from, schedule_from, status_to};
 use cutover_proto::v1;
 use cutover_proto::v1::control_service_server::ControlService;
 use tokio::sync::mpsc;
@@ -118,6 +118,21 @@ impl ControlService for ControlApi {
             PipelineState::propose_complete,
         )
         .await
+    }
+
+    async fn create_pipeline(
+        &self,
+        request: Request<v1::CreatePipelineRequest>,
+    ) -> Result<Response<v1::PipelineStatus>, Status> {
+        let request = request.get_ref();
+        let name = pipeline_from(&request.pipeline).map_err(CoordinatorError::from)?;
+        let owner = colour_from("owner", request.owner).map_err(CoordinatorError::from)?;
+        let horizon = match request.horizon_window {
+            0 => self.coordinator.config().horizon,
+            window => HorizonPolicy::with_window(window),
+        };
+        let cell = self.coordinator.ensure_with(&name, owner, horizon).await?;
+        Ok(Response::new(status_to(&cell.status())))
     }
 
     async fn delete_pipeline(

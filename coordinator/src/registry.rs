@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use cutover_core::{
-    Colour, CoreError, Epoch, GateIdentity, GateKey, GateProgress, Installed, Key, PipelineDoc,
-    PipelineName, PipelineState, PipelineStatus, SessionId,
+    Colour, CoreError, Epoch, GateIdentity, GateKey, GateProgress, HorizonPolicy, Installed, Key,
+    PipelineDoc, PipelineName, PipelineState, PipelineStatus, SessionId,
 };
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
@@ -215,6 +215,18 @@ impl Coordinator {
         name: &PipelineName,
         owner: Colour,
     ) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        self.ensure_with(name, owner, self.inner.config.horizon)
+            .await
+    }
+
+    /// The pipeline `name`, created in the store (owned by `owner`, with
+    /// `horizon`) if it does not exist yet; an existing one is unchanged.
+    pub async fn ensure_with(
+        &self,
+        name: &PipelineName,
+        owner: Colour,
+        horizon: HorizonPolicy,
+    ) -> Result<Arc<PipelineCell>, CoordinatorError> {
         match self.cell(name).await {
             Err(CoordinatorError::UnknownPipeline(_)) => {}
             other => return other,
@@ -223,7 +235,7 @@ impl Coordinator {
         if let Some(cell) = self.cached(name) {
             return Ok(cell);
         }
-        let doc = PipelineDoc::new(name.clone(), owner, self.inner.config.horizon);
+        let doc = PipelineDoc::new(name.clone(), owner, horizon);
         let stored = match self.inner.store.compare_and_swap(name, None, &doc).await? {
             CasOutcome::Written(version) => {
                 info!(pipeline = %name, %owner, "created pipeline");

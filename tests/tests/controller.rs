@@ -10,6 +10,7 @@ use cutover_proto::v1;
 use cutover_tests::controller_world::*;
 use std::collections::BTreeSet;
 
+use cutover_core::PipelineName;
 use cutover_tests::kube_api::Permission;
 use cutover_tests::process::cutover_binary;
 use kube::api::Patch;
@@ -71,12 +72,24 @@ fn uid(object: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
     let world = ControllerWorld::start().await?;
-    world.create("orders", "flink:2.0-v1", json!({})).await?;
+    world
+        .create("orders", "flink:2.0-v1", json!({"horizonWindow": "3s"}))
+        .await?;
 
     let blue = world
         .wait_for("orders", "ACTIVE_BLUE", |r| state(r) == "ACTIVE_BLUE")
         .await?;
     assert!(condition(&blue, "Ready"), "{blue}");
+    // The controller created the pipeline with the resource's horizon
+    // window (the coordinator's own is 1 s).
+    let pipeline_name = PipelineName::new("default-orders")?;
+    let doc = world
+        .coordinator
+        .coordinator
+        .cell(&pipeline_name)
+        .await?
+        .doc();
+    assert_eq!(doc.policy.window, 3_000);
     assert_eq!(
         blue["metadata"]["finalizers"],
         json!(["cutover.dev/pipeline-state"])

@@ -92,6 +92,26 @@ impl Coordinators {
         }
     }
 
+    /// Creates the pipeline (owned by `owner`, horizon window `window` in
+    /// key units) unless it exists; returns its status.
+    pub(super) async fn create_pipeline(
+        &self,
+        endpoint: &str,
+        pipeline: &str,
+        owner: cutover_core::Colour,
+        window: u64,
+    ) -> Result<v1::PipelineStatus, EdgeError> {
+        self.client(endpoint)?
+            .create_pipeline(v1::CreatePipelineRequest {
+                pipeline: pipeline.to_string(),
+                owner: cutover_proto::convert::colour_to(owner),
+                horizon_window: window,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| refused(endpoint, "CreatePipeline", &s))
+    }
+
     /// Reconciles `resource` whenever `pipeline` changes on `endpoint`
     /// (replacing a watch of another pipeline or coordinator).
     pub(super) fn watch(&self, resource: &Resource, endpoint: &str, pipeline: &str) {

@@ -24,7 +24,7 @@ use super::{Context, FINALIZER};
 use crate::child::{child_name, pipeline_name};
 use crate::observed::{PipelineView, TransitionView};
 use crate::status_map::{observe, status_after, unix_seconds};
-use crate::{Reconcile, decide};
+use crate::{Reconcile, decide, settled_colour};
 
 /// The coordinator's status as the decisions see it. A transition that
 /// was promoted no longer waits for a promotion.
@@ -113,8 +113,8 @@ async fn reconcile_in(
     let generation = resource.meta().generation;
     // Without the coordinator's view the decisions could take a running
     // cutover for none: wait for it instead.
-    let status = match ctx.coordinators.pipeline(endpoint, pipeline.as_str()).await {
-        Ok(status) => status,
+    let status = match ensure_pipeline(ctx, resource, endpoint, pipeline.as_str()).await {
+        Ok(status) => Some(status),
         Err(e) => {
             write_error(ctx, resource, &resources, name, &e.to_string()).await?;
             return Ok(Requeue::requeue(ctx.config.retry));
@@ -170,6 +170,39 @@ async fn reconcile_in(
     );
     patch_status(&resources, name, resource, &next).await?;
     Ok(requeue(ctx, &outcome, failed.is_some()))
+}
+
+/// The pipeline's status, creating it first (owned by the colour the
+/// status remembers as active, with `spec.configuration.horizonWindow`)
+/// if the coordinator does not know it.
+async fn ensure_pipeline(
+    ctx: &Context,
+    resource: &FlinkBlueGreenDeployment,
+    endpoint: &str,
+    pipeline: &str,
+) -> Result<v1::PipelineStatus, EdgeError> {
+    if let Some(status) = ctx.coordinators.pipeline(endpoint, pipeline).await? {
+        return Ok(status);
+    }
+    let window = resource
+        .spec
+        .configuration
+        .horizon_window
+        .parse()
+        .map_err(|reason| EdgeError::Configuration { reason })?;
+    let state = resource
+        .status
+        .as_ref()
+        .map(|s| s.state)
+        .unwrap_or_default();
+    ctx.coordinators
+        .create_pipeline(
+            endpoint,
+            pipeline,
+            settled_colour(state),
+            u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+        )
+        .await
 }
 
 fn requeue(ctx: &Context, outcome: &Reconcile, failed: bool) -> Requeue {

@@ -1,4 +1,5 @@
-//! `DeletePipeline`: refused while a gate is connected (nothing changes),
+//! `CreatePipeline` sets owner and horizon window once. `DeletePipeline`:
+//! refused while a gate is connected (nothing changes),
 //! then removes the stored document; watchers of the pipeline are told it
 //! is gone, and a gate connecting later starts a fresh pipeline.
 
@@ -91,5 +92,52 @@ async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<
         .into_inner();
     assert_eq!(fresh.active, v1::Colour::Green as i32);
     assert_eq!(epoch_of(&fresh), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_pipeline_sets_owner_and_window_once() -> anyhow::Result<()> {
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let mut control = coordinator.control().await?;
+    let create = |owner: v1::Colour, window: u64| v1::CreatePipelineRequest {
+        pipeline: "orders".into(),
+        owner: owner as i32,
+        horizon_window: window,
+    };
+    let created = control
+        .create_pipeline(create(v1::Colour::Green, 2_500))
+        .await?
+        .into_inner();
+    assert_eq!(created.active, v1::Colour::Green as i32);
+    let name = PipelineName::new("orders")?;
+    let cell = coordinator.coordinator.cell(&name).await?;
+    assert_eq!(cell.doc().policy.window, 2_500);
+
+    // Again, with other values: the pipeline is returned unchanged.
+    let again = control
+        .create_pipeline(create(v1::Colour::Blue, 9_000))
+        .await?
+        .into_inner();
+    assert_eq!(again.active, v1::Colour::Green as i32);
+    assert_eq!(cell.doc().policy.window, 2_500);
+
+    // Bad input is refused with the reason and creates nothing.
+    let bad = control
+        .create_pipeline(v1::CreatePipelineRequest {
+            pipeline: "payments".into(),
+            owner: 0,
+            horizon_window: 0,
+        })
+        .await
+        .expect_err("no owner colour");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("owner"), "{}", bad.message());
+    let unknown = control
+        .get_pipeline(v1::GetPipelineRequest {
+            pipeline: "payments".into(),
+        })
+        .await
+        .expect_err("not created");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
     Ok(())
 }
