@@ -110,7 +110,8 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// The FlinkDeployment of `colour`: the template's spec with the
 /// coordinator address, pipeline and colour in its Flink configuration,
-/// the job starting from `savepoint`, owned by `resource`.
+/// the job starting from `savepoint` (else from the template's
+/// `initialSavepointPath`, if any), owned by `resource`.
 pub fn child_object(
     resource: &FlinkBlueGreenDeployment,
     colour: Colour,
@@ -138,13 +139,11 @@ pub fn child_object(
     let Some(Value::Object(job)) = spec.get_mut("job") else {
         return Err(ChildError::NoJob);
     };
-    match savepoint {
-        Some(path) => {
-            job.insert("initialSavepointPath".into(), json!(path));
-        }
-        None => {
-            job.remove("initialSavepointPath");
-        }
+    // Without a savepoint of the other colour the template's own
+    // `initialSavepointPath` (if any) applies: the savepoint of the
+    // FlinkDeployment the resource replaced, for its first start.
+    if let Some(path) = savepoint {
+        job.insert("initialSavepointPath".into(), json!(path));
     }
     job.entry("upgradeMode").or_insert(json!("savepoint"));
     job.insert("state".into(), json!("running"));

@@ -62,6 +62,14 @@ fn a_child_is_the_template_plus_coordinator_settings_and_an_owner() {
     );
     let first = child_object(&resource(), Colour::Blue, None).expect("builds");
     assert!(first["spec"]["job"].get("initialSavepointPath").is_none());
+    // A template migrated from a FlinkDeployment starts from its savepoint
+    // until a colour's own savepoint replaces it.
+    let mut migrated = resource();
+    migrated.spec.template.spec["job"]["initialSavepointPath"] = "s3://old/42".into();
+    let first = child_object(&migrated, Colour::Blue, None).expect("builds");
+    assert_eq!(first["spec"]["job"]["initialSavepointPath"], "s3://old/42");
+    let next = child_object(&migrated, Colour::Green, Some("s3://sp/8")).expect("builds");
+    assert_eq!(next["spec"]["job"]["initialSavepointPath"], "s3://sp/8");
 }
 
 #[test]
