@@ -1,4 +1,5 @@
-"""End-to-end cutover between two real PyFlink jobs.
+"""End-to-end cutover between two real Flink jobs (PyFlink, or Java with
+--java-classpath).
 
 For each decision mode: start `cutover serve` on a file store, run GREEN
 (parallelism 2) on a shared bounded input of out-of-order records, start BLUE
@@ -153,7 +154,11 @@ def run_mode(args, mode, work, processes):
     log(f"{mode}: coordinator at {endpoint}")
 
     def job(colour, parallelism, rate):
-        command = [sys.executable, str(HERE / "job.py"), "--colour", colour,
+        if args.java_classpath:
+            runner = ["java", "-cp", args.java_classpath, "dev.cutover.e2e.BlueGreenJob"]
+        else:
+            runner = [sys.executable, str(HERE / "job.py")]
+        command = [*runner, "--colour", colour,
                    "--parallelism", str(parallelism), "--endpoint", endpoint,
                    "--pipeline", name, "--input", str(work / "records.txt"),
                    "--output", str(mode_dir / colour.lower()), "--rate", str(rate),
@@ -216,6 +221,8 @@ def main():
     parser.add_argument("--green-parallelism", type=int, default=2)
     parser.add_argument("--blue-parallelism", type=int, default=3)
     parser.add_argument("--modes", default="EVENT_TIME,WATERMARK")
+    parser.add_argument("--java-classpath", default="",
+                        help="run the Java job (dev.cutover.e2e.BlueGreenJob) on this classpath")
     args = parser.parse_args()
 
     work = Path(args.work)

@@ -29,6 +29,42 @@ pub fn cutover_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// `bash <script>` for a script that builds with cargo itself: the
+/// per-package variables the test harness sets (CARGO_MANIFEST_DIR,
+/// CARGO_PKG_*, ...) would make that build differ from `cargo build` in a
+/// shell and rebuild everything, so only the user's cargo settings are kept.
+pub fn script_command(script: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("bash");
+    command.arg(script);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let kept = matches!(key.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
+        if (key.starts_with("CARGO_") && !kept) || key.starts_with("NEXTEST") {
+            command.env_remove(&key);
+        }
+    }
+    command
+}
+
+/// Runs `command`; its stdout's last line as JSON, or an error with both
+/// outputs when it fails.
+pub fn last_json_line(
+    command: &mut std::process::Command,
+    what: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let output = command.output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stdout.lines().last().unwrap_or_default();
+    println!("{last}");
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    Ok(serde_json::from_str(last)?)
+}
+
 /// A free loopback address.
 pub fn free_address() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)

@@ -124,6 +124,8 @@ fn the_manifests_agree_with_the_code() -> anyhow::Result<()> {
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = args_of(deployment);
     assert_eq!(args.first(), Some(&"serve"));
+    // DRAINED needs every gate of a pipeline on one coordinator.
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(1));
     let flag = |name: &str| {
         args.iter()
             .find_map(|a| a.strip_prefix(&format!("--{name}=")))

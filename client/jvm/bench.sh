@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# What the JVM gate costs (BENCHMARKS.md): nanoseconds per Gate.decide call,
+# and one Flink job's throughput without and with the gate. Prints one JSON
+# line. `--quick` runs a small size (CI checks that it still works).
+#
+#   client/jvm/bench.sh [--quick]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/cutover-jvm-bench.XXXXXX")"
+serve_pid=""
+cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "[bench.sh $(date +%H:%M:%S)] $*" >&2; }
+
+calls=50000000
+records=5000000
+if [ "${1:-}" = "--quick" ]; then
+  calls=2000000
+  records=200000
+fi
+
+jar="$("$here/build.sh" "$work/gate" | tail -n 1)"
+flink_lib="$(dirname "$(ls "$root"/tests/flink/.venv/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar | head -n 1)")"
+(cd "$root" && cargo build --release -q -p cutover-cli >&2)
+mkdir -p "$work/classes"
+javac --release 17 -Xlint:all,-serial,-processing -Werror -cp "$flink_lib/*:$jar" \
+  -d "$work/classes" "$here"/bench/*.java >&2
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# A window far wider than the benchmark's event time: every record is
+# decidable at once, so what is measured is the decision, not the horizon.
+"$root/target/release/cutover" serve --listen "127.0.0.1:$port" --metrics-listen off \
+  --store memory --horizon-window 1000000s >"$work/serve.log" 2>&1 &
+serve_pid=$!
+log "decide loop ($calls calls) and Flink ($records records, with and without the gate)"
+java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.bench.GateBench \
+  "http://127.0.0.1:$port" "$calls" "$records" 2>"$work/bench.log" | tail -n 1

@@ -1,0 +1,139 @@
+package dev.cutover.gate;
+
+import java.time.Duration;
+
+/**
+ * One gate: the decision point of one parallel subtask, in front of a sink. Every gate of a
+ * classloader shares one coordinator session per endpoint, closed with its last gate.
+ *
+ * <p>A gate belongs to one thread at a time (a Flink subtask's). {@link #decide} costs a few
+ * nanoseconds: it reads the installed plan and never blocks.
+ */
+public final class Gate implements AutoCloseable {
+    private long handle;
+
+    private Gate(long handle) {
+        this.handle = handle;
+    }
+
+    /**
+     * Registers a gate.
+     *
+     * @param endpoint the coordinator, e.g. {@code http://cutover.cutover-system.svc:7700}
+     * @param pipeline the pipeline's name
+     * @param colour {@code BLUE} or {@code GREEN}
+     * @param jobId the job's id (a restarted job gets a new one)
+     * @param gateUid the gate operator's uid (one job may have several gates)
+     * @param subtaskIndex this subtask's index
+     * @param parallelism the gate operator's parallelism
+     * @param attempt the subtask's attempt number (a higher one takes the gate over)
+     * @throws IllegalArgumentException with the reason, for a bad identity or address
+     */
+    public static Gate open(
+            String endpoint,
+            String pipeline,
+            String colour,
+            String jobId,
+            String gateUid,
+            int subtaskIndex,
+            int parallelism,
+            int attempt) {
+        long handle =
+                NativeGate.open(endpoint, pipeline, colour, jobId, gateUid, subtaskIndex, parallelism, attempt);
+        if (handle == 0) {
+            throw new IllegalStateException("cutover gate: open returned no gate");
+        }
+        return new Gate(handle);
+    }
+
+    private long live() {
+        if (handle == 0) {
+            throw new IllegalStateException("cutover gate: the gate is closed");
+        }
+        return handle;
+    }
+
+    /** Decides a record's key (its timestamp, or the watermark in WATERMARK mode) and counts it. */
+    public Decision decide(long key) {
+        return Decision.of(NativeGate.decide(live(), key));
+    }
+
+    /** Like {@link #decide} as a code (0 emit, 1 drop, 2 hold), without the enum lookup. */
+    public int decideCode(long key) {
+        int code = NativeGate.decide(live(), key);
+        if (code > 2) {
+            Decision.of(code);
+        }
+        return code;
+    }
+
+    /** Like {@link #decide}, without counting. */
+    public Decision peek(long key) {
+        return Decision.of(NativeGate.peek(live(), key));
+    }
+
+    /** Reports the subtask's watermark ({@code Long.MAX_VALUE}: input finished). */
+    public void observeWatermark(long watermark) {
+        NativeGate.observeWatermark(live(), watermark);
+    }
+
+    /** Blocks until {@code key} is decidable (its decision) or the timeout passes ({@link Decision#HOLD}). */
+    public Decision waitUntilDecidable(long key, Duration timeout) {
+        return Decision.of(NativeGate.waitUntilDecidable(live(), key, timeout.toMillis()));
+    }
+
+    /** Reports how many records the subtask holds and the lowest held key. */
+    public void setHeld(long count, long lowestHeldKey) {
+        NativeGate.setHeld(live(), count, count > 0 ? lowestHeldKey : Long.MAX_VALUE);
+    }
+
+    /** Marks the subtask's input idle (or active again). */
+    public void setIdle(boolean idle) {
+        NativeGate.setIdle(live(), idle);
+    }
+
+    /** Marks the subtask's input finished. */
+    public void finish() {
+        NativeGate.finish(live());
+    }
+
+    /** The plan's decision mode, or {@code null} before the first plan arrived. */
+    public Mode mode() {
+        switch (NativeGate.mode(live())) {
+            case 0:
+                return Mode.EVENT_TIME;
+            case 1:
+                return Mode.WATERMARK;
+            default:
+                return null;
+        }
+    }
+
+    /** Records this gate emitted. */
+    public long emitted() {
+        return NativeGate.emitted(live());
+    }
+
+    /** Records this gate dropped. */
+    public long dropped() {
+        return NativeGate.dropped(live());
+    }
+
+    /** Sends the last progress and unregisters the gate. Idempotent. */
+    @Override
+    public void close() {
+        long h = handle;
+        handle = 0;
+        if (h != 0) {
+            NativeGate.close(h);
+        }
+    }
+
+    /** The key a gate decides on. */
+    public enum Mode {
+        /** The record's timestamp: every record emitted exactly once. */
+        EVENT_TIME,
+        /** The subtask's current watermark: exact only up to the watermark's lag. */
+        WATERMARK
+    }
+}

@@ -1,0 +1,115 @@
+package dev.cutover.gate;
+
+import java.io.Serializable;
+import java.util.Map;
+
+/**
+ * Where a gate operator's gates report: coordinator, pipeline, colour, gate uid, and how many
+ * records a subtask may hold. Unset values come from the job's configuration at run time: the
+ * keys {@value #COORDINATOR_KEY}, {@value #PIPELINE_KEY}, {@value #COLOUR_KEY} (what the
+ * FlinkBlueGreenDeployment controller injects into each colour's flinkConfiguration), looked up
+ * in the global job parameters, the job configuration and the TaskManager configuration, then in
+ * the environment variables {@code CUTOVER_COORDINATOR}, {@code CUTOVER_PIPELINE}, {@code
+ * CUTOVER_COLOUR}.
+ */
+public final class GateConfig implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** Configuration key of the coordinator address. */
+    public static final String COORDINATOR_KEY = "cutover.coordinator";
+    /** Configuration key of the pipeline name. */
+    public static final String PIPELINE_KEY = "cutover.pipeline";
+    /** Configuration key of the colour. */
+    public static final String COLOUR_KEY = "cutover.colour";
+    /** Configuration key of the most records a subtask may hold. */
+    public static final String MAX_HELD_KEY = "cutover.max-held";
+    /** Default of {@link #maxHeld}. */
+    public static final int DEFAULT_MAX_HELD = 100_000;
+
+    String coordinator;
+    String pipeline;
+    String colour;
+    String gateUid = "cutover-gate";
+    int maxHeld = DEFAULT_MAX_HELD;
+
+    /** Everything from the job's configuration. */
+    public static GateConfig fromJobConfiguration() {
+        return new GateConfig();
+    }
+
+    /** The coordinator address. */
+    public GateConfig coordinator(String endpoint) {
+        this.coordinator = endpoint;
+        return this;
+    }
+
+    /** The pipeline name. */
+    public GateConfig pipeline(String name) {
+        this.pipeline = name;
+        return this;
+    }
+
+    /** The job's colour, {@code BLUE} or {@code GREEN}. */
+    public GateConfig colour(String colour) {
+        this.colour = colour;
+        return this;
+    }
+
+    /** The gate's uid (distinct per gate operator of one job). */
+    public GateConfig gateUid(String uid) {
+        this.gateUid = uid;
+        return this;
+    }
+
+    /** Most records one subtask may hold before the job fails with a clear error. */
+    public GateConfig maxHeld(int records) {
+        if (records < 1) {
+            throw new IllegalArgumentException("cutover gate: maxHeld must be at least 1, got " + records);
+        }
+        this.maxHeld = records;
+        return this;
+    }
+
+    /** A copy with unset values filled from {@code sources} (in order), then the environment. */
+    @SafeVarargs
+    final GateConfig resolve(Map<String, String>... sources) {
+        GateConfig r = new GateConfig();
+        r.coordinator = pick(coordinator, COORDINATOR_KEY, "CUTOVER_COORDINATOR", sources);
+        r.pipeline = pick(pipeline, PIPELINE_KEY, "CUTOVER_PIPELINE", sources);
+        r.colour = pick(colour, COLOUR_KEY, "CUTOVER_COLOUR", sources);
+        r.gateUid = gateUid;
+        String held = lookup(MAX_HELD_KEY, "CUTOVER_MAX_HELD", sources);
+        r.maxHeld = maxHeld;
+        if (held != null && maxHeld == DEFAULT_MAX_HELD) {
+            try {
+                r.maxHeld(Integer.parseInt(held.trim()));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("cutover gate: " + MAX_HELD_KEY + " is not a number: " + held);
+            }
+        }
+        return r;
+    }
+
+    @SafeVarargs
+    private static String lookup(String key, String env, Map<String, String>... sources) {
+        for (Map<String, String> source : sources) {
+            if (source != null && source.get(key) != null) {
+                return source.get(key);
+            }
+        }
+        return System.getenv(env);
+    }
+
+    @SafeVarargs
+    private static String pick(String set, String key, String env, Map<String, String>... sources) {
+        if (set != null) {
+            return set;
+        }
+        String value = lookup(key, env, sources);
+        if (value == null) {
+            throw new IllegalArgumentException(
+                    "cutover gate: no " + key + " (set it in the job's configuration, the GateConfig, or " + env + ")");
+        }
+        return value;
+    }
+}

@@ -1,0 +1,241 @@
+package dev.cutover.gate;
+
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+
+/**
+ * The cutover gate as a Flink operator, placed right before a sink: each record passes if this
+ * job's colour owns its key, is dropped if the other colour does, and is held (in order, in
+ * checkpointed state, never dropped) until the coordinator's horizon makes it decidable. The key
+ * is the record's timestamp (EVENT_TIME mode) or the subtask's current watermark (WATERMARK
+ * mode), as the pipeline's plan says.
+ *
+ * <pre>{@code
+ * DataStream<Order> gated = GateOperator.before(orders, GateConfig.fromJobConfiguration());
+ * gated.sinkTo(sink);
+ * }</pre>
+ *
+ * An operator rather than a ProcessFunction: releasing held records needs the watermarks and
+ * timers of a non-keyed stream, which only an operator sees.
+ */
+public final class GateOperator<T> extends AbstractStreamOperator<T>
+        implements OneInputStreamOperator<T, T>, BoundedOneInput {
+    private static final long serialVersionUID = 1L;
+    /** How often held records are retried without new input. */
+    private static final long RETRY_MILLIS = 50;
+    /** How long the end of input waits for the last held records. */
+    private static final Duration END_WAIT = Duration.ofMinutes(5);
+
+    private final GateConfig config;
+    private transient Gate gate;
+    private transient ArrayDeque<StreamRecord<T>> held;
+    private transient ArrayDeque<Long> heldKeys;
+    private transient ListState<T> heldState;
+    private transient ListState<Long> heldKeyState;
+    private transient boolean retryScheduled;
+    private transient long watermark = Long.MIN_VALUE;
+
+    /** A gate operator reporting as {@code config} says. */
+    public GateOperator(GateConfig config) {
+        this.config = config;
+    }
+
+    /** {@code input} through a gate operator (same parallelism and type). */
+    public static <T> DataStream<T> before(DataStream<T> input, GateConfig config) {
+        return input.transform("cutover-gate", input.getType(), new GateOperator<>(config))
+                .uid(config.gateUid)
+                .name("cutover gate");
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        TypeSerializer<T> serializer = getOperatorConfig().getTypeSerializerIn(0, getUserCodeClassloader());
+        heldState = context.getOperatorStateStore().getListState(new ListStateDescriptor<>("cutover-held", serializer));
+        heldKeyState = context.getOperatorStateStore()
+                .getListState(new ListStateDescriptor<>("cutover-held-keys", LongSerializer.INSTANCE));
+        held = new ArrayDeque<>();
+        heldKeys = new ArrayDeque<>();
+        if (context.isRestored()) {
+            List<Long> keys = new ArrayList<>();
+            heldKeyState.get().forEach(keys::add);
+            int i = 0;
+            for (T value : heldState.get()) {
+                long key = i < keys.size() ? keys.get(i) : Long.MIN_VALUE;
+                held.add(new StreamRecord<>(value, key));
+                heldKeys.add(key);
+                i++;
+            }
+        }
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        var task = getRuntimeContext().getTaskInfo();
+        GateConfig resolved = config.resolve(
+                getExecutionConfig().getGlobalJobParameters().toMap(),
+                getContainingTask().getJobConfiguration().toMap(),
+                getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration().toMap());
+        gate = Gate.open(
+                resolved.coordinator,
+                resolved.pipeline,
+                resolved.colour,
+                getRuntimeContext().getJobInfo().getJobId().toString(),
+                resolved.gateUid,
+                task.getIndexOfThisSubtask(),
+                task.getNumberOfParallelSubtasks(),
+                task.getAttemptNumber());
+        config.maxHeld = resolved.maxHeld;
+        if (!held.isEmpty()) {
+            reportHeld();
+            scheduleRetry();
+        }
+    }
+
+    private long keyOf(StreamRecord<T> record) {
+        if (gate.mode() == Gate.Mode.WATERMARK) {
+            return watermark;
+        }
+        if (!record.hasTimestamp()) {
+            throw new IllegalStateException(
+                    "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
+        }
+        return record.getTimestamp();
+    }
+
+    @Override
+    public void processElement(StreamRecord<T> record) throws Exception {
+        long key = keyOf(record);
+        if (held.isEmpty()) {
+            int code = gate.decideCode(key);
+            if (code == 0) {
+                output.collect(record);
+                return;
+            }
+            if (code == 1) {
+                return;
+            }
+        }
+        hold(record, key);
+    }
+
+    private void hold(StreamRecord<T> record, long key) {
+        if (held.size() >= config.maxHeld) {
+            throw new IllegalStateException("cutover gate: more than " + config.maxHeld
+                    + " records held in one subtask: the coordinator is unreachable or the horizon does not move"
+                    + " (raise " + GateConfig.MAX_HELD_KEY + " if this load is expected)");
+        }
+        held.add(record.copy(record.getValue()));
+        heldKeys.add(key);
+        reportHeld();
+        scheduleRetry();
+    }
+
+    private void reportHeld() {
+        long lowest = Long.MAX_VALUE;
+        for (long k : heldKeys) {
+            lowest = Math.min(lowest, k);
+        }
+        gate.setHeld(held.size(), lowest);
+    }
+
+    /** Emits or drops held records in order, up to the first still undecidable one. */
+    private void release() {
+        if (held.isEmpty()) {
+            return;
+        }
+        int before = held.size();
+        while (!held.isEmpty()) {
+            int code = gate.decideCode(heldKeys.peekFirst());
+            if (code == 2) {
+                break;
+            }
+            StreamRecord<T> record = held.pollFirst();
+            heldKeys.pollFirst();
+            if (code == 0) {
+                output.collect(record);
+            }
+        }
+        if (held.size() != before) {
+            reportHeld();
+        }
+        if (!held.isEmpty()) {
+            scheduleRetry();
+        }
+    }
+
+    private void scheduleRetry() {
+        if (retryScheduled) {
+            return;
+        }
+        retryScheduled = true;
+        var time = getProcessingTimeService();
+        time.registerTimer(time.getCurrentProcessingTime() + RETRY_MILLIS, t -> {
+            retryScheduled = false;
+            release();
+        });
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        watermark = mark.getTimestamp();
+        gate.observeWatermark(watermark);
+        release();
+        super.processWatermark(mark);
+    }
+
+    @Override
+    public void endInput() throws Exception {
+        // The last held records: wait (bounded) until the horizon reaches them.
+        while (!held.isEmpty()) {
+            long key = heldKeys.peekFirst();
+            if (gate.waitUntilDecidable(key, END_WAIT) == Decision.HOLD) {
+                throw new IllegalStateException("cutover gate: " + held.size()
+                        + " records still undecidable " + END_WAIT + " after the end of input");
+            }
+            release();
+        }
+        gate.finish();
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        List<T> values = new ArrayList<>(held.size());
+        for (StreamRecord<T> record : held) {
+            values.add(record.getValue());
+        }
+        heldState.update(values);
+        heldKeyState.update(new ArrayList<>(heldKeys));
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (gate != null) {
+            gate.close();
+            gate = null;
+        }
+        super.close();
+    }
+
+    /** Records emitted and dropped by this subtask's gate so far. */
+    public Map<String, Long> counts() {
+        return Map.of("emitted", gate.emitted(), "dropped", gate.dropped());
+    }
+}

@@ -1,0 +1,45 @@
+package dev.cutover.gate;
+
+/**
+ * The native entry points of the cutover gate client (the Rust client, loaded through {@link
+ * NativeLoader}). Handles are owned by {@link Gate}; use that class.
+ */
+final class NativeGate {
+    static {
+        NativeLoader.load();
+    }
+
+    private NativeGate() {}
+
+    static native long open(
+            String endpoint,
+            String pipeline,
+            String colour,
+            String jobId,
+            String gateUid,
+            int subtaskIndex,
+            int parallelism,
+            int attempt);
+
+    static native int decide(long gate, long key);
+
+    static native int peek(long gate, long key);
+
+    static native void observeWatermark(long gate, long watermark);
+
+    static native int waitUntilDecidable(long gate, long key, long timeoutMillis);
+
+    static native void setHeld(long gate, long count, long lowestHeld);
+
+    static native void setIdle(long gate, boolean idle);
+
+    static native void finish(long gate);
+
+    static native int mode(long gate);
+
+    static native long emitted(long gate);
+
+    static native long dropped(long gate);
+
+    static native void close(long gate);
+}

@@ -1,0 +1,299 @@
+//! The JNI entry points of `dev.cutover.gate.NativeGate`.
+//!
+//! A gate handle is a pointer to a boxed [`Handle`] passed to Java as a
+//! `long`; Java's `Gate` owns it, uses it from one thread at a time (a
+//! Flink subtask's), and closes it once. The per-record calls take and
+//! return primitives only, never touch the JNI environment, and return
+//! [`FAILED`] instead of unwinding into the JVM.
+#![allow(unsafe_code)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use cutover_client::{Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineName};
+use jni_sys::{JNIEnv, jboolean, jclass, jint, jlong, jstring};
+
+use crate::jni::{Throw, string, throw};
+use crate::registry::{release, with_client};
+
+/// `decide`: the job emits the record.
+const EMIT: jint = 0;
+/// `decide`: the other colour emits it; drop it.
+const DROP: jint = 1;
+/// `decide`: not decidable yet; keep it and ask again.
+const HOLD: jint = 2;
+/// A call failed inside the library (a bug); Java throws.
+const FAILED: jint = 3;
+
+/// One gate and the endpoint whose client it uses.
+struct Handle {
+    gate: Gate,
+    endpoint: String,
+}
+
+fn code(decision: Decision) -> jint {
+    match decision {
+        Decision::Emit => EMIT,
+        Decision::Drop => DROP,
+        Decision::Hold => HOLD,
+    }
+}
+
+/// The handle behind `gate`.
+///
+/// # Safety
+/// `gate` is 0 or a live handle from `open`, used by one thread at a time.
+unsafe fn handle<'a>(gate: jlong) -> Option<&'a mut Handle> {
+    // SAFETY: per this function's contract.
+    unsafe { (gate as *mut Handle).as_mut() }
+}
+
+/// Runs `f` on the handle; `failed` if there is none or `f` panicked.
+fn on_handle<T: Copy>(gate: jlong, failed: T, f: impl FnOnce(&mut Handle) -> T) -> T {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: Java's Gate passes its own live handle (or 0 once closed).
+        match unsafe { handle(gate) } {
+            Some(h) => f(h),
+            None => failed,
+        }
+    }))
+    .unwrap_or(failed)
+}
+
+fn identity(
+    env: *mut JNIEnv,
+    strings: [jstring; 4],
+    subtask_index: jint,
+    parallelism: jint,
+    attempt: jint,
+) -> Result<(String, GateIdentity), String> {
+    let [endpoint, pipeline, colour, job_id] = strings.map(|s| {
+        // SAFETY: `env` is this thread's; the strings are the call's arguments.
+        unsafe { string(env, s) }
+    });
+    let endpoint = endpoint.ok_or("endpoint is null")?;
+    let pipeline =
+        PipelineName::new(pipeline.ok_or("pipeline is null")?).map_err(|e| e.to_string())?;
+    let colour = match colour.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("BLUE") => Colour::Blue,
+        Some("GREEN") => Colour::Green,
+        other => return Err(format!("colour must be BLUE or GREEN, not {other:?}")),
+    };
+    let count = |name: &str, v: jint| {
+        u32::try_from(v).map_err(|_| format!("{name} must not be negative, got {v}"))
+    };
+    Ok((
+        endpoint,
+        GateIdentity {
+            pipeline,
+            colour,
+            job_id: job_id.ok_or("jobId is null")?,
+            gate_uid: String::new(),
+            subtask_index: count("subtaskIndex", subtask_index)?,
+            parallelism: count("parallelism", parallelism)?,
+            attempt: count("attempt", attempt)?,
+        },
+    ))
+}
+
+/// `long open(String endpoint, String pipeline, String colour, String jobId,
+/// String gateUid, int subtaskIndex, int parallelism, int attempt)`: a
+/// gate on the classloader's session to `endpoint`; throws
+/// IllegalArgumentException with the reason for a bad identity or address.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_open(
+    env: *mut JNIEnv,
+    _class: jclass,
+    endpoint: jstring,
+    pipeline: jstring,
+    colour: jstring,
+    job_id: jstring,
+    gate_uid: jstring,
+    subtask_index: jint,
+    parallelism: jint,
+    attempt: jint,
+) -> jlong {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let (endpoint, mut identity) = identity(
+            env,
+            [endpoint, pipeline, colour, job_id],
+            subtask_index,
+            parallelism,
+            attempt,
+        )?;
+        // SAFETY: as above.
+        identity.gate_uid = unsafe { string(env, gate_uid) }.ok_or("gateUid is null")?;
+        let gate = with_client(&endpoint, |client| client.gate(identity))?;
+        Ok::<_, String>(Box::into_raw(Box::new(Handle { gate, endpoint })) as jlong)
+    }));
+    match opened {
+        Ok(Ok(handle)) => handle,
+        Ok(Err(reason)) => {
+            // SAFETY: `env` is this thread's.
+            unsafe { throw(env, Throw::Argument, &format!("cutover gate: {reason}")) };
+            0
+        }
+        Err(_) => {
+            // SAFETY: as above.
+            unsafe {
+                throw(
+                    env,
+                    Throw::State,
+                    "cutover gate: open failed inside the library",
+                )
+            };
+            0
+        }
+    }
+}
+
+/// `int decide(long gate, long key)`: 0 emit, 1 drop, 2 hold, 3 failed.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_decide(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    key: jlong,
+) -> jint {
+    on_handle(gate, FAILED, |h| code(h.gate.decide(Key(key))))
+}
+
+/// `int peek(long gate, long key)`: like `decide` without counting.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_peek(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    key: jlong,
+) -> jint {
+    on_handle(gate, FAILED, |h| code(h.gate.peek(Key(key))))
+}
+
+/// `void observeWatermark(long gate, long watermark)`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_observeWatermark(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    watermark: jlong,
+) {
+    on_handle(gate, (), |h| h.gate.observe_watermark(Key(watermark)));
+}
+
+/// `int waitUntilDecidable(long gate, long key, long timeoutMillis)`:
+/// blocks until `key` is decidable (its decision) or the timeout (2).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_waitUntilDecidable(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    key: jlong,
+    timeout_millis: jlong,
+) -> jint {
+    let timeout = Duration::from_millis(u64::try_from(timeout_millis).unwrap_or(0));
+    on_handle(gate, FAILED, |h| {
+        code(h.gate.wait_until_decidable_blocking(Key(key), timeout))
+    })
+}
+
+/// `void setHeld(long gate, long count, long lowestHeld)`; `lowestHeld`
+/// is `Long.MAX_VALUE` when nothing is held.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_setHeld(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    count: jlong,
+    lowest: jlong,
+) {
+    let lowest = (count > 0 && lowest != i64::MAX).then_some(Key(lowest));
+    on_handle(gate, (), |h| {
+        h.gate.set_held(u64::try_from(count).unwrap_or(0), lowest)
+    });
+}
+
+/// `void setIdle(long gate, boolean idle)`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_setIdle(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    idle: jboolean,
+) {
+    on_handle(gate, (), |h| h.gate.set_idle(idle));
+}
+
+/// `void finish(long gate)`: the subtask's input ended.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_finish(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) {
+    on_handle(gate, (), |h| h.gate.finish());
+}
+
+/// `int mode(long gate)`: -1 before the first plan, 0 EVENT_TIME,
+/// 1 WATERMARK.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_mode(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jint {
+    on_handle(gate, -1, |h| {
+        if h.gate.plan().is_none() {
+            return -1;
+        }
+        match h.gate.mode() {
+            Mode::EventTime => 0,
+            Mode::Watermark => 1,
+        }
+    })
+}
+
+/// `long emitted(long gate)`: records this gate emitted.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_emitted(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jlong {
+    on_handle(gate, 0, |h| {
+        i64::try_from(h.gate.emitted()).unwrap_or(i64::MAX)
+    })
+}
+
+/// `long dropped(long gate)`: records this gate dropped.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_dropped(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jlong {
+    on_handle(gate, 0, |h| {
+        i64::try_from(h.gate.dropped()).unwrap_or(i64::MAX)
+    })
+}
+
+/// `void close(long gate)`: flushes and unregisters the gate; the last
+/// gate of an endpoint closes its session. The handle is invalid after.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_close(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) {
+    let _ = catch_unwind(|| {
+        if gate == 0 {
+            return;
+        }
+        // SAFETY: Java's Gate closes its live handle exactly once.
+        let handle = unsafe { Box::from_raw(gate as *mut Handle) };
+        let Handle { mut gate, endpoint } = *handle;
+        gate.flush();
+        drop(gate);
+        release(&endpoint);
+    });
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end cutover between two real Java Flink jobs with the JVM gate (the
+# Rust client through JNI), and the two-classloader check.
+#
+#   tests/flink/run-jvm.sh [e2e.py flags]   GREEN and BLUE as Java jobs (local
+#       execution, parallelism 2 and 3) on 100,000 out-of-order records, the
+#       gate before a file sink, a cutover at EARLIEST while both run, both
+#       modes; the last line is the JSON summary; exits non-zero on any
+#       duplicate or gap in EVENT_TIME mode.
+#   tests/flink/run-jvm.sh --classloaders   the gate loaded in two
+#       classloaders of one JVM, each deciding through its own session.
+#
+# Builds the gate jar (client/jvm/build.sh), the cutover binary and the test
+# programs; the Flink jars and grpcio-tools come from tests/flink/.venv.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="$here/.venv"
+work="$(mktemp -d "${TMPDIR:-/tmp}/cutover-jvm.XXXXXX")"
+serve_pid=""
+
+cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+  pkill -KILL -f "$work" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+log() { echo "[run-jvm.sh $(date +%H:%M:%S)] $*" >&2; }
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if ! "$venv/bin/python" -c 'import pyflink, grpc_tools' 2>/dev/null; then
+  log "installing PyFlink (for its Flink jars) and grpcio-tools"
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    "apache-flink==2.3.0" "grpcio-tools==1.65.5" >&2
+fi
+flink_lib="$(dirname "$(ls "$venv"/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar | head -n 1)")"
+
+jar="$(FLINK_LIB="$flink_lib" "$root/client/jvm/build.sh" "$work/gate" | tail -n 1)"
+log "building the cutover binary and the test programs"
+(cd "$root" && cargo build --release -q -p cutover-cli >&2)
+cutover="$root/target/release/cutover"
+mkdir -p "$work/classes"
+javac --release 17 -Xlint:all,-serial,-processing -Werror -cp "$flink_lib/*:$jar" \
+  -d "$work/classes" "$here"/jvm/*.java >&2
+
+if [ "${1:-}" = "--classloaders" ]; then
+  port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  "$cutover" serve --listen "127.0.0.1:$port" --metrics-listen off --store memory \
+    --horizon-window 1s >"$work/serve.log" 2>&1 &
+  serve_pid=$!
+  # The gates reconnect until the coordinator listens; no wait needed.
+  log "two classloaders against 127.0.0.1:$port"
+  java -cp "$work/classes" dev.cutover.e2e.TwoClassloaders "$jar" "http://127.0.0.1:$port"
+  exit 0
+fi
+
+log "running both Java jobs, both modes"
+"$venv/bin/python" "$here/e2e.py" --cutover "$cutover" --work "$work/run" \
+  --java-classpath "$work/classes:$jar:$flink_lib/*" \
+  --records 100000 --rate 4000 --blue-rate 8000 --out-of-orderness-ms 300 "$@"

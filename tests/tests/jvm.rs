@@ -1,0 +1,43 @@
+//! Real Java Flink with the JVM gate (the Rust client through JNI):
+//! `tests/flink/run-jvm.sh` runs GREEN and BLUE as two Java Flink jobs
+//! (local execution, parallelism 2 and 3) on 100,000 out-of-order records
+//! with the gate before a file sink, cuts over at EARLIEST while both run,
+//! and counts the union of both outputs: EVENT_TIME mode must emit every
+//! record exactly once; WATERMARK mode is measured. `--classloaders` loads
+//! the gate in two classloaders of one JVM, as a session cluster does.
+//!
+//! The scripts build the gate jar (client/jvm/build.sh) and set up the
+//! Flink jars themselves; if Java is missing the tests fail with the
+//! scripts' message.
+
+use cutover_tests::process::{last_json_line, script_command};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/run-jvm.sh");
+
+#[test]
+fn two_real_java_flink_jobs_hand_over_exactly_once_in_event_time_mode() -> anyhow::Result<()> {
+    let figures = last_json_line(&mut script_command(SCRIPT), "tests/flink/run-jvm.sh")?;
+    let exact = &figures["event_time"];
+    assert_eq!(exact["records"], 100_000, "{figures}");
+    assert_eq!(
+        (&exact["duplicates"], &exact["gaps"]),
+        (&0.into(), &0.into()),
+        "{figures}"
+    );
+    assert_eq!(figures["watermark"]["records"], 100_000, "{figures}");
+    Ok(())
+}
+
+#[test]
+fn the_gate_works_from_two_classloaders_of_one_jvm() -> anyhow::Result<()> {
+    let mut command = script_command(SCRIPT);
+    command.arg("--classloaders");
+    let result = last_json_line(&mut command, "tests/flink/run-jvm.sh --classloaders")?;
+    assert_eq!(result["distinct_libraries"], true, "{result}");
+    assert_eq!(
+        result["decisions"],
+        serde_json::json!(["EMIT", "EMIT"]),
+        "{result}"
+    );
+    Ok(())
+}
