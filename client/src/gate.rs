@@ -147,6 +147,25 @@ impl Gate {
         decision
     }
 
+    /// Like [`Gate::decide`] for a record whose key depends on the plan's
+    /// mode: its `timestamp` in EVENT_TIME mode, the subtask's `watermark`
+    /// in WATERMARK mode (for callers holding both, such as a Flink
+    /// operator). `None` in EVENT_TIME mode for a record without a
+    /// timestamp.
+    #[inline]
+    pub fn decide_record(&mut self, timestamp: Option<Key>, watermark: Key) -> Option<Decision> {
+        let mode = self
+            .cache
+            .load()
+            .as_ref()
+            .map_or(Mode::EventTime, |p| p.mode);
+        let key = match mode {
+            Mode::EventTime => timestamp?,
+            Mode::Watermark => watermark,
+        };
+        Some(self.decide(key))
+    }
+
     #[cold]
     fn note_hold(&mut self, key: Key) {
         self.lowest_held = key.0;

@@ -8,7 +8,9 @@
 #       modes; the last line is the JSON summary; exits non-zero on any
 #       duplicate or gap in EVENT_TIME mode.
 #   tests/flink/run-jvm.sh --classloaders   the gate loaded in two
-#       classloaders of one JVM, each deciding through its own session.
+#       classloaders of one JVM, each deciding through its own session (and
+#       once more by the application loader, which must not clash); bad
+#       input refused with Java exceptions naming the reason.
 #
 # Builds the gate jar (client/jvm/build.sh), the cutover binary and the test
 # programs; the Flink jars and grpcio-tools come from tests/flink/.venv.
@@ -51,7 +53,9 @@ if [ "${1:-}" = "--classloaders" ]; then
   serve_pid=$!
   # The gates reconnect until the coordinator listens; no wait needed.
   log "two classloaders against 127.0.0.1:$port"
-  java -cp "$work/classes" dev.cutover.e2e.TwoClassloaders "$jar" "http://127.0.0.1:$port"
+  # The jar is on the classpath too, for the bad-input checks; the two
+  # classloaders load it again on their own.
+  java -cp "$work/classes:$jar" dev.cutover.e2e.TwoClassloaders "$jar" "http://127.0.0.1:$port"
   exit 0
 fi
 

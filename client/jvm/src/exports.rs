@@ -24,6 +24,8 @@ const DROP: jint = 1;
 const HOLD: jint = 2;
 /// A call failed inside the library (a bug); Java throws.
 const FAILED: jint = 3;
+/// `decideRecord`: EVENT_TIME mode and the record has no timestamp.
+const NO_TIMESTAMP: jint = 4;
 
 /// One gate and the endpoint whose client it uses.
 struct Handle {
@@ -77,7 +79,12 @@ fn identity(
     let colour = match colour.as_deref().map(str::to_ascii_uppercase).as_deref() {
         Some("BLUE") => Colour::Blue,
         Some("GREEN") => Colour::Green,
-        other => return Err(format!("colour must be BLUE or GREEN, not {other:?}")),
+        other => {
+            return Err(format!(
+                "colour must be BLUE or GREEN, not {:?}",
+                other.unwrap_or("null")
+            ));
+        }
     };
     let count = |name: &str, v: jint| {
         u32::try_from(v).map_err(|_| format!("{name} must not be negative, got {v}"))
@@ -157,6 +164,39 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_decide(
     key: jlong,
 ) -> jint {
     on_handle(gate, FAILED, |h| code(h.gate.decide(Key(key))))
+}
+
+/// `int decideRecord(long gate, long timestamp, boolean hasTimestamp, long
+/// watermark)`: `decide` on the key the plan's mode picks (the timestamp,
+/// or the watermark); [`NO_TIMESTAMP`] for a record without one in
+/// EVENT_TIME mode. One call per record for the Flink operator.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_decideRecord(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    timestamp: jlong,
+    has_timestamp: jboolean,
+    watermark: jlong,
+) -> jint {
+    on_handle(gate, FAILED, |h| {
+        let timestamp = has_timestamp.then_some(Key(timestamp));
+        h.gate
+            .decide_record(timestamp, Key(watermark))
+            .map_or(NO_TIMESTAMP, code)
+    })
+}
+
+/// `int baseline(long gate, long key)`: a native call doing nothing (for the
+/// benchmark: what the JNI transition alone costs beside `decide`).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_baseline(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    _gate: jlong,
+    key: jlong,
+) -> jint {
+    (key & 1) as jint
 }
 
 /// `int peek(long gate, long key)`: like `decide` without counting.

@@ -11,12 +11,28 @@ import java.util.List;
 /**
  * Loads the gate jar in two classloaders of one JVM (as a Flink session cluster does for two
  * jobs), opens a gate in each, and checks both work: each classloader loaded its own copy of the
- * native library and decides through its own coordinator session. Prints one JSON line.
+ * native library and decides through its own coordinator session. Then checks that bad input
+ * becomes a Java exception with the reason. Prints one JSON line.
  *
  * <p>Arguments: the gate jar, the coordinator address.
  */
 public final class TwoClassloaders {
     private TwoClassloaders() {}
+
+    /** "ok: message" if {@code call} throws {@code type} with {@code reason} in its message. */
+    private static String refusal(
+            java.util.concurrent.Callable<?> call, Class<? extends RuntimeException> type, String reason) {
+        try {
+            call.call();
+            return "not refused: expected " + type.getSimpleName() + " about " + reason;
+        } catch (Exception e) {
+            String message = String.valueOf(e.getMessage());
+            if (type.isInstance(e) && message.contains(reason)) {
+                return "ok: " + message;
+            }
+            return "wrong refusal: " + e;
+        }
+    }
 
     public static void main(String[] args) throws Exception {
         URL jar = Path.of(args[0]).toUri().toURL();
@@ -54,12 +70,33 @@ public final class TwoClassloaders {
         for (URLClassLoader loader : loaders) {
             loader.close();
         }
+        List<String> refusals = new ArrayList<>();
+        refusals.add(refusal(() -> dev.cutover.gate.Gate.open(endpoint, "classloaders", "PURPLE", "j", "g", 0, 1, 0),
+                IllegalArgumentException.class, "colour must be BLUE or GREEN"));
+        refusals.add(refusal(() -> dev.cutover.gate.Gate.open(endpoint, "classloaders", "BLUE", "j", "g", 3, 2, 0),
+                IllegalArgumentException.class, "subtask"));
+        refusals.add(refusal(() -> dev.cutover.gate.Gate.open(endpoint, "no spaces allowed", "BLUE", "j", "g", 0, 1, 0),
+                IllegalArgumentException.class, "pipeline"));
+        refusals.add(refusal(() -> dev.cutover.gate.Gate.open("not a url", "classloaders", "BLUE", "j", "g", 0, 1, 0),
+                IllegalArgumentException.class, "not a url"));
+        refusals.add(refusal(() -> {
+                    dev.cutover.gate.Gate gate =
+                            dev.cutover.gate.Gate.open(endpoint, "classloaders", "GREEN", "j", "g", 0, 1, 0);
+                    gate.close();
+                    return gate.decide(1);
+                },
+                IllegalStateException.class, "closed"));
+        boolean refused = refusals.stream().allMatch(r -> r.startsWith("ok"));
         boolean distinct = !libraries.get(0).equals(libraries.get(1));
         boolean emitted = decisions.stream().allMatch("EMIT"::equals);
+        for (String r : refusals) {
+            System.err.println("bad input: " + r);
+        }
         System.out.printf(
-                "{\"classloaders\": 2, \"distinct_libraries\": %b, \"decisions\": [\"%s\", \"%s\"]}%n",
-                distinct, decisions.get(0), decisions.get(1));
-        if (!distinct || !emitted) {
+                "{\"classloaders\": 2, \"distinct_libraries\": %b, \"decisions\": [\"%s\", \"%s\"],"
+                        + " \"bad_input_refused\": %b}%n",
+                distinct, decisions.get(0), decisions.get(1), refused);
+        if (!distinct || !emitted || !refused) {
             System.exit(1);
         }
     }

@@ -67,6 +67,29 @@ public final class Gate implements AutoCloseable {
         return code;
     }
 
+    /**
+     * Decides a record on the key the plan's mode picks: its timestamp (EVENT_TIME) or the
+     * subtask's watermark (WATERMARK). Returns a code (0 emit, 1 drop, 2 hold).
+     *
+     * @throws IllegalStateException in EVENT_TIME mode for a record without a timestamp
+     */
+    public int decideRecord(long timestamp, boolean hasTimestamp, long watermark) {
+        int code = NativeGate.decideRecord(live(), timestamp, hasTimestamp, watermark);
+        if (code > 2) {
+            if (code == 4) {
+                throw new IllegalStateException(
+                        "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
+            }
+            Decision.of(code);
+        }
+        return code;
+    }
+
+    /** A native call that does nothing (what the JNI transition alone costs; for benchmarks). */
+    public int nativeBaseline(long key) {
+        return NativeGate.baseline(live(), key);
+    }
+
     /** Like {@link #decide}, without counting. */
     public Decision peek(long key) {
         return Decision.of(NativeGate.peek(live(), key));

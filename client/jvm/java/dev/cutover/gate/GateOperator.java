@@ -121,9 +121,9 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
 
     @Override
     public void processElement(StreamRecord<T> record) throws Exception {
-        long key = keyOf(record);
         if (held.isEmpty()) {
-            int code = gate.decideCode(key);
+            // One native call: the library picks the key by the plan's mode.
+            int code = gate.decideRecord(record.getTimestamp(), record.hasTimestamp(), watermark);
             if (code == 0) {
                 output.collect(record);
                 return;
@@ -132,7 +132,7 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 return;
             }
         }
-        hold(record, key);
+        hold(record, keyOf(record));
     }
 
     private void hold(StreamRecord<T> record, long key) {

@@ -23,7 +23,11 @@ final class NativeGate {
 
     static native int decide(long gate, long key);
 
+    static native int decideRecord(long gate, long timestamp, boolean hasTimestamp, long watermark);
+
     static native int peek(long gate, long key);
+
+    static native int baseline(long gate, long key);
 
     static native void observeWatermark(long gate, long watermark);
 
