@@ -216,27 +216,19 @@ impl ControllerWorld {
         reason: &str,
         note: impl Fn(&str) -> bool,
     ) -> anyhow::Result<()> {
-        let mut changes = self.server.changes();
         let seen = || {
             self.events(name)
                 .iter()
                 .any(|(r, n)| r == reason && note(n))
+                .then_some(())
         };
-        let wait = async {
-            while !seen() {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await
-                {
-                    bail!("the API server stopped");
-                }
-            }
-            Ok(())
-        };
-        tokio::time::timeout(LIMIT, wait).await.with_context(|| {
-            format!(
+        self.until(seen, || {
+            anyhow::anyhow!(
                 "no such {reason} Event about {name} within {LIMIT:?}; there are {:?}",
                 self.events(name)
             )
-        })?
+        })
+        .await
     }
 
     async fn wait_for_object(
@@ -246,30 +238,40 @@ impl ControllerWorld {
         what: &str,
         predicate: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
+        let current = || self.server.get_raw(collection, name).unwrap_or(Value::Null);
+        self.until(
+            || Some(current()).filter(|c| predicate(c)),
+            || {
+                let now = serde_json::to_string_pretty(&current()).unwrap_or_default();
+                anyhow::anyhow!("{name} never became {what} within {LIMIT:?}; now: {now}")
+            },
+        )
+        .await
+    }
+
+    /// Re-evaluates `check` after every change on the API server until it
+    /// gives a value, at most [`LIMIT`]; then `timed_out`'s error.
+    async fn until<T>(
+        &self,
+        check: impl Fn() -> Option<T>,
+        timed_out: impl Fn() -> anyhow::Error,
+    ) -> anyhow::Result<T> {
         let mut changes = self.server.changes();
         let wait = async {
             loop {
-                let current = self.server.get_raw(collection, name).unwrap_or(Value::Null);
-                if predicate(&current) {
-                    return Ok(current);
+                if let Some(found) = check() {
+                    return Ok(found);
                 }
-                // Any change may be the one; re-read after each.
+                // Any change may be the one; check again after each.
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await
                 {
                     bail!("the API server stopped");
                 }
             }
         };
-        match tokio::time::timeout(LIMIT, wait).await {
-            Ok(result) => result,
-            Err(_) => {
-                let current = self.server.get_raw(collection, name).unwrap_or(Value::Null);
-                bail!(
-                    "{name} never became {what} within {LIMIT:?}; now: {}",
-                    serde_json::to_string_pretty(&current)?
-                )
-            }
-        }
+        tokio::time::timeout(LIMIT, wait)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
     }
 
     /// How often the controllers carried out `action` successfully.

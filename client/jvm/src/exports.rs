@@ -282,14 +282,10 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_mode(
     _class: jclass,
     gate: jlong,
 ) -> jint {
-    on_handle(gate, -1, |h| {
-        if h.gate.plan().is_none() {
-            return -1;
-        }
-        match h.gate.mode() {
-            Mode::EventTime => 0,
-            Mode::Watermark => 1,
-        }
+    on_handle(gate, -1, |h| match h.gate.plan().map(|plan| plan.mode) {
+        None => -1,
+        Some(Mode::EventTime) => 0,
+        Some(Mode::Watermark) => 1,
     })
 }
 

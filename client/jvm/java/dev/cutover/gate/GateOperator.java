@@ -4,7 +4,6 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
@@ -232,10 +231,5 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
             gate = null;
         }
         super.close();
-    }
-
-    /** Records emitted and dropped by this subtask's gate so far. */
-    public Map<String, Long> counts() {
-        return Map.of("emitted", gate.emitted(), "dropped", gate.dropped());
     }
 }
