@@ -24,7 +24,8 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 jar="$("$here/build.sh" "$work/gate" | tail -n 1)"
-flink_lib="$(dirname "$(ls "$root"/tests/flink/.venv/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar | head -n 1)")"
+dists=("$root"/tests/flink/.venv/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar)
+flink_lib="$(dirname "${dists[0]}")"
 (cd "$root" && cargo build --release -q -p cutover-cli >&2)
 mkdir -p "$work/classes"
 javac --release 17 -Xlint:all,-serial,-processing -Werror -cp "$flink_lib/*:$jar" \

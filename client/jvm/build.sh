@@ -23,7 +23,8 @@ if [ -z "$flink_lib" ]; then
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "apache-flink==2.3.0" >&2
   fi
-  flink_lib="$(dirname "$(ls "$venv"/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar | head -n 1)")"
+  dists=("$venv"/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar)
+  flink_lib="$(dirname "${dists[0]}")"
 fi
 
 log "building the native library"

@@ -36,7 +36,8 @@ if ! "$venv/bin/python" -c 'import pyflink, grpc_tools' 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check \
     "apache-flink==2.3.0" "grpcio-tools==1.65.5" >&2
 fi
-flink_lib="$(dirname "$(ls "$venv"/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar | head -n 1)")"
+dists=("$venv"/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar)
+flink_lib="$(dirname "${dists[0]}")"
 
 jar="$(FLINK_LIB="$flink_lib" "$root/client/jvm/build.sh" "$work/gate" | tail -n 1)"
 log "building the cutover binary and the test programs"
