@@ -244,8 +244,15 @@ pub fn describe(s: &v1::PipelineStatus) -> String {
     for (name, gates) in [("BLUE", &s.blue), ("GREEN", &s.green)] {
         let g = gates.unwrap_or_default();
         out.push_str(&format!(
-            "  {name:<5} gates: {} expected, {} connected, {} acked\n",
-            g.expected, g.connected, g.acked
+            "  {name:<5} gates: {} expected, {} connected, {} acked; records: {} emitted, {} dropped, {} held; watermarks {} to {}\n",
+            g.expected,
+            g.connected,
+            g.acked,
+            g.emitted,
+            g.dropped,
+            g.held,
+            key(g.lowest_watermark),
+            key(g.highest_watermark)
         ));
     }
     out
@@ -255,7 +262,17 @@ fn status_json(s: &v1::PipelineStatus) -> serde_json::Value {
     let plan = s.plan.clone().unwrap_or_default();
     let gates = |g: &Option<v1::ColourGates>| {
         let g = g.unwrap_or_default();
-        serde_json::json!({"expected": g.expected, "connected": g.connected, "acked": g.acked})
+        let watermark = |w: i64| (w != i64::MIN).then_some(w);
+        serde_json::json!({
+            "expected": g.expected,
+            "connected": g.connected,
+            "acked": g.acked,
+            "emitted": g.emitted,
+            "dropped": g.dropped,
+            "held": g.held,
+            "lowest_watermark": watermark(g.lowest_watermark),
+            "highest_watermark": watermark(g.highest_watermark),
+        })
     };
     serde_json::json!({
         "pipeline": s.pipeline,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cutover_client::{Client, ClientConfig, Colour};
 use cutover_coordinator::store::MemoryStore;
-use cutover_core::{Epoch, PipelineName};
+use cutover_core::{Decision, Epoch, Key, PipelineName};
 use cutover_tests::process::cutover_binary;
 use cutover_tests::*;
 use serde_json::Value;
@@ -34,7 +34,7 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
     let endpoint = coordinator.endpoint();
     let client = Client::connect(ClientConfig::new(endpoint.clone()))?;
-    let _gate = client.gate(identity("orders", Colour::Green, 0, 1))?;
+    let mut gate = client.gate(identity("orders", Colour::Green, 0, 1))?;
     let pipeline = PipelineName::new("orders")?;
     tokio::time::timeout(
         Duration::from_secs(10),
@@ -46,6 +46,19 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
         s.green.is_some_and(|g| g.acked == 1)
     })
     .await?;
+    // A watermark moves the horizon past three records, which are emitted:
+    // the status shows the gates' counts and watermarks.
+    gate.observe_watermark(Key(25));
+    tokio::time::timeout(Duration::from_secs(10), gate.wait_until_decidable(Key(30))).await?;
+    for key in [10, 20, 30] {
+        assert_eq!(gate.decide(Key(key)), Decision::Emit);
+    }
+    gate.flush();
+    wait_for_status(&mut control, "orders", Duration::from_secs(10), |s| {
+        s.green
+            .is_some_and(|g| g.emitted == 3 && g.highest_watermark == 25)
+    })
+    .await?;
 
     let run = |args: Vec<&'static str>| {
         let endpoint = endpoint.clone();
@@ -54,8 +67,13 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     let (ok, status, err) = run(vec!["status", "orders"]).await??;
     assert!(ok, "{err}");
     assert_eq!(status["active"], "GREEN");
-    assert_eq!(status["epoch"], 1);
+    // Epoch 1 created the pipeline, epoch 2 moved the horizon for the watermark.
+    assert_eq!(status["epoch"], 2);
     assert_eq!(status["green"]["connected"], 1);
+    assert_eq!(status["green"]["emitted"], 3);
+    assert_eq!(status["green"]["held"], 0);
+    assert_eq!(status["green"]["lowest_watermark"], 25);
+    assert_eq!(status["blue"]["lowest_watermark"], Value::Null);
     assert_eq!(status["transition"], Value::Null);
 
     let (ok, status, err) = run(vec![
@@ -67,7 +85,7 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     assert_eq!(status["transition"]["to"], "BLUE");
     assert_eq!(status["transition"]["at"], 5000);
     assert_eq!(status["transition"]["auto_promote"], false);
-    assert_eq!(status["epoch"], 2);
+    assert_eq!(status["epoch"], 3);
 
     let (ok, status, err) = run(vec!["promote", "orders"]).await??;
     assert!(ok, "{err}");
@@ -78,7 +96,7 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     assert!(!ok, "complete before DRAINED must fail");
     assert!(err.contains("FailedPrecondition"), "{err}");
     let (_, status, _) = run(vec!["status", "orders"]).await??;
-    assert_eq!(status["epoch"], 3, "the refusal wrote nothing");
+    assert_eq!(status["epoch"], 4, "the refusal wrote nothing");
 
     let (ok, status, err) = run(vec!["abort", "orders"]).await??;
     assert!(ok, "{err}");
