@@ -11,6 +11,9 @@
 #       classloaders of one JVM, each deciding through its own session (and
 #       once more by the application loader, which must not clash); bad
 #       input refused with Java exceptions naming the reason.
+#   tests/flink/run-jvm.sh --rescale   a Java job holding 1,000 records is
+#       stopped with a savepoint and restored at another parallelism; every
+#       held record must come out exactly once with its own timestamp.
 #
 # Builds the gate jar (client/jvm/build.sh), the cutover binary and the test
 # programs; the Flink jars and grpcio-tools come from tests/flink/.venv.
@@ -57,6 +60,17 @@ if [ "${1:-}" = "--classloaders" ]; then
   # The jar is on the classpath too, for the bad-input checks; the two
   # classloaders load it again on their own.
   java -cp "$work/classes:$jar" dev.cutover.e2e.TwoClassloaders "$jar" "http://127.0.0.1:$port"
+  exit 0
+fi
+
+if [ "${1:-}" = "--rescale" ]; then
+  port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  "$cutover" serve --listen "127.0.0.1:$port" --metrics-listen off --store memory \
+    --horizon-window 1s >"$work/serve.log" 2>&1 &
+  serve_pid=$!
+  log "held records across a savepoint and a rescale, against 127.0.0.1:$port"
+  java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.e2e.HeldAcrossRescale \
+    "http://127.0.0.1:$port" held-rescale "$work/rescale" "$cutover"
   exit 0
 fi
 

@@ -5,6 +5,8 @@
 //! and counts the union of both outputs: EVENT_TIME mode must emit every
 //! record exactly once; WATERMARK mode is measured. `--classloaders` loads
 //! the gate in two classloaders of one JVM, as a session cluster does.
+//! `--rescale` stops a job holding records with a savepoint and restores it
+//! at another parallelism: the held records come out exactly once.
 //!
 //! The scripts build the gate jar (client/jvm/build.sh) and set up the
 //! Flink jars themselves; if Java is missing the tests fail with the
@@ -39,5 +41,18 @@ fn the_gate_works_from_two_classloaders_of_one_jvm() -> anyhow::Result<()> {
         serde_json::json!(["EMIT", "EMIT"]),
         "{result}"
     );
+    Ok(())
+}
+
+#[test]
+fn held_records_survive_a_savepoint_and_a_rescale() -> anyhow::Result<()> {
+    let mut command = script_command(SCRIPT);
+    command.arg("--rescale");
+    let result = last_json_line(&mut command, "tests/flink/run-jvm.sh --rescale")?;
+    assert_eq!(result["emitted_before_savepoint"], 0, "{result}");
+    assert_eq!(result["released_after_restore"], 1_000, "{result}");
+    assert_eq!(result["duplicates"], 0, "{result}");
+    assert_eq!(result["wrong_timestamps"], 0, "{result}");
+    assert_eq!(result["later_contiguous"], true, "{result}");
     Ok(())
 }

@@ -30,7 +30,8 @@ public final class GateConfig implements Serializable {
     String pipeline;
     String colour;
     String gateUid = "cutover-gate";
-    int maxHeld = DEFAULT_MAX_HELD;
+    /** Null until set explicitly: then the job's configuration may set it. */
+    Integer maxHeld;
 
     /** Everything from the job's configuration. */
     public static GateConfig fromJobConfiguration() {
@@ -78,14 +79,17 @@ public final class GateConfig implements Serializable {
         r.pipeline = pick(pipeline, PIPELINE_KEY, "CUTOVER_PIPELINE", sources);
         r.colour = pick(colour, COLOUR_KEY, "CUTOVER_COLOUR", sources);
         r.gateUid = gateUid;
-        String held = lookup(MAX_HELD_KEY, "CUTOVER_MAX_HELD", sources);
         r.maxHeld = maxHeld;
-        if (held != null && maxHeld == DEFAULT_MAX_HELD) {
+        String held = lookup(MAX_HELD_KEY, "CUTOVER_MAX_HELD", sources);
+        if (r.maxHeld == null && held != null) {
             try {
                 r.maxHeld(Integer.parseInt(held.trim()));
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("cutover gate: " + MAX_HELD_KEY + " is not a number: " + held);
             }
+        }
+        if (r.maxHeld == null) {
+            r.maxHeld = DEFAULT_MAX_HELD;
         }
         return r;
     }

@@ -7,10 +7,14 @@ import java.util.List;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.api.common.typeutils.base.BooleanSerializer;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.api.java.tuple.Tuple4;
+import org.apache.flink.api.java.typeutils.runtime.TupleSerializer;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -44,18 +48,22 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     private transient Gate gate;
     private transient ArrayDeque<StreamRecord<T>> held;
     private transient ArrayDeque<Long> heldKeys;
-    private transient ListState<T> heldState;
-    private transient ListState<Long> heldKeyState;
+    /** One entry per held record, in order: value, key, timestamp, whether it has one. */
+    private transient ListState<Tuple4<T, Long, Long, Boolean>> heldState;
+    private transient int maxHeld;
     private transient boolean retryScheduled;
-    private transient long watermark = Long.MIN_VALUE;
+    private transient long watermark;
 
     /** A gate operator reporting as {@code config} says. */
     public GateOperator(GateConfig config) {
         this.config = config;
     }
 
-    /** {@code input} through a gate operator (same parallelism and type). */
-    public static <T> DataStream<T> before(DataStream<T> input, GateConfig config) {
+    /**
+     * {@code input} through a gate operator of the same type, at the job's default parallelism
+     * (the result can set another, a slot sharing group, ...).
+     */
+    public static <T> SingleOutputStreamOperator<T> before(DataStream<T> input, GateConfig config) {
         return input.transform("cutover-gate", input.getType(), new GateOperator<>(config))
                 .uid(config.gateUid)
                 .name("cutover gate");
@@ -64,23 +72,27 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        TypeSerializer<T> serializer = getOperatorConfig().getTypeSerializerIn(0, getUserCodeClassloader());
-        heldState = context.getOperatorStateStore().getListState(new ListStateDescriptor<>("cutover-held", serializer));
-        heldKeyState = context.getOperatorStateStore()
-                .getListState(new ListStateDescriptor<>("cutover-held-keys", LongSerializer.INSTANCE));
+        // Transient fields are not initialised by deserialising the operator.
+        watermark = Long.MIN_VALUE;
+        heldState = context.getOperatorStateStore()
+                .getListState(new ListStateDescriptor<>("cutover-held-records", heldSerializer()));
         held = new ArrayDeque<>();
         heldKeys = new ArrayDeque<>();
         if (context.isRestored()) {
-            List<Long> keys = new ArrayList<>();
-            heldKeyState.get().forEach(keys::add);
-            int i = 0;
-            for (T value : heldState.get()) {
-                long key = i < keys.size() ? keys.get(i) : Long.MIN_VALUE;
-                held.add(new StreamRecord<>(value, key));
-                heldKeys.add(key);
-                i++;
+            // One list entry per record, so that a rescaled job's subtasks split records whole.
+            for (Tuple4<T, Long, Long, Boolean> entry : heldState.get()) {
+                held.add(entry.f3 ? new StreamRecord<>(entry.f0, entry.f2) : new StreamRecord<>(entry.f0));
+                heldKeys.add(entry.f1);
             }
         }
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private TypeSerializer<Tuple4<T, Long, Long, Boolean>> heldSerializer() {
+        TypeSerializer<T> value = getOperatorConfig().getTypeSerializerIn(0, getUserCodeClassloader());
+        return new TupleSerializer<>((Class) Tuple4.class, new TypeSerializer[] {
+            value, LongSerializer.INSTANCE, LongSerializer.INSTANCE, BooleanSerializer.INSTANCE
+        });
     }
 
     @Override
@@ -100,7 +112,7 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 task.getIndexOfThisSubtask(),
                 task.getNumberOfParallelSubtasks(),
                 task.getAttemptNumber());
-        config.maxHeld = resolved.maxHeld;
+        maxHeld = resolved.maxHeld;
         if (!held.isEmpty()) {
             reportHeld();
             scheduleRetry();
@@ -135,8 +147,8 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     }
 
     private void hold(StreamRecord<T> record, long key) {
-        if (held.size() >= config.maxHeld) {
-            throw new IllegalStateException("cutover gate: more than " + config.maxHeld
+        if (held.size() >= maxHeld) {
+            throw new IllegalStateException("cutover gate: more than " + maxHeld
                     + " records held in one subtask: the coordinator is unreachable or the horizon does not move"
                     + " (raise " + GateConfig.MAX_HELD_KEY + " if this load is expected)");
         }
@@ -216,12 +228,12 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
-        List<T> values = new ArrayList<>(held.size());
+        List<Tuple4<T, Long, Long, Boolean>> entries = new ArrayList<>(held.size());
+        var keys = heldKeys.iterator();
         for (StreamRecord<T> record : held) {
-            values.add(record.getValue());
+            entries.add(Tuple4.of(record.getValue(), keys.next(), record.getTimestamp(), record.hasTimestamp()));
         }
-        heldState.update(values);
-        heldKeyState.update(new ArrayList<>(heldKeys));
+        heldState.update(entries);
     }
 
     @Override
