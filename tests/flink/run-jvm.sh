@@ -50,29 +50,34 @@ mkdir -p "$work/classes"
 javac --release 17 -Xlint:all,-serial,-processing -Werror -cp "$flink_lib/*:$jar" \
   -d "$work/classes" "$here"/jvm/*.java >&2
 
-if [ "${1:-}" = "--classloaders" ]; then
+# A coordinator on a free loopback port (memory store, 1 s horizon window);
+# sets $endpoint. The gates reconnect until it listens; no wait needed.
+start_coordinator() {
+  local port
   port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   "$cutover" serve --listen "127.0.0.1:$port" --metrics-listen off --store memory \
     --horizon-window 1s >"$work/serve.log" 2>&1 &
   serve_pid=$!
-  # The gates reconnect until the coordinator listens; no wait needed.
-  log "two classloaders against 127.0.0.1:$port"
-  # The jar is on the classpath too, for the bad-input checks; the two
-  # classloaders load it again on their own.
-  java -cp "$work/classes:$jar" dev.cutover.e2e.TwoClassloaders "$jar" "http://127.0.0.1:$port"
-  exit 0
-fi
+  endpoint="http://127.0.0.1:$port"
+}
 
-if [ "${1:-}" = "--rescale" ]; then
-  port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  "$cutover" serve --listen "127.0.0.1:$port" --metrics-listen off --store memory \
-    --horizon-window 1s >"$work/serve.log" 2>&1 &
-  serve_pid=$!
-  log "held records across a savepoint and a rescale, against 127.0.0.1:$port"
-  java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.e2e.HeldAcrossRescale \
-    "http://127.0.0.1:$port" held-rescale "$work/rescale" "$cutover"
-  exit 0
-fi
+case "${1:-}" in
+  --classloaders)
+    start_coordinator
+    log "two classloaders against $endpoint"
+    # The jar is on the classpath too, for the bad-input checks; the two
+    # classloaders load it again on their own.
+    java -cp "$work/classes:$jar" dev.cutover.e2e.TwoClassloaders "$jar" "$endpoint"
+    exit 0
+    ;;
+  --rescale)
+    start_coordinator
+    log "held records across a savepoint and a rescale, against $endpoint"
+    java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.e2e.HeldAcrossRescale \
+      "$endpoint" held-rescale "$work/rescale" "$cutover"
+    exit 0
+    ;;
+esac
 
 log "running both Java jobs, both modes"
 "$venv/bin/python" "$here/e2e.py" --cutover "$cutover" --work "$work/run" \
