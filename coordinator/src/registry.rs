@@ -461,7 +461,7 @@ impl Coordinator {
                     return Ok(epoch);
                 }
                 DeleteOutcome::Conflict(Some(stored)) => {
-                    self.install(&cell, stored)?;
+                    self.install(&cell, *stored)?;
                 }
             }
         }

@@ -72,7 +72,7 @@ pub enum DeleteOutcome {
     Deleted,
     /// The stored version was not the expected one; this is what is stored
     /// now (`None`: nothing).
-    Conflict(Option<Stored>),
+    Conflict(Option<Box<Stored>>),
 }
 
 /// Why a store operation failed. Nothing was written.

@@ -6,13 +6,16 @@
 //! a virtual clock: random message delays (FIFO per connection, as on a TCP
 //! stream), connections that break and are noticed late by the coordinator,
 //! coordinator restarts that reload from the file store, random schedule /
-//! abort / promote / complete requests, two jobs with different parallelism
-//! and partitioning replaying one out-of-order stream, the new one starting
-//! late.
+//! abort / promote / complete requests, two jobs with different parallelism,
+//! partitioning and one or two gate operators (sinks) replaying one
+//! out-of-order stream, the new one starting late.
 //!
 //! Checks: installs never go back in epoch; every Emit/Drop a gate decided
-//! agrees with the final plan; in EVENT_TIME mode every record is emitted by
-//! exactly one colour. WATERMARK mode is run to measure, not to assert.
+//! agrees with the final plan; a document declaring DRAINED is checked
+//! against the gates' true state (every old-colour gate past the drain mark
+//! or at the end of its input), not the coordinator's ledger; in EVENT_TIME
+//! mode every record is emitted by exactly one colour. WATERMARK mode is run
+//! to measure, not to assert.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -22,8 +25,8 @@ use anyhow::{Context, bail, ensure};
 use cutover_client::apply::{Applied, Frame, apply};
 use cutover_coordinator::store::{CasOutcome, FileStore, Version};
 use cutover_core::{
-    Colour, CutoverAt, Decision, Epoch, GateIdentity, GateKey, GateProgress, HorizonPolicy, Key,
-    Mode, PipelineDoc, PipelineName, PipelineState, Plan, ScheduleRequest, SessionId,
+    Colour, CutoverAt, Decision, Epoch, GateIdentity, GateProgress, HorizonPolicy, Key, Mode,
+    PipelineDoc, PipelineName, PipelineState, Plan, ScheduleRequest, SessionId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -176,6 +179,9 @@ pub fn run(seed: u64, mode: Mode, dir: &std::path::Path) -> anyhow::Result<SimRe
         let parallelism = world.rng.random_range(1..=5u32);
         let processes = world.rng.random_range(1..=parallelism.min(3));
         let salt: u64 = world.rng.random();
+        // One or two gate operators (sinks), each with a share of the
+        // subtasks: a coordinator that restarted must wait for both.
+        let operators = world.rng.random_range(1..=parallelism.min(2));
         let first_process = world.processes.len();
         for _ in 0..processes {
             world.processes.push(Process {
@@ -202,9 +208,9 @@ pub fn run(seed: u64, mode: Mode, dir: &std::path::Path) -> anyhow::Result<SimRe
                     pipeline: name.clone(),
                     colour,
                     job_id: format!("{colour}"),
-                    gate_uid: "gate".into(),
-                    subtask_index: index,
-                    parallelism,
+                    gate_uid: format!("sink-{}", index % operators),
+                    subtask_index: index / operators,
+                    parallelism: (parallelism - index % operators).div_ceil(operators),
                     attempt: 0,
                 },
                 process,
@@ -359,6 +365,7 @@ impl World {
             .compare_and_swap_blocking(&self.name, Some(&version), &doc)?
         {
             CasOutcome::Written(version) => {
+                self.check_drained(&doc)?;
                 let core = self.core()?;
                 core.0.install(doc)?;
                 core.1 = version;
@@ -367,6 +374,33 @@ impl World {
             }
             CasOutcome::Conflict(_) => bail!("compare-and-swap lost with a single writer"),
         }
+    }
+
+    /// The oracle for DRAINED: when a document declares it, every gate of
+    /// the old colour really is past the drain mark (or has read all its
+    /// input) — whatever the coordinator's ledger knew.
+    fn check_drained(&mut self, doc: &PipelineDoc) -> anyhow::Result<()> {
+        let Some(t) = &doc.transition else {
+            return Ok(());
+        };
+        let was_pending = self.core()?.0.doc().transition.as_ref().is_some_and(|old| {
+            old.id == t.id && old.state == cutover_core::TransitionState::Pending
+        });
+        if !(was_pending && t.state == cutover_core::TransitionState::Drained) {
+            return Ok(());
+        }
+        for g in self.gates.iter().filter(|g| g.identity.colour == t.from) {
+            if g.watermark < t.drain_mark() && g.position < g.records.len() {
+                bail!(
+                    "DRAINED at t={} while {} is at watermark {} below the mark {}",
+                    self.now,
+                    g.identity.key(),
+                    g.watermark,
+                    t.drain_mark()
+                );
+            }
+        }
+        Ok(())
     }
 
     fn publish(&mut self) {
@@ -718,14 +752,5 @@ impl World {
         self.report.duplicates = counts.iter().map(|&c| c.saturating_sub(1)).sum();
         self.report.gaps = counts.iter().filter(|&&c| c == 0).count();
         Ok(self.report)
-    }
-}
-
-/// Keys of a gate, for tests that inspect the world.
-pub fn gate_key(colour: Colour, subtask_index: u32) -> GateKey {
-    GateKey {
-        colour,
-        gate_uid: "gate".into(),
-        subtask_index,
     }
 }

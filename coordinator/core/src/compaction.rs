@@ -3,7 +3,8 @@
 //!
 //! Every transition appends a segment. Compaction waits until the latest
 //! transition is completed — its old job is stopped — and every gate still
-//! known (the new colour's, and any of the old colour's that remain) is past
+//! known (the new colour's, those of its recorded operators that have not
+//! reconnected included, and any of the old colour's that remain) is past
 //! a segment start `s` by the allowed lateness. The segments below `s` then
 //! merge into the one holding `s`; keys from `s` on keep their owners, and
 //! the fence ([`PipelineDoc::check_successor`]) checks exactly that.
@@ -33,10 +34,12 @@ pub fn compaction_floor(doc: &PipelineDoc, ledger: &Ledger) -> Option<Key> {
         .map(|t| t.allowed_lateness)
         .max()
         .unwrap_or(0);
-    let old_known = ledger.colour_gates(transition.from, doc.epoch()).expected > 0;
+    let (from, to) = (transition.from, transition.to);
+    let old = doc.operators.of(from);
+    let old_known = ledger.operators(from).next().is_some() || !old.is_empty();
     let past = |mark: Key| {
-        ledger.all_past(transition.to, mark)
-            && (!old_known || ledger.all_past(transition.from, mark))
+        ledger.all_past(to, mark, doc.operators.of(to))
+            && (!old_known || ledger.all_past(from, mark, old))
     };
     doc.plan
         .timeline

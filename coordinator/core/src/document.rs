@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Colour, Epoch, Key, PipelineName};
 use crate::error::CoreError;
 use crate::horizon::HorizonPolicy;
+use crate::operators::GateOperators;
 use crate::plan::Plan;
 use crate::transition::{Phase, Transition};
 
@@ -38,6 +39,10 @@ pub struct PipelineDoc {
     /// allowed lateness. Never above the horizon; never falls.
     #[serde(default = "minus_infinity")]
     pub compacted_below: Key,
+    /// Gate operators of the colour that will have to drain (see
+    /// [`crate::operators`]); a restarted coordinator waits for them.
+    #[serde(default)]
+    pub operators: GateOperators,
 }
 
 fn minus_infinity() -> Key {
@@ -57,6 +62,7 @@ impl PipelineDoc {
             transition: None,
             history: Vec::new(),
             compacted_below: Key::MIN,
+            operators: GateOperators::default(),
         }
     }
 

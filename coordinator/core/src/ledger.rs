@@ -8,6 +8,7 @@ use crate::domain::{Colour, Epoch, Key};
 use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::HorizonSignal;
+use crate::operators::Operators;
 use crate::tally::Tallies;
 
 /// One gate as the ledger knows it.
@@ -281,9 +282,33 @@ impl Ledger {
         })
     }
 
-    /// Whether every expected gate of `colour` is known and past `mark`
-    /// (or idle, or finished). False when no gate of `colour` is known.
-    pub fn all_past(&self, colour: Colour, mark: Key) -> bool {
+    /// The gate operators of `colour` the ledger knows: uid, parallelism.
+    pub fn operators(&self, colour: Colour) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.parallelism
+            .iter()
+            .filter(move |((c, _), _)| *c == colour)
+            .map(|((_, uid), &p)| (uid.as_str(), p))
+    }
+
+    /// Gates of `recorded` operators of `colour` the ledger does not know
+    /// (their gates have not connected since this coordinator started).
+    pub fn unknown_expected(&self, colour: Colour, recorded: &Operators) -> u32 {
+        recorded
+            .iter()
+            .filter(|(uid, _)| !self.parallelism.contains_key(&(colour, uid.to_string())))
+            .map(|(_, &p)| p)
+            .sum()
+    }
+
+    /// Whether every gate of `colour` is known and past `mark` (or idle, or
+    /// finished): the gates of every operator the ledger knows and of every
+    /// operator in `recorded`, so an operator whose gates have not
+    /// reconnected yet keeps this false. False when no operator of `colour`
+    /// is known at all.
+    pub fn all_past(&self, colour: Colour, mark: Key, recorded: &Operators) -> bool {
+        if self.unknown_expected(colour, recorded) > 0 {
+            return false;
+        }
         let mut any = false;
         for ((c, uid), &parallelism) in &self.parallelism {
             if *c != colour {

@@ -17,7 +17,8 @@ use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::next_horizon;
 use crate::ledger::Ledger;
-use crate::status::PipelineStatus;
+use crate::operators::{Operators, merged, recorded_colour};
+use crate::status::{ColourGates, PipelineStatus};
 use crate::transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};
 
 /// What installing a document changed.
@@ -120,8 +121,23 @@ impl PipelineState {
             promoted: false,
             state: TransitionState::Pending,
         });
+        self.record_operators(&mut next, true);
         self.doc.check_successor(&next)?;
         Ok(next)
+    }
+
+    /// Records in `next` what the ledger knows of the operators of its
+    /// recorded colour (see [`crate::operators`]; with `rescale`, changed
+    /// parallelism too).
+    fn record_operators(&self, next: &mut PipelineDoc, rescale: bool) {
+        let colour = recorded_colour(next);
+        if let Some(operators) = merged(
+            next.operators.of(colour),
+            self.ledger.operators(colour),
+            rescale,
+        ) {
+            next.operators.set(colour, operators);
+        }
     }
 
     /// Proposes removing the pending transition.
@@ -193,7 +209,10 @@ impl PipelineState {
         let mut next = self.doc.successor();
         if let Some(t) = next.transition.as_mut() {
             t.state = TransitionState::Completed;
+            // The old job is stopped: its operators need not drain again.
+            next.operators.set(t.from, Operators::new());
         }
+        self.record_operators(&mut next, true);
         if let Some(floor) = compaction_floor(&next, &self.ledger) {
             compact(&mut next, floor);
         }
@@ -201,8 +220,10 @@ impl PipelineState {
     }
 
     /// The change the pipeline wants on its own, if any: a higher horizon
-    /// (from the gates' progress), marking the transition drained, and
-    /// compacting segments every gate is past.
+    /// (from the gates' progress), marking the transition drained,
+    /// compacting segments every gate is past, and recording new gate
+    /// operators (a write of its own only while a transition is in flight;
+    /// otherwise they ride along with the next change).
     pub fn propose_automatic(&self) -> Option<PipelineDoc> {
         let doc = &self.doc;
         let cap = doc.transition.as_ref().and_then(Transition::horizon_cap);
@@ -215,13 +236,28 @@ impl PipelineState {
         let drained = doc.transition.as_ref().is_some_and(|t| {
             t.state == TransitionState::Pending
                 && horizon.unwrap_or(doc.horizon()) > t.at
-                && self.ledger.all_past(t.from, t.drain_mark())
+                && self
+                    .ledger
+                    .all_past(t.from, t.drain_mark(), doc.operators.of(t.from))
         });
         let floor = compaction_floor(doc, &self.ledger);
-        if horizon.is_none() && !drained && floor.is_none() {
+        let in_flight = doc
+            .transition
+            .as_ref()
+            .is_some_and(|t| t.state == TransitionState::Pending);
+        let colour = recorded_colour(doc);
+        let new_operators = in_flight
+            && merged(
+                doc.operators.of(colour),
+                self.ledger.operators(colour),
+                false,
+            )
+            .is_some();
+        if horizon.is_none() && !drained && floor.is_none() && !new_operators {
             return None;
         }
         let mut next = doc.successor();
+        self.record_operators(&mut next, !in_flight);
         if let Some(floor) = floor {
             compact(&mut next, floor);
         }
@@ -319,8 +355,18 @@ impl PipelineState {
             transition: self.doc.transition.clone(),
             phase: self.doc.phase(),
             active: self.doc.active(),
-            blue: self.ledger.colour_gates(Colour::Blue, epoch),
-            green: self.ledger.colour_gates(Colour::Green, epoch),
+            blue: self.colour_gates(Colour::Blue, epoch),
+            green: self.colour_gates(Colour::Green, epoch),
         }
+    }
+
+    /// The ledger's counts, expecting also the recorded operators whose
+    /// gates have not connected since this coordinator started.
+    fn colour_gates(&self, colour: Colour, epoch: Epoch) -> ColourGates {
+        let mut gates = self.ledger.colour_gates(colour, epoch);
+        gates.expected += self
+            .ledger
+            .unknown_expected(colour, self.doc.operators.of(colour));
+        gates
     }
 }

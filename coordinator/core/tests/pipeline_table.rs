@@ -372,3 +372,143 @@ fn install_refuses_older_and_fence_breaking_documents() {
         Err(CoreError::FenceViolation { .. })
     ));
 }
+
+/// `gate` with another operator uid.
+fn operator_gate(colour: Colour, uid: &str) -> GateIdentity {
+    GateIdentity {
+        gate_uid: uid.into(),
+        ..gate(colour, 0, 1)
+    }
+}
+
+#[test]
+fn after_a_restart_drained_waits_for_every_operator_of_the_old_colour() {
+    let doc = PipelineDoc::new(name(), Green, HorizonPolicy::with_window(100));
+    let mut state = PipelineState::new(doc);
+    let sinks = [
+        operator_gate(Green, "sink-a"),
+        operator_gate(Green, "sink-b"),
+    ];
+    state
+        .attach(SessionId(1), &sinks, Epoch(0))
+        .expect("attach");
+    for g in &sinks {
+        state
+            .progress(SessionId(1), &g.key(), progress(1000))
+            .expect("progress");
+    }
+    apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    }); // at 1100
+    for g in &sinks {
+        state
+            .progress(SessionId(1), &g.key(), progress(1060))
+            .expect("progress");
+    }
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(doc.phase(), Some(Phase::CuttingOver));
+
+    // The coordinator restarts: a new state from the stored document, and
+    // only sink-a's gate is back, past the cutover.
+    let mut restarted = PipelineState::new(doc.clone());
+    restarted
+        .attach(SessionId(7), &sinks[..1], Epoch(0))
+        .expect("attach");
+    restarted
+        .progress(SessionId(7), &sinks[0].key(), progress(1200))
+        .expect("progress");
+    let phase = restarted
+        .propose_automatic()
+        .map_or(doc.phase(), |next| next.phase());
+    assert_eq!(
+        phase,
+        Some(Phase::CuttingOver),
+        "sink-b's gate has not reported since the restart"
+    );
+    restarted
+        .attach(SessionId(7), &sinks[1..], Epoch(0))
+        .expect("attach");
+    restarted
+        .progress(SessionId(7), &sinks[1].key(), progress(1200))
+        .expect("progress");
+    let doc = apply(&mut restarted, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(doc.phase(), Some(Phase::Drained));
+
+    // Completion forgets GREEN's operators (its job is stopped) and records
+    // BLUE's, the colour that drains next.
+    let blue = operator_gate(Blue, "blue-sink");
+    restarted
+        .attach(SessionId(8), std::slice::from_ref(&blue), Epoch(0))
+        .expect("attach");
+    let doc = apply(&mut restarted, |s| s.propose_complete());
+    assert!(doc.operators.of(Green).is_empty());
+    assert_eq!(
+        doc.operators.of(Blue),
+        &Operators::from([("blue-sink".to_string(), 1)])
+    );
+}
+
+#[test]
+fn gate_operators_ride_along_outside_a_transition_and_are_written_within_one() {
+    let doc = PipelineDoc::new(name(), Green, HorizonPolicy::with_window(100));
+    let mut state = PipelineState::new(doc);
+    let a = operator_gate(Green, "sink-a");
+    state
+        .attach(SessionId(1), std::slice::from_ref(&a), Epoch(0))
+        .expect("attach");
+    assert_eq!(
+        state.propose_automatic(),
+        None,
+        "a new operator alone is no reason to write outside a transition"
+    );
+    state
+        .progress(SessionId(1), &a.key(), progress(1000))
+        .expect("progress");
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(
+        doc.operators.of(Green),
+        &Operators::from([("sink-a".to_string(), 1)]),
+        "recorded with the first horizon"
+    );
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
+
+    // In flight: a new operator of the old colour is written at once...
+    let b = operator_gate(Green, "sink-b");
+    state
+        .attach(SessionId(1), std::slice::from_ref(&b), Epoch(0))
+        .expect("attach");
+    let before = state.doc().horizon();
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(doc.horizon(), before);
+    assert_eq!(
+        doc.operators.of(Green),
+        &Operators::from([("sink-a".to_string(), 1), ("sink-b".to_string(), 1)])
+    );
+    // ...but another parallelism of a recorded one is not.
+    let rescaled = GateIdentity {
+        gate_uid: "sink-a".into(),
+        ..gate(Green, 1, 2)
+    };
+    state
+        .attach(SessionId(2), std::slice::from_ref(&rescaled), Epoch(0))
+        .expect("attach");
+    assert_eq!(state.propose_automatic(), None);
+
+    // A restarted coordinator expects the recorded gates before any is back.
+    let restarted = PipelineState::new(doc);
+    let green = restarted.status().green;
+    assert_eq!((green.expected, green.connected), (2, 0));
+}

@@ -274,9 +274,9 @@ impl Store for ConfigMapStore {
             };
             match self.api.delete(&Self::object_name(name), &params).await {
                 Ok(_) => Ok(DeleteOutcome::Deleted),
-                Err(e) if matches!(status_code(&e), Some(409 | 404)) => {
-                    Ok(DeleteOutcome::Conflict(self.read(name).await?))
-                }
+                Err(e) if matches!(status_code(&e), Some(409 | 404)) => Ok(
+                    DeleteOutcome::Conflict(self.read(name).await?.map(Box::new)),
+                ),
                 Err(e) => Err(unavailable(e)),
             }
         })

@@ -294,7 +294,7 @@ impl Store for EtcdStore {
                     .await?
                 {
                     Ok(_) => DeleteOutcome::Deleted,
-                    Err(current) => DeleteOutcome::Conflict(current),
+                    Err(current) => DeleteOutcome::Conflict(current.map(Box::new)),
                 },
             )
         })

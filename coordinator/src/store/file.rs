@@ -169,7 +169,7 @@ impl FileStore {
         let _lock = self.lock(name)?;
         let current = self.load_blocking(name)?;
         if current.as_ref().map(|s| &s.version) != Some(expected) {
-            return Ok(DeleteOutcome::Conflict(current));
+            return Ok(DeleteOutcome::Conflict(current.map(Box::new)));
         }
         let path = self.path_of(name);
         fs::remove_file(&path).map_err(|source| StoreError::Io {

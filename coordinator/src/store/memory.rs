@@ -107,7 +107,7 @@ impl Store for MemoryStore {
         let tx = Self::sender(&mut inner, name);
         let current = tx.borrow().clone();
         let outcome = if current.as_ref().map(|s| &s.version) != Some(expected) {
-            DeleteOutcome::Conflict(current)
+            DeleteOutcome::Conflict(current.map(Box::new))
         } else {
             tx.send_replace(None);
             DeleteOutcome::Deleted
