@@ -17,7 +17,8 @@ pub struct GateIdentity {
     pub pipeline: PipelineName,
     /// Colour of its job.
     pub colour: Colour,
-    /// Job or run id (free text, for logs).
+    /// Job or run id (free text). With `attempt`, tells a reconnecting
+    /// gate from a restarted task (see [`GateIdentity::same_run`]).
     pub job_id: String,
     /// Operator uid.
     pub gate_uid: String,
@@ -37,6 +38,13 @@ impl GateIdentity {
             gate_uid: self.gate_uid.clone(),
             subtask_index: self.subtask_index,
         }
+    }
+
+    /// Whether `other` is the same run of the task as `self` (same job id
+    /// and attempt): a gate reconnecting. Anything else is a restarted task,
+    /// resumed from a checkpoint or savepoint behind where it was.
+    pub fn same_run(&self, other: &GateIdentity) -> bool {
+        self.job_id == other.job_id && self.attempt == other.attempt
     }
 
     /// Checks the fields the pipeline name's type does not.

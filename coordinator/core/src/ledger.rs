@@ -9,7 +9,7 @@ use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::HorizonSignal;
 use crate::operators::Operators;
-use crate::tally::Tallies;
+use crate::tally::{Tallies, Tally};
 
 /// One gate as the ledger knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +58,16 @@ pub struct ColourGates {
     pub held: u64,
 }
 
+/// Starts a restarted task's progress over, keeping `tally` in step
+/// (connected-watermark bookkeeping is the caller's). Returns whether the
+/// highest watermark must be recomputed.
+fn restart(tally: &mut Tally, progress: &mut GateProgress) -> bool {
+    let old = std::mem::take(progress);
+    let reset = tally.forgotten(&old);
+    tally.known(progress);
+    reset
+}
+
 /// The gates of one pipeline.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
@@ -93,16 +103,22 @@ impl Ledger {
         }
         self.ack(session, held);
         let acked = self.sessions.get(&session).map_or(held, |e| e.acked);
+        let mut reset_highest = [false; 2];
         for identity in gates {
             let key = identity.key();
             let colour = identity.colour;
             match self.gates.get_mut(&key) {
                 Some(gate) if gate.session == Some(session) => {
+                    if !gate.identity.same_run(identity) {
+                        let tally = self.tallies.of_mut(colour);
+                        tally.disconnected(acked, gate.progress.watermark);
+                        reset_highest[slot(colour)] |= restart(tally, &mut gate.progress);
+                        tally.connected(acked, gate.progress.watermark);
+                    }
                     gate.identity = identity.clone();
                 }
                 Some(gate) => {
-                    // Known: keep its progress (a reconnect is no regress),
-                    // take it from the session it was on, if any.
+                    // Known: take it from the session it was on, if any.
                     if let Some(old) = gate.session
                         && let Some(old) = self.sessions.get_mut(&old)
                     {
@@ -111,6 +127,12 @@ impl Ledger {
                         self.tallies
                             .of_mut(colour)
                             .disconnected(old.acked, gate.progress.watermark);
+                    }
+                    // A reconnect keeps its progress; a restarted task
+                    // resumed from a checkpoint and starts over.
+                    if !gate.identity.same_run(identity) {
+                        reset_highest[slot(colour)] |=
+                            restart(self.tallies.of_mut(colour), &mut gate.progress);
                     }
                     gate.identity = identity.clone();
                     gate.session = Some(session);
@@ -139,7 +161,21 @@ impl Ledger {
             }
             self.set_parallelism(colour, &identity.gate_uid, identity.parallelism);
         }
+        for colour in Colour::ALL {
+            if reset_highest[slot(colour)] {
+                self.recompute_highest(colour);
+            }
+        }
         Ok(())
+    }
+
+    fn recompute_highest(&mut self, colour: Colour) {
+        self.tallies.of_mut(colour).reset_highest(
+            self.gates
+                .values()
+                .filter(|g| g.identity.colour == colour)
+                .map(|g| g.progress.watermark),
+        );
     }
 
     fn set_parallelism(&mut self, colour: Colour, uid: &str, parallelism: u32) {
@@ -163,12 +199,7 @@ impl Ledger {
             !forget
         });
         if reset {
-            tally.reset_highest(
-                self.gates
-                    .values()
-                    .filter(|g| g.identity.colour == colour)
-                    .map(|g| g.progress.watermark),
-            );
+            self.recompute_highest(colour);
         }
     }
 

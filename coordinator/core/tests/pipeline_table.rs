@@ -512,3 +512,53 @@ fn gate_operators_ride_along_outside_a_transition_and_are_written_within_one() {
     let green = restarted.status().green;
     assert_eq!((green.expected, green.connected), (2, 0));
 }
+
+#[test]
+fn a_restarted_task_must_pass_the_drain_mark_again_a_reconnect_need_not() {
+    let mut state = running_pipeline(1000);
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    }); // at 1100
+    let green = gate(Green, 0, 1);
+    state
+        .progress(SessionId(1), &green.key(), progress(1060))
+        .expect("progress");
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(doc.phase(), Some(Phase::CuttingOver));
+    state
+        .progress(SessionId(1), &green.key(), progress(1200))
+        .expect("progress");
+
+    // Flink restarts the task from a checkpoint: attempt 1, on a new session.
+    let restarted = GateIdentity {
+        attempt: 1,
+        ..green.clone()
+    };
+    state
+        .attach(SessionId(2), std::slice::from_ref(&restarted), Epoch(0))
+        .expect("attach");
+    let phase = state
+        .propose_automatic()
+        .map_or(state.doc().phase(), |next| next.phase());
+    assert_eq!(
+        phase,
+        Some(Phase::CuttingOver),
+        "the restarted task replays from behind the cutover"
+    );
+    assert_eq!(state.status().green.highest_watermark, Key::MIN);
+
+    // The same attempt reconnecting keeps what it reported.
+    state
+        .progress(SessionId(2), &green.key(), progress(1150))
+        .expect("progress");
+    state.close_session(SessionId(2));
+    state
+        .attach(SessionId(3), std::slice::from_ref(&restarted), Epoch(0))
+        .expect("attach");
+    let doc = apply(&mut state, |s| {
+        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
+    });
+    assert_eq!(doc.phase(), Some(Phase::Drained));
+}
