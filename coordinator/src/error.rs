@@ -64,6 +64,7 @@ impl From<CoordinatorError> for Status {
         match error {
             CoordinatorError::Core(core) => match core {
                 CoreError::InvalidPipelineName { .. }
+                | CoreError::InvalidColour { .. }
                 | CoreError::InvalidGate { .. }
                 | CoreError::InvalidDocument { .. } => Status::invalid_argument(message),
                 CoreError::DuplicateGate { .. } => Status::already_exists(message),

@@ -263,11 +263,7 @@ impl Operator {
         };
         let endpoint = text(COORDINATOR_KEY)?;
         let pipeline = PipelineName::new(text(PIPELINE_KEY)?)?;
-        let colour = match text(COLOUR_KEY)?.as_str() {
-            "BLUE" => Colour::Blue,
-            "GREEN" => Colour::Green,
-            other => anyhow::bail!("unknown colour {other}"),
-        };
+        let colour: Colour = text(COLOUR_KEY)?.parse()?;
         let client = Client::connect(ClientConfig::new(endpoint))?;
         let mut gates = Vec::new();
         for subtask_index in 0..PARALLELISM {

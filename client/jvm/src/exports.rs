@@ -76,16 +76,10 @@ fn identity(
     let endpoint = endpoint.ok_or("endpoint is null")?;
     let pipeline =
         PipelineName::new(pipeline.ok_or("pipeline is null")?).map_err(|e| e.to_string())?;
-    let colour = match colour.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        Some("BLUE") => Colour::Blue,
-        Some("GREEN") => Colour::Green,
-        other => {
-            return Err(format!(
-                "colour must be BLUE or GREEN, not {:?}",
-                other.unwrap_or("null")
-            ));
-        }
-    };
+    let colour = colour
+        .ok_or("colour is null")?
+        .parse::<Colour>()
+        .map_err(|e| e.to_string())?;
     let count = |name: &str, v: jint| {
         u32::try_from(v).map_err(|_| format!("{name} must not be negative, got {v}"))
     };

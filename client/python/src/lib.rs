@@ -36,13 +36,7 @@ fn value_error(e: impl std::fmt::Display) -> PyErr {
 }
 
 fn parse_colour(colour: &str) -> PyResult<Colour> {
-    match colour.to_ascii_uppercase().as_str() {
-        "BLUE" => Ok(Colour::Blue),
-        "GREEN" => Ok(Colour::Green),
-        _ => Err(value_error(format!(
-            "colour must be BLUE or GREEN, not {colour:?}"
-        ))),
-    }
+    colour.parse().map_err(value_error)
 }
 
 /// One coordinator session for every gate of the process.

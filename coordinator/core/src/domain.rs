@@ -95,6 +95,23 @@ impl fmt::Display for Colour {
     }
 }
 
+impl std::str::FromStr for Colour {
+    type Err = CoreError;
+
+    /// `BLUE` or `GREEN`, in any case.
+    fn from_str(name: &str) -> Result<Colour, CoreError> {
+        if name.eq_ignore_ascii_case("BLUE") {
+            Ok(Colour::Blue)
+        } else if name.eq_ignore_ascii_case("GREEN") {
+            Ok(Colour::Green)
+        } else {
+            Err(CoreError::InvalidColour {
+                given: name.chars().take(80).collect(),
+            })
+        }
+    }
+}
+
 /// Which number of a record the gates of a pipeline decide on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -186,6 +203,21 @@ mod tests {
         }
         for bad in ["", "Orders", "-a", "a-", "a_b", "a.b", &"a".repeat(64), "ä"] {
             assert!(PipelineName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn colour_names_parse_in_any_case_and_round_trip() {
+        for colour in Colour::ALL {
+            assert_eq!(colour.to_string().parse::<Colour>(), Ok(colour));
+        }
+        assert_eq!("green".parse::<Colour>(), Ok(Colour::Green));
+        assert_eq!("Blue".parse::<Colour>(), Ok(Colour::Blue));
+        for bad in ["", "PURPLE", "blue ", "BLUEGREEN"] {
+            assert_eq!(
+                bad.parse::<Colour>(),
+                Err(CoreError::InvalidColour { given: bad.into() })
+            );
         }
     }
 

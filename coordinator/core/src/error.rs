@@ -15,6 +15,12 @@ pub enum CoreError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A colour name is neither BLUE nor GREEN (in any case).
+    #[error("colour must be BLUE or GREEN, not {given:?}")]
+    InvalidColour {
+        /// The name as given (cut to 80 characters).
+        given: String,
+    },
     /// A gate identity is malformed (empty uid, subtask index out of range...).
     #[error("invalid gate {gate}: {reason}")]
     InvalidGate {
