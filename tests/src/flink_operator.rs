@@ -270,7 +270,8 @@ impl Operator {
             gates.push(client.gate(GateIdentity {
                 pipeline: pipeline.clone(),
                 colour,
-                job_id: name.to_string(),
+                // A new job id per start, as Flink gives each submission.
+                job_id: format!("{name}-{start}"),
                 gate_uid: "sink-gate".into(),
                 subtask_index,
                 parallelism: PARALLELISM,

@@ -74,6 +74,8 @@ pub struct Ledger {
     gates: BTreeMap<GateKey, GateEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
     parallelism: BTreeMap<(Colour, String), u32>,
+    /// Per colour, the job id its gates last attached with.
+    current_job: [Option<String>; 2],
     /// Kept in step with `gates` and `sessions` by every method below.
     tallies: Tallies,
 }
@@ -100,6 +102,9 @@ impl Ledger {
                     live_attempt: entry.identity.attempt,
                 });
             }
+        }
+        for identity in gates {
+            self.new_job(identity.colour, &identity.job_id);
         }
         self.ack(session, held);
         let acked = self.sessions.get(&session).map_or(held, |e| e.acked);
@@ -167,6 +172,39 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+
+    /// A gate of `colour` attaches with `job_id`. If that is another job
+    /// than the colour's last, the disconnected gates of earlier jobs of
+    /// that colour are forgotten, and so are operators left without gates:
+    /// a job stopped and replaced (a colour redeployed for a later
+    /// transition, perhaps with other operators) must not be waited for.
+    fn new_job(&mut self, colour: Colour, job_id: &str) {
+        let current = &mut self.current_job[slot(colour)];
+        if current.as_deref() == Some(job_id) {
+            return;
+        }
+        *current = Some(job_id.to_string());
+        let tally = self.tallies.of_mut(colour);
+        let mut reset = false;
+        self.gates.retain(|key, entry| {
+            let forget =
+                key.colour == colour && entry.session.is_none() && entry.identity.job_id != job_id;
+            if forget {
+                reset |= tally.forgotten(&entry.progress);
+            }
+            !forget
+        });
+        let gates = &self.gates;
+        self.parallelism.retain(|(c, uid), _| {
+            *c != colour
+                || gates
+                    .keys()
+                    .any(|k| k.colour == colour && &k.gate_uid == uid)
+        });
+        if reset {
+            self.recompute_highest(colour);
+        }
     }
 
     fn recompute_highest(&mut self, colour: Colour) {

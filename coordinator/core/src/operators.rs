@@ -13,9 +13,13 @@
 //! Recording costs no write of its own in the usual flow: new operators ride
 //! along with the next document written anyway (the first horizon, the
 //! schedule, the completion), and force a write only while a transition is
-//! in flight (then only new operators, no parallelism changes). Completion
-//! forgets the old colour's operators (its job is stopped) and records the
-//! new active colour's.
+//! in flight (then only new operators, no parallelism changes). Scheduling
+//! forgets what was recorded of the target colour (a rollback may start a new
+//! job of it); completion forgets the old colour's operators (its job is
+//! stopped) and records the new active colour's. The ledger itself forgets
+//! the disconnected gates of a colour's earlier job when a gate of a new job
+//! of that colour attaches, so a stopped job's operators are not recorded
+//! again.
 
 use std::collections::BTreeMap;
 

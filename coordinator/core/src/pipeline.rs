@@ -121,6 +121,9 @@ impl PipelineState {
             promoted: false,
             state: TransitionState::Pending,
         });
+        // The target colour's job is recorded when it becomes active; what
+        // was recorded of it (a job a rollback now replaces) is stale.
+        next.operators.set(request.target, Operators::new());
         self.record_operators(&mut next, true);
         self.doc.check_successor(&next)?;
         Ok(next)

@@ -1,9 +1,10 @@
 //! Property test: the ledger's per-colour counts, kept as running tallies,
 //! always equal the counts recomputed from scratch from every gate — over
-//! random attaches (with takeovers and rescales), detaches, session ends,
+//! random attaches (with takeovers, rescales, restarted tasks and new jobs
+//! replacing earlier ones), detaches, session ends,
 //! acks and progress reports, including refused ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use cutover_core::*;
 use proptest::prelude::*;
@@ -16,6 +17,7 @@ enum Op {
         session: u64,
         gates: Vec<(bool, usize, u32)>,
         parallelism: u32,
+        job: u8,
         attempt: u32,
         held: u64,
     },
@@ -50,16 +52,20 @@ fn op() -> impl Strategy<Value = Op> {
             0u64..4,
             proptest::collection::vec(gate_ref(), 1..5),
             1u32..6,
+            0u8..2,
             0u32..3,
             0u64..6
         )
-            .prop_map(|(session, gates, parallelism, attempt, held)| Op::Attach {
-                session,
-                gates,
-                parallelism,
-                attempt,
-                held
-            }),
+            .prop_map(
+                |(session, gates, parallelism, job, attempt, held)| Op::Attach {
+                    session,
+                    gates,
+                    parallelism,
+                    job,
+                    attempt,
+                    held
+                }
+            ),
         (0u64..4, gate_ref()).prop_map(|(session, gate)| Op::Detach { session, gate }),
         (0u64..4).prop_map(|session| Op::Close { session }),
         (0u64..4, 0u64..8).prop_map(|(session, epoch)| Op::Ack { session, epoch }),
@@ -101,8 +107,6 @@ fn key((green, uid, subtask): (bool, usize, u32)) -> GateKey {
 struct Model {
     /// Acknowledged epoch of each live session.
     acked: HashMap<SessionId, Epoch>,
-    /// Latest parallelism per (colour, uid).
-    parallelism: BTreeMap<(Colour, String), u32>,
 }
 
 impl Model {
@@ -123,12 +127,8 @@ impl Model {
             .filter(|g| g.session.is_some())
             .collect();
         ColourGates {
-            expected: self
-                .parallelism
-                .iter()
-                .filter(|((c, _), _)| *c == colour)
-                .map(|(_, p)| p)
-                .sum(),
+            // Not a running tally: the operators' parallelism as recorded.
+            expected: ledger.operators(colour).map(|(_, p)| p).sum(),
             connected: connected.len() as u32,
             acked: connected
                 .iter()
@@ -175,13 +175,13 @@ proptest! {
         let mut model = Model::default();
         for op in ops {
             match op {
-                Op::Attach { session, gates, parallelism, attempt, held } => {
+                Op::Attach { session, gates, parallelism, job, attempt, held } => {
                     let identities: Vec<GateIdentity> = gates
                         .iter()
                         .map(|&(green, uid, subtask)| GateIdentity {
                             pipeline: name.clone(),
                             colour: colour(green),
-                            job_id: "job".into(),
+                            job_id: format!("job-{job}"),
                             gate_uid: UIDS[uid].into(),
                             subtask_index: subtask,
                             parallelism,
@@ -190,11 +190,6 @@ proptest! {
                         .collect();
                     if ledger.attach(SessionId(session), &identities, Epoch(held)).is_ok() {
                         model.ack(SessionId(session), Epoch(held));
-                        for identity in &identities {
-                            model
-                                .parallelism
-                                .insert((identity.colour, identity.gate_uid.clone()), parallelism);
-                        }
                     }
                 }
                 Op::Detach { session, gate } => {

@@ -562,3 +562,90 @@ fn a_restarted_task_must_pass_the_drain_mark_again_a_reconnect_need_not() {
     });
     assert_eq!(doc.phase(), Some(Phase::Drained));
 }
+
+/// A gate of `job`'s operator `uid` (parallelism 1).
+fn job_gate(colour: Colour, job: &str, uid: &str) -> GateIdentity {
+    GateIdentity {
+        job_id: job.into(),
+        gate_uid: uid.into(),
+        ..gate(colour, 0, 1)
+    }
+}
+
+/// Reports `watermark` for `gates` on `session`, then installs automatic
+/// changes until there are none; the resulting phase.
+fn advance(
+    state: &mut PipelineState,
+    session: u64,
+    gates: &[GateIdentity],
+    watermark: i64,
+) -> Option<Phase> {
+    for g in gates {
+        state
+            .progress(SessionId(session), &g.key(), progress(watermark))
+            .expect("progress");
+    }
+    while let Some(next) = state.propose_automatic() {
+        state.install(next).expect("install");
+    }
+    state.doc().phase()
+}
+
+#[test]
+fn a_colour_redeployed_without_an_operator_is_not_waited_for_on_it() {
+    let doc = PipelineDoc::new(name(), Blue, HorizonPolicy::with_window(100));
+    let mut state = PipelineState::new(doc);
+    let blue_v1 = [
+        job_gate(Blue, "blue-v1", "a"),
+        job_gate(Blue, "blue-v1", "b"),
+    ];
+    state
+        .attach(SessionId(1), &blue_v1, Epoch(0))
+        .expect("attach");
+    advance(&mut state, 1, &blue_v1, 1000);
+
+    // BLUE → GREEN; BLUE v1 (sinks a and b) is stopped.
+    let green = [job_gate(Green, "green-v2", "a")];
+    state
+        .attach(SessionId(2), &green, Epoch(0))
+        .expect("attach");
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Green, CutoverAt::Earliest))
+    });
+    advance(&mut state, 2, &green, 1300);
+    assert_eq!(advance(&mut state, 1, &blue_v1, 1300), Some(Phase::Drained));
+    apply(&mut state, |s| s.propose_complete());
+    state.close_session(SessionId(1));
+
+    // GREEN → BLUE with a new BLUE job that has sink a only.
+    let blue_v3 = [job_gate(Blue, "blue-v3", "a")];
+    state
+        .attach(SessionId(3), &blue_v3, Epoch(0))
+        .expect("attach");
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    });
+    advance(&mut state, 3, &blue_v3, 1600);
+    assert_eq!(advance(&mut state, 2, &green, 1600), Some(Phase::Drained));
+    let doc = apply(&mut state, |s| s.propose_complete());
+    assert_eq!(
+        doc.operators.of(Blue),
+        &Operators::from([("a".to_string(), 1)]),
+        "v1's sink b is gone with v1"
+    );
+
+    // The next transition drains on sink a alone, also after a restart.
+    let mut state = PipelineState::new(doc);
+    state
+        .attach(SessionId(4), &blue_v3, Epoch(0))
+        .expect("attach");
+    state
+        .attach(SessionId(5), &green, Epoch(0))
+        .expect("attach");
+    advance(&mut state, 4, &blue_v3, 1600);
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Green, CutoverAt::Earliest))
+    });
+    advance(&mut state, 5, &green, 2000);
+    assert_eq!(advance(&mut state, 4, &blue_v3, 2000), Some(Phase::Drained));
+}

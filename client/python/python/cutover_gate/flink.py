@@ -23,6 +23,7 @@ to reach Python, and a short ``pipeline.auto-watermark-interval``.
 
 import bisect
 import time
+import uuid
 import zlib
 
 from pyflink.common import Types
@@ -48,7 +49,10 @@ class CutoverGate(KeyedProcessFunction):
         self.colour = colour.upper()
         self.endpoint = endpoint
         self.gate_uid = gate_uid
-        self.job_id = job_id or f"{pipeline}-{self.colour.lower()}"
+        # One id per job submission (this object is built once, then
+        # shipped to every task): a job started again, e.g. from a
+        # savepoint, is a new run whose gates start their progress over.
+        self.job_id = job_id or f"{pipeline}-{self.colour.lower()}-{uuid.uuid4().hex[:8]}"
         self.max_held = max_held
         self.retry_interval_ms = retry_interval_ms
         self.end_of_input_timeout_s = end_of_input_timeout_s
