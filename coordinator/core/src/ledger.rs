@@ -74,8 +74,6 @@ pub struct Ledger {
     gates: BTreeMap<GateKey, GateEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
     parallelism: BTreeMap<(Colour, String), u32>,
-    /// Per colour, the job id its gates last attached with.
-    current_job: [Option<String>; 2],
     /// Kept in step with `gates` and `sessions` by every method below.
     tallies: Tallies,
 }
@@ -102,9 +100,6 @@ impl Ledger {
                     live_attempt: entry.identity.attempt,
                 });
             }
-        }
-        for identity in gates {
-            self.new_job(identity.colour, &identity.job_id);
         }
         self.ack(session, held);
         let acked = self.sessions.get(&session).map_or(held, |e| e.acked);
@@ -172,39 +167,6 @@ impl Ledger {
             }
         }
         Ok(())
-    }
-
-    /// A gate of `colour` attaches with `job_id`. If that is another job
-    /// than the colour's last, the disconnected gates of earlier jobs of
-    /// that colour are forgotten, and so are operators left without gates:
-    /// a job stopped and replaced (a colour redeployed for a later
-    /// transition, perhaps with other operators) must not be waited for.
-    fn new_job(&mut self, colour: Colour, job_id: &str) {
-        let current = &mut self.current_job[slot(colour)];
-        if current.as_deref() == Some(job_id) {
-            return;
-        }
-        *current = Some(job_id.to_string());
-        let tally = self.tallies.of_mut(colour);
-        let mut reset = false;
-        self.gates.retain(|key, entry| {
-            let forget =
-                key.colour == colour && entry.session.is_none() && entry.identity.job_id != job_id;
-            if forget {
-                reset |= tally.forgotten(&entry.progress);
-            }
-            !forget
-        });
-        let gates = &self.gates;
-        self.parallelism.retain(|(c, uid), _| {
-            *c != colour
-                || gates
-                    .keys()
-                    .any(|k| k.colour == colour && &k.gate_uid == uid)
-        });
-        if reset {
-            self.recompute_highest(colour);
-        }
     }
 
     fn recompute_highest(&mut self, colour: Colour) {
@@ -369,21 +331,57 @@ impl Ledger {
             .sum()
     }
 
+    /// The operators of `colour`'s running job: those with a gate of a job
+    /// that has a connected gate of `colour` (disconnected gates of that job
+    /// included), with their latest parallelism. Gates left behind by an
+    /// earlier job of the colour — another job id, nothing connected — are
+    /// not part of it. Empty while no gate of `colour` is connected.
+    /// O(gates of `colour`).
+    pub fn current_operators(&self, colour: Colour) -> Operators {
+        let running = self.running_jobs(colour);
+        self.gates
+            .values()
+            .filter(|g| g.identity.colour == colour && running.contains(g.identity.job_id.as_str()))
+            .filter_map(|g| {
+                let uid = &g.identity.gate_uid;
+                let parallelism = self.parallelism.get(&(colour, uid.clone()))?;
+                Some((uid.clone(), *parallelism))
+            })
+            .collect()
+    }
+
+    /// Job ids of the connected gates of `colour`.
+    fn running_jobs(&self, colour: Colour) -> BTreeSet<&str> {
+        self.gates
+            .values()
+            .filter(|g| g.identity.colour == colour && g.session.is_some())
+            .map(|g| g.identity.job_id.as_str())
+            .collect()
+    }
+
     /// Whether every gate of `colour` is known and past `mark` (or idle, or
-    /// finished): the gates of every operator the ledger knows and of every
-    /// operator in `recorded`, so an operator whose gates have not
-    /// reconnected yet keeps this false. False when no operator of `colour`
-    /// is known at all.
+    /// finished): every gate of the running job's operators
+    /// ([`Ledger::current_operators`]; of every operator the ledger knows
+    /// while none of `colour` is connected) and of every operator in
+    /// `recorded`, so an operator whose gates have not reconnected since a
+    /// restart keeps this false. A gate slot still holding a gate of an
+    /// earlier job counts as not past. False when no operator is known.
     pub fn all_past(&self, colour: Colour, mark: Key, recorded: &Operators) -> bool {
         if self.unknown_expected(colour, recorded) > 0 {
             return false;
         }
-        let mut any = false;
-        for ((c, uid), &parallelism) in &self.parallelism {
-            if *c != colour {
-                continue;
-            }
-            any = true;
+        let mut operators = self.current_operators(colour);
+        if operators.is_empty() {
+            operators.extend(self.operators(colour).map(|(uid, p)| (uid.to_string(), p)));
+        }
+        for (uid, &p) in recorded {
+            operators.entry(uid.clone()).or_insert(p);
+        }
+        if operators.is_empty() {
+            return false;
+        }
+        let running = self.running_jobs(colour);
+        for (uid, parallelism) in operators {
             for subtask_index in 0..parallelism {
                 let key = GateKey {
                     colour,
@@ -391,14 +389,15 @@ impl Ledger {
                     subtask_index,
                 };
                 let done = self.gates.get(&key).is_some_and(|g| {
-                    g.progress.watermark >= mark || g.progress.idle || g.progress.finished
+                    (running.is_empty() || running.contains(g.identity.job_id.as_str()))
+                        && (g.progress.watermark >= mark || g.progress.idle || g.progress.finished)
                 });
                 if !done {
                     return false;
                 }
             }
         }
-        any
+        true
     }
 
     /// Counts for `colour` at `epoch`: O(log n), from running tallies.

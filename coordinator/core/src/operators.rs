@@ -10,16 +10,17 @@
 //! flight, otherwise the active one. A gate operator recorded here but not
 //! yet reconnected counts as not past any mark.
 //!
+//! What is recorded are the operators of the colour's running job: gates
+//! an earlier job of that colour left behind (another job id, none
+//! connected) are not, so a colour redeployed without one of its sinks is
+//! not waited for on it.
+//!
 //! Recording costs no write of its own in the usual flow: new operators ride
 //! along with the next document written anyway (the first horizon, the
 //! schedule, the completion), and force a write only while a transition is
-//! in flight (then only new operators, no parallelism changes). Scheduling
-//! forgets what was recorded of the target colour (a rollback may start a new
-//! job of it); completion forgets the old colour's operators (its job is
-//! stopped) and records the new active colour's. The ledger itself forgets
-//! the disconnected gates of a colour's earlier job when a gate of a new job
-//! of that colour attaches, so a stopped job's operators are not recorded
-//! again.
+//! in flight (then only new operators, no parallelism changes). Completion
+//! forgets the old colour's operators (its job is stopped) and records the
+//! new active colour's.
 
 use std::collections::BTreeMap;
 
@@ -70,13 +71,9 @@ pub fn recorded_colour(doc: &PipelineDoc) -> Colour {
 /// transition is in flight only new operators are added, so that two
 /// coordinators that each still know another parallelism of one operator
 /// cannot overwrite each other in turn.
-pub(crate) fn merged<'a>(
-    recorded: &Operators,
-    known: impl IntoIterator<Item = (&'a str, u32)>,
-    rescale: bool,
-) -> Option<Operators> {
+pub(crate) fn merged(recorded: &Operators, known: &Operators, rescale: bool) -> Option<Operators> {
     let mut next: Option<Operators> = None;
-    for (uid, parallelism) in known {
+    for (uid, &parallelism) in known {
         let current = next.as_ref().unwrap_or(recorded);
         let differs = match current.get(uid) {
             None => true,

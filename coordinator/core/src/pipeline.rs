@@ -121,9 +121,6 @@ impl PipelineState {
             promoted: false,
             state: TransitionState::Pending,
         });
-        // The target colour's job is recorded when it becomes active; what
-        // was recorded of it (a job a rollback now replaces) is stale.
-        next.operators.set(request.target, Operators::new());
         self.record_operators(&mut next, true);
         self.doc.check_successor(&next)?;
         Ok(next)
@@ -136,7 +133,7 @@ impl PipelineState {
         let colour = recorded_colour(next);
         if let Some(operators) = merged(
             next.operators.of(colour),
-            self.ledger.operators(colour),
+            &self.ledger.current_operators(colour),
             rescale,
         ) {
             next.operators.set(colour, operators);
@@ -252,7 +249,7 @@ impl PipelineState {
         let new_operators = in_flight
             && merged(
                 doc.operators.of(colour),
-                self.ledger.operators(colour),
+                &self.ledger.current_operators(colour),
                 false,
             )
             .is_some();

@@ -1,10 +1,10 @@
 //! Property test: the ledger's per-colour counts, kept as running tallies,
 //! always equal the counts recomputed from scratch from every gate — over
-//! random attaches (with takeovers, rescales, restarted tasks and new jobs
-//! replacing earlier ones), detaches, session ends,
+//! random attaches (with takeovers, rescales and restarted tasks — another
+//! job id or attempt — whose progress starts over), detaches, session ends,
 //! acks and progress reports, including refused ones.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use cutover_core::*;
 use proptest::prelude::*;
@@ -107,6 +107,8 @@ fn key((green, uid, subtask): (bool, usize, u32)) -> GateKey {
 struct Model {
     /// Acknowledged epoch of each live session.
     acked: HashMap<SessionId, Epoch>,
+    /// Latest parallelism per (colour, uid).
+    parallelism: BTreeMap<(Colour, String), u32>,
 }
 
 impl Model {
@@ -127,8 +129,12 @@ impl Model {
             .filter(|g| g.session.is_some())
             .collect();
         ColourGates {
-            // Not a running tally: the operators' parallelism as recorded.
-            expected: ledger.operators(colour).map(|(_, p)| p).sum(),
+            expected: self
+                .parallelism
+                .iter()
+                .filter(|((c, _), _)| *c == colour)
+                .map(|(_, p)| p)
+                .sum(),
             connected: connected.len() as u32,
             acked: connected
                 .iter()
@@ -190,6 +196,11 @@ proptest! {
                         .collect();
                     if ledger.attach(SessionId(session), &identities, Epoch(held)).is_ok() {
                         model.ack(SessionId(session), Epoch(held));
+                        for identity in &identities {
+                            model
+                                .parallelism
+                                .insert((identity.colour, identity.gate_uid.clone()), parallelism);
+                        }
                     }
                 }
                 Op::Detach { session, gate } => {

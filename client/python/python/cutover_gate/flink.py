@@ -35,6 +35,9 @@ from cutover_gate import DROP, EMIT, HOLD, release_client, shared_client
 END_OF_INPUT = (1 << 63) - 1
 """Flink's watermark at the end of a bounded input."""
 
+# Identifies the jobs this process submits (see CutoverGate.job_id).
+_SUBMISSION = uuid.uuid4().hex[:8]
+
 
 class GateOverflow(RuntimeError):
     """More records held than the gate's bound allows."""
@@ -49,10 +52,10 @@ class CutoverGate(KeyedProcessFunction):
         self.colour = colour.upper()
         self.endpoint = endpoint
         self.gate_uid = gate_uid
-        # One id per job submission (this object is built once, then
-        # shipped to every task): a job started again, e.g. from a
-        # savepoint, is a new run whose gates start their progress over.
-        self.job_id = job_id or f"{pipeline}-{self.colour.lower()}-{uuid.uuid4().hex[:8]}"
+        # One id per job submission, shared by every gate operator of the
+        # job (built in the submitting process, then shipped to the tasks):
+        # a job started again, e.g. from a savepoint, is a new run.
+        self.job_id = job_id or f"{pipeline}-{self.colour.lower()}-{_SUBMISSION}"
         self.max_held = max_held
         self.retry_interval_ms = retry_interval_ms
         self.end_of_input_timeout_s = end_of_input_timeout_s
