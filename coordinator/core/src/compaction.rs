@@ -38,8 +38,8 @@ pub fn compaction_floor(doc: &PipelineDoc, ledger: &Ledger) -> Option<Key> {
     let old = doc.operators.of(from);
     let old_known = ledger.operators(from).next().is_some() || !old.is_empty();
     let past = |mark: Key| {
-        ledger.all_past(to, mark, doc.operators.of(to))
-            && (!old_known || ledger.all_past(from, mark, old))
+        ledger.all_past(to, mark, doc.operators.of(to), false)
+            && (!old_known || ledger.all_past(from, mark, old, false))
     };
     doc.plan
         .timeline

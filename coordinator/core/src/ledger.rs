@@ -365,8 +365,18 @@ impl Ledger {
     /// while none of `colour` is connected) and of every operator in
     /// `recorded`, so an operator whose gates have not reconnected since a
     /// restart keeps this false. A gate slot still holding a gate of an
-    /// earlier job counts as not past. False when no operator is known.
-    pub fn all_past(&self, colour: Colour, mark: Key, recorded: &Operators) -> bool {
+    /// earlier job counts as not past. With `live_only` a disconnected gate
+    /// counts only if it finished: a task that failed may be restarting from
+    /// a checkpoint behind what it reported (for DRAINED, while the job
+    /// runs; compaction, after its job stopped, takes the last reports).
+    /// False when no operator is known.
+    pub fn all_past(
+        &self,
+        colour: Colour,
+        mark: Key,
+        recorded: &Operators,
+        live_only: bool,
+    ) -> bool {
         if self.unknown_expected(colour, recorded) > 0 {
             return false;
         }
@@ -389,8 +399,11 @@ impl Ledger {
                     subtask_index,
                 };
                 let done = self.gates.get(&key).is_some_and(|g| {
+                    let p = &g.progress;
+                    let reported =
+                        (!live_only || g.session.is_some()) && (p.watermark >= mark || p.idle);
                     (running.is_empty() || running.contains(g.identity.job_id.as_str()))
-                        && (g.progress.watermark >= mark || g.progress.idle || g.progress.finished)
+                        && (p.finished || reported)
                 });
                 if !done {
                     return false;

@@ -238,7 +238,7 @@ impl PipelineState {
                 && horizon.unwrap_or(doc.horizon()) > t.at
                 && self
                     .ledger
-                    .all_past(t.from, t.drain_mark(), doc.operators.of(t.from))
+                    .all_past(t.from, t.drain_mark(), doc.operators.of(t.from), true)
         });
         let floor = compaction_floor(doc, &self.ledger);
         let in_flight = doc

@@ -649,3 +649,38 @@ fn a_colour_redeployed_without_an_operator_is_not_waited_for_on_it() {
     advance(&mut state, 5, &green, 2000);
     assert_eq!(advance(&mut state, 4, &blue_v3, 2000), Some(Phase::Drained));
 }
+
+#[test]
+fn a_gate_that_went_away_is_not_counted_past_the_mark_until_it_is_back() {
+    let mut state = running_pipeline(1000);
+    apply(&mut state, |s| {
+        s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
+    }); // at 1100
+    let green = gate(Green, 0, 1);
+    assert_eq!(
+        advance(&mut state, 1, std::slice::from_ref(&green), 1060),
+        Some(Phase::CuttingOver)
+    );
+    state
+        .progress(SessionId(1), &green.key(), progress(1200))
+        .expect("progress");
+    // The task fails before DRAINED is written: its gate leaves, and Flink
+    // will restart it from a checkpoint, perhaps behind the cutover.
+    state.close_session(SessionId(1));
+    let phase = state
+        .propose_automatic()
+        .map_or(state.doc().phase(), |next| next.phase());
+    assert_eq!(phase, Some(Phase::CuttingOver));
+
+    let restarted = GateIdentity {
+        attempt: 1,
+        ..green
+    };
+    state
+        .attach(SessionId(2), std::slice::from_ref(&restarted), Epoch(0))
+        .expect("attach");
+    assert_eq!(
+        advance(&mut state, 2, &[restarted], 1150),
+        Some(Phase::Drained)
+    );
+}

@@ -52,9 +52,10 @@ class CutoverGate(KeyedProcessFunction):
         self.colour = colour.upper()
         self.endpoint = endpoint
         self.gate_uid = gate_uid
-        # One id per job submission, shared by every gate operator of the
-        # job (built in the submitting process, then shipped to the tasks):
-        # a job started again, e.g. from a savepoint, is a new run.
+        # One id per submitting process, shared by every gate operator of the
+        # job (built there, then shipped to the tasks): a job submitted again
+        # from a new process, e.g. from a savepoint, is a new run. Pass job_id
+        # to tell apart several submissions of one colour from one process.
         self.job_id = job_id or f"{pipeline}-{self.colour.lower()}-{_SUBMISSION}"
         self.max_held = max_held
         self.retry_interval_ms = retry_interval_ms
