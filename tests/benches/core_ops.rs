@@ -1,6 +1,8 @@
 //! The coordinator's protocol core per gate count: applying an ack, applying
 //! a progress report, proposing a schedule, proposing the automatic change
-//! (horizon, DRAINED, compaction), and installing a snapshot in a client.
+//! (horizon, DRAINED, compaction) — also while cutting over, when the
+//! DRAINED check walks the old colour's gates — and installing a snapshot in
+//! a client.
 
 use std::hint::black_box;
 
@@ -94,6 +96,25 @@ fn core_ops(c: &mut Criterion) {
             BenchmarkId::new("propose_automatic", gates),
             &gates,
             |b, _| b.iter(|| state.propose_automatic()),
+        );
+        // Cutting over, every gate still short of the cutover: the DRAINED
+        // check walks the old colour's gates on every automatic proposal.
+        let mut cutting_over = state.clone();
+        let scheduled = cutting_over
+            .propose_schedule(request)
+            .expect("schedule at the horizon");
+        let at = scheduled.transition.as_ref().map_or(Key::MIN, |t| t.at);
+        cutting_over.install(scheduled).expect("install");
+        let mut horizon = cutting_over.doc().clone();
+        horizon.plan.epoch = horizon.plan.epoch.next();
+        horizon.plan.horizon = at.saturating_add(1);
+        cutting_over
+            .install(horizon)
+            .expect("install a horizon past the cutover");
+        group.bench_with_input(
+            BenchmarkId::new("propose_automatic_cutting_over", gates),
+            &gates,
+            |b, _| b.iter(|| cutting_over.propose_automatic()),
         );
     }
     group.finish();

@@ -338,25 +338,50 @@ impl Ledger {
     /// not part of it. Empty while no gate of `colour` is connected.
     /// O(gates of `colour`).
     pub fn current_operators(&self, colour: Colour) -> Operators {
-        let running = self.running_jobs(colour);
-        self.gates
-            .values()
-            .filter(|g| g.identity.colour == colour && running.contains(g.identity.job_id.as_str()))
-            .filter_map(|g| {
-                let uid = &g.identity.gate_uid;
-                let parallelism = self.parallelism.get(&(colour, uid.clone()))?;
-                Some((uid.clone(), *parallelism))
-            })
+        self.running_operators(colour, &self.running_jobs(colour))
+            .into_iter()
+            .map(|(uid, p)| (uid.to_string(), p))
             .collect()
+    }
+
+    /// The gates of `colour`, in key order.
+    fn gates_of(&self, colour: Colour) -> impl Iterator<Item = &GateEntry> + '_ {
+        let first = GateKey {
+            colour,
+            gate_uid: String::new(),
+            subtask_index: 0,
+        };
+        self.gates
+            .range(first..)
+            .take_while(move |(key, _)| key.colour == colour)
+            .map(|(_, gate)| gate)
     }
 
     /// Job ids of the connected gates of `colour`.
     fn running_jobs(&self, colour: Colour) -> BTreeSet<&str> {
-        self.gates
-            .values()
-            .filter(|g| g.identity.colour == colour && g.session.is_some())
+        self.gates_of(colour)
+            .filter(|g| g.session.is_some())
             .map(|g| g.identity.job_id.as_str())
             .collect()
+    }
+
+    /// [`Ledger::current_operators`], borrowed, given the running jobs.
+    fn running_operators<'a>(
+        &'a self,
+        colour: Colour,
+        running: &BTreeSet<&str>,
+    ) -> BTreeMap<&'a str, u32> {
+        let mut operators = BTreeMap::new();
+        for gate in self.gates_of(colour) {
+            let uid = gate.identity.gate_uid.as_str();
+            if !operators.contains_key(uid)
+                && running.contains(gate.identity.job_id.as_str())
+                && let Some(&p) = self.parallelism.get(&(colour, uid.to_string()))
+            {
+                operators.insert(uid, p);
+            }
+        }
+        operators
     }
 
     /// Whether every gate of `colour` is known and past `mark` (or idle, or
@@ -369,7 +394,7 @@ impl Ledger {
     /// counts only if it finished: a task that failed may be restarting from
     /// a checkpoint behind what it reported (for DRAINED, while the job
     /// runs; compaction, after its job stopped, takes the last reports).
-    /// False when no operator is known.
+    /// False when no operator is known. O(gates of `colour`).
     pub fn all_past(
         &self,
         colour: Colour,
@@ -380,37 +405,40 @@ impl Ledger {
         if self.unknown_expected(colour, recorded) > 0 {
             return false;
         }
-        let mut operators = self.current_operators(colour);
+        let running = self.running_jobs(colour);
+        let mut operators = self.running_operators(colour, &running);
         if operators.is_empty() {
-            operators.extend(self.operators(colour).map(|(uid, p)| (uid.to_string(), p)));
+            operators.extend(self.operators(colour));
         }
         for (uid, &p) in recorded {
-            operators.entry(uid.clone()).or_insert(p);
+            operators.entry(uid.as_str()).or_insert(p);
         }
         if operators.is_empty() {
             return false;
         }
-        let running = self.running_jobs(colour);
-        for (uid, parallelism) in operators {
-            for subtask_index in 0..parallelism {
-                let key = GateKey {
-                    colour,
-                    gate_uid: uid.clone(),
-                    subtask_index,
-                };
-                let done = self.gates.get(&key).is_some_and(|g| {
-                    let p = &g.progress;
-                    let reported =
-                        (!live_only || g.session.is_some()) && (p.watermark >= mark || p.idle);
-                    (running.is_empty() || running.contains(g.identity.job_id.as_str()))
-                        && (p.finished || reported)
-                });
-                if !done {
-                    return false;
-                }
+        // Subtasks past the mark, per operator; gate keys are unique, so
+        // every operator must reach its parallelism.
+        let mut past: BTreeMap<&str, u32> = BTreeMap::new();
+        for gate in self.gates_of(colour) {
+            let uid = gate.identity.gate_uid.as_str();
+            let Some(&parallelism) = operators.get(uid) else {
+                continue;
+            };
+            let p = &gate.progress;
+            let reported =
+                (!live_only || gate.session.is_some()) && (p.watermark >= mark || p.idle);
+            let of_running_job =
+                running.is_empty() || running.contains(gate.identity.job_id.as_str());
+            if gate.identity.subtask_index < parallelism
+                && of_running_job
+                && (p.finished || reported)
+            {
+                *past.entry(uid).or_insert(0) += 1;
             }
         }
-        true
+        operators
+            .iter()
+            .all(|(uid, &parallelism)| past.get(uid).copied().unwrap_or(0) >= parallelism)
     }
 
     /// Counts for `colour` at `epoch`: O(log n), from running tallies.

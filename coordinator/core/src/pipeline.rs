@@ -246,13 +246,14 @@ impl PipelineState {
             .as_ref()
             .is_some_and(|t| t.state == TransitionState::Pending);
         let colour = recorded_colour(doc);
+        // Only an operator the record lacks can be new: a cheap check first.
+        let recorded = doc.operators.of(colour);
         let new_operators = in_flight
-            && merged(
-                doc.operators.of(colour),
-                &self.ledger.current_operators(colour),
-                false,
-            )
-            .is_some();
+            && !self
+                .ledger
+                .operators(colour)
+                .all(|(uid, _)| recorded.contains_key(uid))
+            && merged(recorded, &self.ledger.current_operators(colour), false).is_some();
         if horizon.is_none() && !drained && floor.is_none() && !new_operators {
             return None;
         }
