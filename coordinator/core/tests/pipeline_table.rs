@@ -392,26 +392,15 @@ fn after_a_restart_drained_waits_for_every_operator_of_the_old_colour() {
     state
         .attach(SessionId(1), &sinks, Epoch(0))
         .expect("attach");
-    for g in &sinks {
-        state
-            .progress(SessionId(1), &g.key(), progress(1000))
-            .expect("progress");
-    }
-    apply(&mut state, |s| {
-        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
-    });
+    advance(&mut state, 1, &sinks, 1000);
     apply(&mut state, |s| {
         s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
     }); // at 1100
-    for g in &sinks {
-        state
-            .progress(SessionId(1), &g.key(), progress(1060))
-            .expect("progress");
-    }
-    let doc = apply(&mut state, |s| {
-        s.propose_automatic().ok_or(CoreError::NoHorizonYet)
-    });
-    assert_eq!(doc.phase(), Some(Phase::CuttingOver));
+    assert_eq!(
+        advance(&mut state, 1, &sinks, 1060),
+        Some(Phase::CuttingOver)
+    );
+    let doc = state.doc().clone();
 
     // The coordinator restarts: a new state from the stored document, and
     // only sink-a's gate is back, past the cutover.
