@@ -1,5 +1,6 @@
-//! `cutover status | schedule | abort | promote | complete`: the control API
-//! from the command line, against a running coordinator.
+//! `cutover list | status | schedule | abort | promote | complete |
+//! forget-operator`: the control API from the command line, against a
+//! running coordinator.
 
 use std::process::ExitCode;
 
@@ -44,7 +45,7 @@ pub struct ScheduleArgs {
     /// The colour taking over.
     #[arg(long = "to", value_enum)]
     to: ColourArg,
-    /// Cutover key (event time, ms); EARLIEST (horizon + one window) when
+    /// Cutover key (event time, ms); EARLIEST (the persisted horizon) when
     /// absent.
     #[arg(long, allow_hyphen_values = true)]
     at: Option<i64>,
@@ -74,9 +75,36 @@ pub struct PromoteArgs {
     namespace: Option<String>,
 }
 
+/// Flags of `cutover forget-operator`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Colour of the operator's job.
+    #[arg(long, value_enum)]
+    colour: ColourArg,
+    /// The gate operator's uid.
+    #[arg(long)]
+    uid: String,
+}
+
+/// Flags of `cutover list`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListArgs {
+    /// Coordinator address.
+    #[arg(
+        long,
+        env = "CUTOVER_ENDPOINT",
+        default_value = "http://127.0.0.1:7700"
+    )]
+    pub endpoint: String,
+}
+
 /// The control commands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ControlCommand {
+    /// List the pipelines, and those whose stored state cannot be read.
+    List(ListArgs),
     /// Print a pipeline's plan, transition and gates.
     Status(Target),
     /// Schedule a transition to a colour.
@@ -89,15 +117,20 @@ pub enum ControlCommand {
     Promote(PromoteArgs),
     /// Mark the transition complete once the old job is stopped.
     Complete(Target),
+    /// Forget a recorded gate operator that will never come back (it keeps
+    /// DRAINED from coming); refused while any of its gates is connected.
+    ForgetOperator(ForgetArgs),
 }
 
 impl ControlCommand {
     /// Sends the request and prints the pipeline's status.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let target = match &self {
+            ControlCommand::List(l) => return list(&l.endpoint).await,
             ControlCommand::Status(t) | ControlCommand::Abort(t) | ControlCommand::Complete(t) => {
                 t.clone()
             }
+            ControlCommand::ForgetOperator(f) => f.target.clone(),
             ControlCommand::Promote(p) if p.resource => {
                 return annotate_for_promotion(&p.target.pipeline, p.namespace.as_deref()).await;
             }
@@ -123,16 +156,14 @@ impl ControlCommand {
     ) -> anyhow::Result<v1::PipelineStatus> {
         let pipeline = pipeline.to_string();
         let reply = match self {
+            ControlCommand::List(_) => bail!("list names no pipeline"),
             ControlCommand::Status(_) => {
                 control
                     .get_pipeline(v1::GetPipelineRequest { pipeline })
                     .await
             }
             ControlCommand::Schedule(s) => {
-                let target = match s.to {
-                    ColourArg::Blue => v1::Colour::Blue,
-                    ColourArg::Green => v1::Colour::Green,
-                };
+                let target = colour_arg(s.to);
                 let mode = if s.watermark_mode {
                     v1::DecisionMode::Watermark
                 } else {
@@ -160,12 +191,57 @@ impl ControlCommand {
                     .complete_transition(v1::CompleteTransitionRequest { pipeline })
                     .await
             }
+            ControlCommand::ForgetOperator(f) => {
+                control
+                    .forget_operator(v1::ForgetOperatorRequest {
+                        pipeline,
+                        colour: colour_arg(f.colour) as i32,
+                        gate_uid: f.uid.clone(),
+                    })
+                    .await
+            }
         };
         match reply {
             Ok(response) => Ok(response.into_inner()),
             Err(status) => bail!("{:?}: {}", status.code(), status.message()),
         }
     }
+}
+
+fn colour_arg(colour: ColourArg) -> v1::Colour {
+    match colour {
+        ColourArg::Blue => v1::Colour::Blue,
+        ColourArg::Green => v1::Colour::Green,
+    }
+}
+
+/// Prints every pipeline in one line, and every broken one with its reason.
+async fn list(endpoint: &str) -> anyhow::Result<ExitCode> {
+    let mut control = ControlServiceClient::connect(endpoint.to_string())
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    let reply = match control.list_pipelines(v1::ListPipelinesRequest {}).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => bail!("{:?}: {}", status.code(), status.message()),
+    };
+    for s in &reply.pipelines {
+        let plan = s.plan.clone().unwrap_or_default();
+        println!(
+            "{}\tepoch {}\tactive {}\t{}",
+            s.pipeline,
+            plan.epoch,
+            colour_name(s.active),
+            phase_name(s.phase)
+        );
+    }
+    for b in &reply.broken {
+        println!("{}\tBROKEN at {}: {}", b.pipeline, b.location, b.reason);
+    }
+    Ok(if reply.broken.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 /// Sets the promote annotation on FlinkBlueGreenDeployment `name`; the
@@ -219,6 +295,14 @@ pub fn describe(s: &v1::PipelineStatus) -> String {
         colour_name(s.active),
         key(plan.horizon)
     ));
+    let floor = |f: Option<i64>| key(f.unwrap_or(i64::MIN));
+    if plan.blue_retired_below.is_some() || plan.green_retired_below.is_some() {
+        out.push_str(&format!(
+            "  retired below: BLUE {}, GREEN {}\n",
+            floor(plan.blue_retired_below),
+            floor(plan.green_retired_below)
+        ));
+    }
     for segment in &plan.segments {
         out.push_str(&format!(
             "  from {:>20}  {}\n",
@@ -279,6 +363,11 @@ fn status_json(s: &v1::PipelineStatus) -> serde_json::Value {
         "epoch": plan.epoch,
         "active": colour_name(s.active),
         "horizon": plan.horizon,
+        "retired_below": {
+            "blue": plan.blue_retired_below,
+            "green": plan.green_retired_below,
+        },
+        "incarnation": format!("{:016x}", plan.incarnation),
         "phase": phase_name(s.phase),
         "transition": s.transition.as_ref().map(|t| serde_json::json!({
             "from": colour_name(t.from),

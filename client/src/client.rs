@@ -98,6 +98,29 @@ impl Client {
         let _ = installed.wait_for(|&e| e >= epoch).await;
     }
 
+    /// Waits until the plan held for `pipeline` satisfies `accept`, and
+    /// returns it.
+    pub async fn wait_for_plan(
+        &self,
+        pipeline: &PipelineName,
+        accept: impl Fn(&Plan) -> bool,
+    ) -> Arc<Plan> {
+        let slot = self.shared.slot(pipeline);
+        let mut installed = slot.installed.subscribe();
+        loop {
+            installed.borrow_and_update();
+            if let Some(plan) = slot.plan.load_full()
+                && accept(&plan)
+            {
+                return plan;
+            }
+            if installed.changed().await.is_err() {
+                // The client is gone; nothing will ever be installed.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Sends a last progress report and closes the session.
     pub async fn shutdown(mut self) {
         self.shared.stop.send_replace(true);

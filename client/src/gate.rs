@@ -26,11 +26,12 @@ struct Tail {
     plan: usize,
     /// Keys at or above it are held.
     horizon: i64,
-    /// Start of the last segment, and the decision in it.
+    /// Start of the highest region (the last segment, clipped at the
+    /// colour's retirement floor), and the decision in it.
     last_start: i64,
     last: Decision,
-    /// Start of the segment before it (`i64::MIN` covers all older keys),
-    /// and the decision in it.
+    /// Start of the region before it (`i64::MIN` covers all older keys;
+    /// `i64::MAX`: none), and the decision in it.
     before_start: i64,
     before: Decision,
 }
@@ -54,16 +55,31 @@ impl Tail {
                 Decision::Drop
             }
         };
-        let segments = plan.timeline.segments();
-        let last = plan.timeline.last();
-        let before = segments.len().checked_sub(2).map(|i| segments[i]);
+        // The two highest regions of keys with one decision, segments
+        // clipped at this colour's retirement floor (below it: Drop).
+        let floor = plan.retired.of(colour).0;
+        let mut regions = [(i64::MAX, Decision::Hold); 2];
+        let mut count = 0;
+        for segment in plan.timeline.segments().iter().rev() {
+            if count == regions.len() {
+                break;
+            }
+            regions[count] = (segment.start.0.max(floor), decision(segment.owner));
+            count += 1;
+            if segment.start.0 <= floor {
+                if floor > i64::MIN && count < regions.len() {
+                    regions[count] = (i64::MIN, Decision::Drop);
+                }
+                break;
+            }
+        }
         Tail {
             plan: Arc::as_ptr(plan) as usize,
             horizon: plan.horizon.0,
-            last_start: last.start.0,
-            last: decision(last.owner),
-            before_start: before.map_or(i64::MAX, |s| s.start.0),
-            before: before.map_or(Decision::Hold, |s| decision(s.owner)),
+            last_start: regions[0].0,
+            last: regions[0].1,
+            before_start: regions[1].0,
+            before: regions[1].1,
         }
     }
 
@@ -252,10 +268,11 @@ impl Gate {
             self.finish();
             return;
         }
+        // Release: the held records set before are seen with it.
         let previous = self
             .gate
             .watermark
-            .fetch_max(watermark.0, Ordering::Relaxed);
+            .fetch_max(watermark.0, Ordering::Release);
         self.flush();
         if watermark.0 > previous && self.slot.near_horizon(watermark) {
             self.client.urgent.notify_one();
@@ -269,6 +286,35 @@ impl Gate {
         self.gate
             .lowest_held
             .store(self.lowest_held, Ordering::Relaxed);
+        self.flush();
+    }
+
+    /// Declares that this gate reports its job's checkpoints: `restored` is
+    /// its watermark in the checkpoint or savepoint its task was restored
+    /// from (`Key::MIN` for a fresh start). From then on the coordinator
+    /// counts the gate as durably past a key only through
+    /// [`Gate::checkpoint_completed`]: DRAINED waits until a checkpoint past
+    /// the drain mark completed, and keys of the running colour are retired
+    /// only below its checkpoints. A gate that never calls this is taken at
+    /// its watermark (see the README's guarantees for what that leaves
+    /// open).
+    pub fn track_checkpoints(&mut self, restored: Key) {
+        self.gate
+            .checkpointed
+            .fetch_max(restored.0, Ordering::Relaxed);
+        self.gate.tracks_checkpoints.store(true, Ordering::Release);
+        self.flush();
+    }
+
+    /// A checkpoint of the job completed; `watermark` is this gate's
+    /// watermark when that checkpoint was taken (a failover restarts the
+    /// task there). Also declares checkpoint tracking
+    /// ([`Gate::track_checkpoints`]).
+    pub fn checkpoint_completed(&mut self, watermark: Key) {
+        self.gate
+            .checkpointed
+            .fetch_max(watermark.0, Ordering::Relaxed);
+        self.gate.tracks_checkpoints.store(true, Ordering::Release);
         self.flush();
     }
 
@@ -320,7 +366,7 @@ impl Drop for Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cutover_core::{Epoch, Mode, Timeline};
+    use cutover_core::{Epoch, Incarnation, Mode, RetiredBelow, Timeline};
 
     #[test]
     fn the_tail_decides_like_the_plan() {
@@ -343,20 +389,41 @@ mod tests {
         assert!(timelines.iter().any(|t| t.segments().len() == 4));
         for timeline in &timelines {
             for horizon in -2..10 {
-                let plan = Arc::new(Plan {
-                    timeline: timeline.clone(),
-                    horizon: Key(horizon),
-                    epoch: Epoch(1),
-                    mode: Mode::EventTime,
-                });
-                for colour in Colour::ALL {
-                    let tail = Tail::of(Some(&plan), colour);
-                    for key in (-3..11).map(Key).chain([Key::MIN, Key::MAX]) {
-                        let expected = plan.decide(colour, key);
-                        let got = tail.decide(key).unwrap_or_else(|| plan.decide(colour, key));
-                        assert_eq!(got, expected, "{timeline:?} horizon {horizon} key {key}");
-                        if timeline.segments().len() <= 2 {
-                            assert!(tail.decide(key).is_some(), "two segments never defer");
+                for (blue, green) in [
+                    (i64::MIN, i64::MIN),
+                    (2, i64::MIN),
+                    (i64::MIN, 5),
+                    (4, 7),
+                    (horizon, horizon),
+                ] {
+                    let plan = Arc::new(Plan {
+                        timeline: timeline.clone(),
+                        horizon: Key(horizon),
+                        epoch: Epoch(1),
+                        mode: Mode::EventTime,
+                        retired: RetiredBelow {
+                            blue: Key(blue.min(horizon)),
+                            green: Key(green.min(horizon)),
+                        },
+                        incarnation: Incarnation(1),
+                        unknown: Default::default(),
+                    });
+                    for colour in Colour::ALL {
+                        let tail = Tail::of(Some(&plan), colour);
+                        for key in (-3..11).map(Key).chain([Key::MIN, Key::MAX]) {
+                            let expected = plan.decide(colour, key);
+                            let got = tail.decide(key).unwrap_or_else(|| plan.decide(colour, key));
+                            assert_eq!(got, expected, "{timeline:?} horizon {horizon} key {key}");
+                            let floor = plan.retired.of(colour);
+                            if timeline.segments().len() <= 2 && floor == Key::MIN {
+                                assert!(tail.decide(key).is_some(), "two segments never defer");
+                            }
+                            if timeline.segments().len() == 1 {
+                                assert!(
+                                    tail.decide(key).is_some(),
+                                    "one segment and a floor never defer"
+                                );
+                            }
                         }
                     }
                 }

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cutover_core::{Epoch, GateKey, Key, PipelineName};
-use cutover_proto::convert::{gate_identity_to, gate_ref_to, pipeline_from, plan_from};
+use cutover_core::{Epoch, GateKey, Incarnation, Key, PipelineName};
+use cutover_proto::convert::{
+    gate_identity_to, gate_ref_to, pipeline_from, plan_from, progress_to,
+};
 use cutover_proto::v1::gate_service_client::GateServiceClient;
 use cutover_proto::v1::{self, client_message::Kind, server_message};
 use rand::Rng;
@@ -129,7 +131,7 @@ async fn connection(
             }
             frame = inbound.message() => match frame {
                 Ok(Some(frame)) => {
-                    if let Some(ack) = receive(shared, frame) {
+                    if let Some(ack) = receive(shared, &announced, frame) {
                         let Ok(ack) = ack else { return Ended::Failed { served: true } };
                         if tx.send(message(Kind::Ack(ack))).await.is_err() {
                             return Ended::Failed { served: true };
@@ -200,15 +202,24 @@ fn held(shared: &Shared) -> Vec<v1::HeldEpoch> {
     shared
         .held_epochs()
         .into_iter()
-        .map(|(pipeline, epoch)| v1::HeldEpoch {
+        .map(|(pipeline, epoch, incarnation)| v1::HeldEpoch {
             pipeline: pipeline.to_string(),
             epoch: epoch.0,
+            incarnation: incarnation.0,
         })
         .collect()
 }
 
-/// Installs a frame; returns the ack to send, or `Err` to resynchronise.
-fn receive(shared: &Shared, frame: v1::ServerMessage) -> Option<Result<v1::Ack, ()>> {
+/// Installs a frame; returns the ack to send, or `Err` to resynchronise. A
+/// frame for a pipeline with no gate announced on this session (its last
+/// gate was detached while the frame was under way) is installed but not
+/// acknowledged: the coordinator refuses acks for pipelines not on the
+/// session.
+fn receive(
+    shared: &Shared,
+    announced: &Announced,
+    frame: v1::ServerMessage,
+) -> Option<Result<v1::Ack, ()>> {
     let (pipeline, frame) = match frame.kind? {
         server_message::Kind::Snapshot(snapshot) => {
             let plan = snapshot.plan.as_ref().map(plan_from);
@@ -230,6 +241,7 @@ fn receive(shared: &Shared, frame: v1::ServerMessage) -> Option<Result<v1::Ack, 
                     epoch: Epoch(grant.epoch),
                     horizon: Key(grant.horizon),
                     segments_epoch: Epoch(grant.segments_epoch),
+                    incarnation: Incarnation(grant.incarnation),
                 },
             )
         }
@@ -240,13 +252,23 @@ fn receive(shared: &Shared, frame: v1::ServerMessage) -> Option<Result<v1::Ack, 
         Applied::Install(plan) => {
             let epoch = plan.epoch;
             slot.install(plan);
-            Some(Ok(v1::Ack {
-                pipeline: pipeline.to_string(),
-                epoch: epoch.0,
-            }))
+            let on_session = announced.iter().any(|(p, _)| *p == pipeline);
+            on_session.then(|| {
+                Ok(v1::Ack {
+                    pipeline: pipeline.to_string(),
+                    epoch: epoch.0,
+                })
+            })
         }
         Applied::Stale => None,
         Applied::NeedSnapshot => Some(Err(())),
+        Applied::Behind { held, offered } => {
+            warn!(
+                %pipeline, %held, %offered,
+                "the coordinator sent a plan older than the one held; keeping it and reconnecting"
+            );
+            Some(Err(()))
+        }
     }
 }
 
@@ -262,20 +284,7 @@ fn progress(shared: &Shared, announced: &Announced, all: bool) -> v1::Progress {
         .filter(|(key, _)| announced.contains(*key))
         .map(|(_, g)| g)
         .filter(|g| g.dirty.swap(false, Ordering::SeqCst) || all)
-        .map(|g| {
-            let p = g.progress();
-            v1::GateProgress {
-                gate: Some(gate_ref_to(&g.identity.pipeline, &g.identity.key())),
-                watermark: p.watermark.0,
-                max_key: p.max_key.0,
-                emitted: p.emitted,
-                dropped: p.dropped,
-                held: p.held,
-                idle: p.idle,
-                finished: p.finished,
-                lowest_held_key: p.lowest_held.map(|k| k.0),
-            }
-        })
+        .map(|g| progress_to(&g.identity.pipeline, &g.identity.key(), &g.progress()))
         .collect();
     v1::Progress { gates }
 }

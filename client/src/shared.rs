@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use arc_swap::ArcSwapOption;
-use cutover_core::{Epoch, GateIdentity, GateKey, GateProgress, Key, PipelineName, Plan};
+use cutover_core::{
+    Epoch, GateIdentity, GateKey, GateProgress, Incarnation, Key, PipelineName, Plan,
+};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::ClientConfig;
@@ -77,6 +79,10 @@ pub(crate) struct GateShared {
     pub(crate) lowest_held: AtomicI64,
     pub(crate) idle: AtomicBool,
     pub(crate) finished: AtomicBool,
+    /// Watermark of the checkpoint a failover would restore, once
+    /// `tracks_checkpoints` is set.
+    pub(crate) checkpointed: AtomicI64,
+    pub(crate) tracks_checkpoints: AtomicBool,
     /// Set on every change; the session reports the gate and clears it.
     pub(crate) dirty: AtomicBool,
 }
@@ -93,21 +99,30 @@ impl GateShared {
             lowest_held: AtomicI64::new(NONE_HELD),
             idle: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            checkpointed: AtomicI64::new(i64::MIN),
+            tracks_checkpoints: AtomicBool::new(false),
             dirty: AtomicBool::new(true),
         }
     }
 
+    /// The gate's progress. The watermark is written with release after the
+    /// held records of its subtask, and read here with acquire before them:
+    /// a report never shows a watermark without the records held before it.
     pub(crate) fn progress(&self) -> GateProgress {
+        let watermark = Key(self.watermark.load(Ordering::Acquire));
         let lowest = self.lowest_held.load(Ordering::Relaxed);
+        let held = self.held.load(Ordering::Relaxed);
+        let tracks = self.tracks_checkpoints.load(Ordering::Acquire);
         GateProgress {
-            watermark: Key(self.watermark.load(Ordering::Relaxed)),
+            watermark,
             max_key: Key(self.max_key.load(Ordering::Relaxed)),
             emitted: self.emitted.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            held: self.held.load(Ordering::Relaxed),
+            held,
             idle: self.idle.load(Ordering::Relaxed),
             finished: self.finished.load(Ordering::Relaxed),
             lowest_held: (lowest != NONE_HELD).then_some(Key(lowest)),
+            checkpointed: tracks.then(|| Key(self.checkpointed.load(Ordering::Relaxed))),
         }
     }
 }
@@ -169,11 +184,16 @@ impl Shared {
         lock(&self.gates)
     }
 
-    /// Epoch held per pipeline that has a plan.
-    pub(crate) fn held_epochs(&self) -> Vec<(PipelineName, Epoch)> {
+    /// Epoch and incarnation held per pipeline that has a plan.
+    pub(crate) fn held_epochs(&self) -> Vec<(PipelineName, Epoch, Incarnation)> {
         lock(&self.pipelines)
             .iter()
-            .filter_map(|(name, slot)| slot.plan.load().as_ref().map(|p| (name.clone(), p.epoch)))
+            .filter_map(|(name, slot)| {
+                slot.plan
+                    .load()
+                    .as_ref()
+                    .map(|p| (name.clone(), p.epoch, p.incarnation))
+            })
             .collect()
     }
 }

@@ -1,7 +1,10 @@
 //! The `cutover.v1.ControlService`: list, get, schedule, abort, promote,
-//! complete and watch pipelines. `WatchPipeline` is latest-value: the stream
-//! sends the status, waits for a change, and sends the status then, so a
-//! slow reader skips intermediate states.
+//! complete, create, delete, forget an operator, and watch pipelines.
+//! `WatchPipeline` is latest-value: the stream sends the status, waits for a
+//! change, and sends the status then, so a slow reader skips intermediate
+//! states. Every mutating call is logged once as an audit event (target
+//! `cutover::audit`): caller, method, pipeline, request, outcome, and the
+//! resulting epoch and phase.
 
 use std::sync::Arc;
 
@@ -13,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::info;
+use tracing::warn;
 
 use crate::error::CoordinatorError;
 use crate::registry::{Coordinator, PipelineCell};
@@ -33,21 +37,56 @@ impl ControlApi {
         self.coordinator.cell(&pipeline_from(raw)?).await
     }
 
-    async fn change(
+    async fn change<T>(
         &self,
+        request: &Request<T>,
+        method: &'static str,
         raw: &str,
-        what: &'static str,
         propose: impl Fn(&PipelineState) -> Result<cutover_core::PipelineDoc, CoreError>,
-    ) -> Result<Response<v1::PipelineStatus>, Status> {
-        let cell = self.cell(raw).await?;
-        let doc = self
-            .coordinator
-            .write(&cell, |core| propose(core).map(Some))
-            .await?;
-        if let Some(doc) = doc {
-            info!(pipeline = %doc.name, epoch = %doc.epoch(), phase = ?doc.phase(), "{what}");
+    ) -> Result<Response<v1::PipelineStatus>, Status>
+    where
+        T: std::fmt::Debug,
+    {
+        let outcome = async {
+            let cell = self.cell(raw).await?;
+            self.coordinator
+                .write(&cell, |core| propose(core).map(Some))
+                .await?;
+            Ok(status_to(&cell.status()))
         }
-        Ok(Response::new(status_to(&cell.status())))
+        .await;
+        audited(request, method, raw, outcome)
+    }
+}
+
+/// Who called, as far as the transport knows.
+fn caller<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
+/// Logs a mutating call once (target `cutover::audit`) and answers it.
+fn audited<T: std::fmt::Debug>(
+    request: &Request<T>,
+    method: &'static str,
+    pipeline: &str,
+    outcome: Result<v1::PipelineStatus, CoordinatorError>,
+) -> Result<Response<v1::PipelineStatus>, Status> {
+    let caller = caller(request);
+    let pipeline: String = pipeline.chars().take(80).collect();
+    match outcome {
+        Ok(status) => {
+            let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
+            let phase = v1::Phase::try_from(status.phase).map_or("UNKNOWN", |p| p.as_str_name());
+            info!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = "OK", epoch, phase, "control call");
+            Ok(Response::new(status))
+        }
+        Err(error) => {
+            let status = Status::from(error);
+            warn!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = ?status.code(), reason = status.message(), "control call refused");
+            Err(status)
+        }
     }
 }
 
@@ -57,12 +96,34 @@ impl ControlService for ControlApi {
         &self,
         _request: Request<v1::ListPipelinesRequest>,
     ) -> Result<Response<v1::ListPipelinesResponse>, Status> {
+        let broken = self.coordinator.broken().all();
         let mut pipelines = Vec::new();
         for name in self.coordinator.pipeline_names() {
-            let cell = self.coordinator.cell(&name).await?;
-            pipelines.push(status_to(&cell.status()));
+            if broken.contains_key(&name) {
+                continue;
+            }
+            match self.coordinator.cell(&name).await {
+                Ok(cell) => pipelines.push(status_to(&cell.status())),
+                // Deleted or broken since the names were read.
+                Err(CoordinatorError::UnknownPipeline(_) | CoordinatorError::Store(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(Response::new(v1::ListPipelinesResponse { pipelines }))
+        let broken = self
+            .coordinator
+            .broken()
+            .all()
+            .into_iter()
+            .map(|(name, b)| v1::BrokenPipeline {
+                pipeline: name.to_string(),
+                location: b.location,
+                reason: b.reason,
+            })
+            .collect();
+        Ok(Response::new(v1::ListPipelinesResponse {
+            pipelines,
+            broken,
+        }))
     }
 
     async fn get_pipeline(
@@ -77,8 +138,12 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::ScheduleTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
-        let (name, schedule) = schedule_from(request.get_ref()).map_err(CoordinatorError::from)?;
-        self.change(name.as_str(), "scheduled transition", move |core| {
+        let raw = request.get_ref().pipeline.clone();
+        let (_, schedule) = match schedule_from(request.get_ref()) {
+            Ok(parsed) => parsed,
+            Err(e) => return audited(&request, "ScheduleTransition", &raw, Err(e.into())),
+        };
+        self.change(&request, "ScheduleTransition", &raw, move |core| {
             core.propose_schedule(schedule)
         })
         .await
@@ -89,8 +154,9 @@ impl ControlService for ControlApi {
         request: Request<v1::AbortTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         self.change(
+            &request,
+            "AbortTransition",
             &request.get_ref().pipeline,
-            "aborted transition",
             PipelineState::propose_abort,
         )
         .await
@@ -101,8 +167,9 @@ impl ControlService for ControlApi {
         request: Request<v1::PromoteRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         self.change(
+            &request,
+            "Promote",
             &request.get_ref().pipeline,
-            "promoted transition",
             PipelineState::propose_promote,
         )
         .await
@@ -113,8 +180,9 @@ impl ControlService for ControlApi {
         request: Request<v1::CompleteTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         self.change(
+            &request,
+            "CompleteTransition",
             &request.get_ref().pipeline,
-            "completed transition",
             PipelineState::propose_complete,
         )
         .await
@@ -124,24 +192,62 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::CreatePipelineRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
-        let request = request.get_ref();
-        let name = pipeline_from(&request.pipeline).map_err(CoordinatorError::from)?;
-        let owner = colour_from("owner", request.owner).map_err(CoordinatorError::from)?;
-        let horizon = match request.horizon_window {
-            0 => self.coordinator.config().horizon,
-            window => HorizonPolicy::with_window(window),
-        };
-        let cell = self.coordinator.ensure_with(&name, owner, horizon).await?;
-        Ok(Response::new(status_to(&cell.status())))
+        let body = request.get_ref();
+        let outcome = async {
+            let name = pipeline_from(&body.pipeline)?;
+            let owner = colour_from("owner", body.owner)?;
+            let horizon = match body.horizon_window {
+                0 => self.coordinator.config().horizon,
+                window => HorizonPolicy::new(window)?,
+            };
+            let cell = self.coordinator.ensure_with(&name, owner, horizon).await?;
+            Ok(status_to(&cell.status()))
+        }
+        .await;
+        audited(&request, "CreatePipeline", &body.pipeline, outcome)
+    }
+
+    async fn forget_operator(
+        &self,
+        request: Request<v1::ForgetOperatorRequest>,
+    ) -> Result<Response<v1::PipelineStatus>, Status> {
+        let body = request.get_ref();
+        let outcome = async {
+            let name = pipeline_from(&body.pipeline)?;
+            let colour = colour_from("colour", body.colour)?;
+            let cell = self
+                .coordinator
+                .forget_operator(&name, colour, &body.gate_uid)
+                .await?;
+            Ok(status_to(&cell.status()))
+        }
+        .await;
+        audited(&request, "ForgetOperator", &body.pipeline, outcome)
     }
 
     async fn delete_pipeline(
         &self,
         request: Request<v1::DeletePipelineRequest>,
     ) -> Result<Response<v1::DeletePipelineResponse>, Status> {
-        let name = pipeline_from(&request.get_ref().pipeline).map_err(CoordinatorError::from)?;
-        let epoch = self.coordinator.delete(&name).await?;
-        Ok(Response::new(v1::DeletePipelineResponse { epoch }))
+        let raw = &request.get_ref().pipeline;
+        let outcome = async {
+            let name = pipeline_from(raw)?;
+            self.coordinator.delete(&name).await
+        }
+        .await;
+        let caller = caller(&request);
+        let pipeline: String = raw.chars().take(80).collect();
+        match outcome {
+            Ok(epoch) => {
+                info!(target: "cutover::audit", %caller, method = "DeletePipeline", %pipeline, outcome = "OK", epoch, "control call");
+                Ok(Response::new(v1::DeletePipelineResponse { epoch }))
+            }
+            Err(error) => {
+                let status = Status::from(error);
+                warn!(target: "cutover::audit", %caller, method = "DeletePipeline", %pipeline, outcome = ?status.code(), reason = status.message(), "control call refused");
+                Err(status)
+            }
+        }
     }
 
     type WatchPipelineStream = ReceiverStream<Result<v1::PipelineStatus, Status>>;

@@ -1,6 +1,6 @@
 //! Errors of the coordinator, and the one place they become gRPC statuses.
 
-use cutover_core::{CoreError, PipelineName};
+use cutover_core::{CoreError, Epoch, PipelineName};
 use cutover_proto::convert::ConvertError;
 use tonic::Status;
 
@@ -56,6 +56,30 @@ pub enum CoordinatorError {
     /// The coordinator is shutting down.
     #[error("coordinator is shutting down")]
     ShuttingDown,
+    /// A client claims to hold an epoch the pipeline's incarnation never had.
+    #[error(
+        "the client holds epoch {held} of pipeline {pipeline}, but the newest stored epoch is {newest}; the client's plan does not come from this pipeline's store"
+    )]
+    EpochNeverIssued {
+        /// The pipeline.
+        pipeline: PipelineName,
+        /// Epoch the client claims to hold.
+        held: Epoch,
+        /// Newest epoch stored.
+        newest: Epoch,
+    },
+    /// An ack for a pipeline with no gate on the session.
+    #[error("ack for pipeline {pipeline}, which has no gate on this session")]
+    AckWithoutGate {
+        /// The pipeline.
+        pipeline: PipelineName,
+    },
+    /// A message names a pipeline with no gate on the session.
+    #[error("this session has no gate in pipeline {pipeline}")]
+    NotOnSession {
+        /// The pipeline.
+        pipeline: PipelineName,
+    },
 }
 
 impl From<CoordinatorError> for Status {
@@ -66,12 +90,17 @@ impl From<CoordinatorError> for Status {
                 CoreError::InvalidPipelineName { .. }
                 | CoreError::InvalidColour { .. }
                 | CoreError::InvalidGate { .. }
+                | CoreError::GateListedTwice { .. }
+                | CoreError::OutOfBounds { .. }
                 | CoreError::InvalidDocument { .. } => Status::invalid_argument(message),
                 CoreError::DuplicateGate { .. } => Status::already_exists(message),
-                CoreError::StaleDocument { .. } => Status::aborted(message),
-                CoreError::FenceViolation { .. } | CoreError::InvalidCompaction { .. } => {
+                CoreError::StaleDocument { .. } | CoreError::OtherIncarnation { .. } => {
+                    Status::aborted(message)
+                }
+                CoreError::FenceViolation { .. } | CoreError::InvalidRetirement { .. } => {
                     Status::internal(message)
                 }
+                CoreError::UnknownOperator { .. } => Status::not_found(message),
                 CoreError::UnknownGate { .. }
                 | CoreError::BelowHorizon { .. }
                 | CoreError::NoHorizonYet
@@ -82,6 +111,8 @@ impl From<CoordinatorError> for Status {
                 | CoreError::Irrevocable { .. }
                 | CoreError::NotAwaitingPromotion
                 | CoreError::NotDrained { .. }
+                | CoreError::Promoted { .. }
+                | CoreError::OperatorConnected { .. }
                 | CoreError::AckFromFuture { .. } => Status::failed_precondition(message),
             },
             CoordinatorError::Store(StoreError::Corrupt { .. }) => Status::data_loss(message),
@@ -93,9 +124,11 @@ impl From<CoordinatorError> for Status {
             }
             CoordinatorError::UnknownPipeline(_) => Status::not_found(message),
             CoordinatorError::Contention { .. } => Status::aborted(message),
-            CoordinatorError::AckNeverSent { .. } | CoordinatorError::GatesConnected { .. } => {
-                Status::failed_precondition(message)
-            }
+            CoordinatorError::AckNeverSent { .. }
+            | CoordinatorError::GatesConnected { .. }
+            | CoordinatorError::EpochNeverIssued { .. }
+            | CoordinatorError::AckWithoutGate { .. }
+            | CoordinatorError::NotOnSession { .. } => Status::failed_precondition(message),
         }
     }
 }

@@ -11,10 +11,12 @@
 //!
 //! Decisions live in `cutover-core`; this crate is the IO around it.
 
+pub mod broken;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod gate_server;
+pub mod log_limit;
 pub mod metrics;
 pub mod published;
 pub mod registry;

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub epoch: Family<PipelineLabel, Gauge>,
     /// Sessions ended by a protocol violation.
     pub session_errors: Counter,
+    /// Pipelines whose stored state cannot be read.
+    pub broken_pipelines: Gauge,
 }
 
 impl Metrics {
@@ -77,6 +79,24 @@ impl Metrics {
             "Sessions ended by a protocol violation",
             self.session_errors.clone(),
         );
+        r.register(
+            "pipelines_broken",
+            "Pipelines whose stored state cannot be read (answering DATA_LOSS)",
+            self.broken_pipelines.clone(),
+        );
+    }
+
+    /// Drops the per-pipeline series of a pipeline that is gone.
+    pub fn forget_pipeline(&self, pipeline: &str) {
+        self.epoch.remove(&PipelineLabel {
+            pipeline: pipeline.to_string(),
+        });
+        for outcome in ["written", "conflict", "error"] {
+            self.store_writes.remove(&WriteLabel {
+                pipeline: pipeline.to_string(),
+                outcome,
+            });
+        }
     }
 }
 

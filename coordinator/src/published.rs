@@ -7,14 +7,20 @@
 //! as they are.
 
 use bytes::Bytes;
-use cutover_core::{Epoch, PipelineDoc};
+use cutover_core::{Epoch, Incarnation, PipelineDoc};
 use cutover_proto::convert::plan_to;
 use cutover_proto::v1;
 use prost::Message;
 
+/// What a session's client holds of a pipeline, as far as the coordinator
+/// knows: incarnation, epoch, and the epoch its segments date from.
+pub type Held = Option<(Incarnation, Epoch, Epoch)>;
+
 /// The encoded frames of one epoch of one pipeline.
 #[derive(Debug)]
 pub struct Published {
+    /// Incarnation of the pipeline.
+    pub incarnation: Incarnation,
     /// Epoch of the plan.
     pub epoch: Epoch,
     /// Epoch at which the segments last changed.
@@ -40,9 +46,11 @@ impl Published {
                 epoch: doc.epoch().0,
                 horizon: doc.horizon().0,
                 segments_epoch: doc.segments_epoch.0,
+                incarnation: doc.incarnation().0,
             })),
         };
         Published {
+            incarnation: doc.incarnation(),
             epoch: doc.epoch(),
             segments_epoch: doc.segments_epoch,
             snapshot: snapshot.encode_to_vec().into(),
@@ -50,12 +58,18 @@ impl Published {
         }
     }
 
-    /// The frame for a session that holds `held` (epoch, segments epoch), or
-    /// `None` if it is current.
-    pub fn frame_for(&self, held: Option<(Epoch, Epoch)>) -> Option<&Bytes> {
+    /// What a session holds once it was sent this epoch.
+    pub fn held(&self) -> Held {
+        Some((self.incarnation, self.epoch, self.segments_epoch))
+    }
+
+    /// The frame for a session that holds `held`, or `None` if it is
+    /// current.
+    pub fn frame_for(&self, held: Held) -> Option<&Bytes> {
         match held {
-            Some((epoch, _)) if epoch >= self.epoch => None,
-            Some((_, segments)) if segments == self.segments_epoch => Some(&self.grant),
+            Some((incarnation, _, _)) if incarnation != self.incarnation => Some(&self.snapshot),
+            Some((_, epoch, _)) if epoch >= self.epoch => None,
+            Some((_, _, segments)) if segments == self.segments_epoch => Some(&self.grant),
             _ => Some(&self.snapshot),
         }
     }

@@ -15,22 +15,29 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use std::time::{Duration, Instant};
+
 use cutover_core::{
-    Colour, CoreError, Epoch, GateIdentity, GateKey, GateProgress, HorizonPolicy, Installed, Key,
-    PipelineDoc, PipelineName, PipelineState, PipelineStatus, SessionId,
+    Colour, CoreError, Epoch, GateIdentity, GateKey, GateProgress, HorizonPolicy, Incarnation,
+    Installed, Key, PipelineDoc, PipelineName, PipelineState, PipelineStatus, SessionId,
 };
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::broken::{Broken, BrokenPipelines};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::log_limit::{RepeatLimiter, Verdict};
 use crate::metrics::{Metrics, PipelineLabel, WriteLabel};
 use crate::published::Published;
 use crate::store::{CasOutcome, DeleteOutcome, Store, Stored, Version};
 
 /// Compare-and-swap deletes tried before giving up on a busy pipeline.
 const MAX_DELETE_ATTEMPTS: u32 = 8;
+
+/// At most one log line per this interval for a failure that repeats.
+const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A running coordinator: cheap to clone, every clone is the same one.
 #[derive(Clone)]
@@ -43,6 +50,7 @@ struct Inner {
     config: CoordinatorConfig,
     metrics: Metrics,
     pipelines: RwLock<HashMap<PipelineName, Arc<PipelineCell>>>,
+    broken: BrokenPipelines,
     create: tokio::sync::Mutex<()>,
     next_session: AtomicU64,
     shutdown: watch::Sender<bool>,
@@ -121,6 +129,7 @@ impl Coordinator {
                 config,
                 metrics,
                 pipelines: RwLock::new(HashMap::new()),
+                broken: BrokenPipelines::default(),
                 create: tokio::sync::Mutex::new(()),
                 next_session: AtomicU64::new(1),
                 shutdown: watch::channel(false).0,
@@ -128,14 +137,45 @@ impl Coordinator {
         }
     }
 
-    /// Loads every pipeline in the store. A corrupt document fails the
-    /// load (it is reported, never overwritten).
+    /// Loads every pipeline in the store; returns how many are served. A
+    /// pipeline whose document cannot be read is marked broken (see
+    /// [`crate::broken`]) and the others are served; only a store that
+    /// cannot be reached fails the load.
     pub async fn load_all(&self) -> Result<usize, CoordinatorError> {
         let names = self.inner.store.list().await?;
+        let mut served = 0;
         for name in &names {
-            self.cell(name).await?;
+            match self.cell(name).await {
+                Ok(_) => served += 1,
+                Err(CoordinatorError::Store(e)) if Broken::of(&e).is_some() => {}
+                Err(CoordinatorError::UnknownPipeline(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(names.len())
+        Ok(served)
+    }
+
+    /// The pipelines whose stored state cannot be read.
+    pub fn broken(&self) -> &BrokenPipelines {
+        &self.inner.broken
+    }
+
+    /// Marks `name` broken if `error` says its state is unreadable.
+    fn note_broken(&self, name: &PipelineName, error: &crate::store::StoreError) {
+        if let Some(broken) = Broken::of(error)
+            && self.inner.broken.mark(name, broken)
+        {
+            warn!(pipeline = %name, %error, "pipeline state unreadable; serving the others");
+            self.inner.metrics.broken_pipelines.inc();
+        }
+    }
+
+    /// `name` is readable again.
+    fn note_repaired(&self, name: &PipelineName) {
+        if self.inner.broken.clear(name) {
+            info!(pipeline = %name, "pipeline state readable again");
+            self.inner.metrics.broken_pipelines.dec();
+        }
     }
 
     /// Settings.
@@ -190,22 +230,34 @@ impl Coordinator {
         self.read_pipelines().get(name).cloned()
     }
 
-    /// The pipeline `name`, loaded from the store if needed.
+    /// The pipeline `name`, loaded from the store if needed. DATA_LOSS for
+    /// a pipeline whose stored state cannot be read.
     pub async fn cell(&self, name: &PipelineName) -> Result<Arc<PipelineCell>, CoordinatorError> {
         if let Some(cell) = self.cached(name) {
-            return Ok(cell);
+            return self.readable(cell);
         }
         let _create = self.inner.create.lock().await;
         if let Some(cell) = self.cached(name) {
-            return Ok(cell);
+            return self.readable(cell);
         }
-        let stored = self
-            .inner
-            .store
-            .load(name)
-            .await?
-            .ok_or_else(|| CoordinatorError::UnknownPipeline(name.clone()))?;
+        let stored = match self.inner.store.load(name).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.note_broken(name, &e);
+                return Err(e.into());
+            }
+        };
+        self.note_repaired(name);
+        let stored = stored.ok_or_else(|| CoordinatorError::UnknownPipeline(name.clone()))?;
         Ok(self.adopt(stored))
+    }
+
+    /// `cell`, unless its stored state became unreadable while served.
+    fn readable(&self, cell: Arc<PipelineCell>) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        match self.inner.broken.get(&cell.name) {
+            Some(broken) => Err(broken.error().into()),
+            None => Ok(cell),
+        }
     }
 
     /// The pipeline `name`, created in the store (owned by `owner`) if it
@@ -235,13 +287,15 @@ impl Coordinator {
         if let Some(cell) = self.cached(name) {
             return Ok(cell);
         }
-        let doc = PipelineDoc::new(name.clone(), owner, horizon);
+        // Never 0, the incarnation of documents older than incarnations.
+        let incarnation = Incarnation(rand::random::<u64>() | 1);
+        let doc = PipelineDoc::new(name.clone(), owner, horizon, incarnation);
         let stored = match self.inner.store.compare_and_swap(name, None, &doc).await? {
             CasOutcome::Written(version) => {
-                info!(pipeline = %name, %owner, "created pipeline");
+                info!(pipeline = %name, %owner, %incarnation, "created pipeline");
                 Stored { version, doc }
             }
-            CasOutcome::Conflict(Some(stored)) => stored,
+            CasOutcome::Conflict(Some(stored)) => *stored,
             CasOutcome::Conflict(None) => {
                 return Err(CoordinatorError::Contention {
                     pipeline: name.clone(),
@@ -294,7 +348,10 @@ impl Coordinator {
         let mut state = cell.lock();
         let installed = state.core.install(stored.doc)?;
         state.version = stored.version;
-        if installed == Installed::Advanced {
+        if installed == Installed::Replaced {
+            info!(incarnation = %state.core.doc().incarnation(), "the pipeline was deleted and created again elsewhere");
+        }
+        if installed != Installed::Unchanged {
             let doc = state.core.doc();
             debug!(epoch = %doc.epoch(), horizon = %doc.horizon(), "installed");
             cell.published
@@ -356,7 +413,7 @@ impl Coordinator {
                         .get_or_create(&label("conflict"))
                         .inc();
                     debug!(version = %current.version, "lost compare-and-swap; reloading");
-                    self.install(cell, current)?;
+                    self.install(cell, *current)?;
                 }
                 Ok(CasOutcome::Conflict(None)) => {
                     return Err(CoordinatorError::UnknownPipeline(cell.name.clone()));
@@ -387,16 +444,29 @@ impl Coordinator {
 
     async fn drive(self, cell: Arc<PipelineCell>) {
         let mut retired = cell.retired.subscribe();
+        let mut failures = RepeatLimiter::new(REPEAT_LOG_INTERVAL);
         loop {
             tokio::select! {
                 _ = cell.wake.notified() => {}
                 _ = self.stopped() => return,
                 _ = retired.wait_for(|r| *r) => return,
             }
-            if let Err(e) = self.write(&cell, |core| Ok(core.propose_automatic())).await {
-                warn!(error = %e, "automatic plan change failed; retrying");
-                tokio::time::sleep(self.inner.config.retry_backoff).await;
-                cell.wake.notify_one();
+            match self.write(&cell, |core| Ok(core.propose_automatic())).await {
+                Ok(_) => {
+                    let suppressed = failures.reset();
+                    if suppressed > 0 {
+                        info!(suppressed, "automatic plan changes succeed again");
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    if let Verdict::Log { suppressed } = failures.occurred(&message, Instant::now())
+                    {
+                        warn!(error = %message, suppressed, "automatic plan change failed; retrying");
+                    }
+                    tokio::time::sleep(self.inner.config.retry_backoff).await;
+                    cell.wake.notify_one();
+                }
             }
         }
     }
@@ -404,6 +474,7 @@ impl Coordinator {
     async fn watch_store(self, cell: Arc<PipelineCell>) {
         let mut changes = self.inner.store.watch(&cell.name);
         let mut retired = cell.retired.subscribe();
+        let mut failures = RepeatLimiter::new(REPEAT_LOG_INTERVAL);
         loop {
             let next = tokio::select! {
                 next = changes.next() => next,
@@ -413,12 +484,20 @@ impl Coordinator {
             match next {
                 None => return,
                 Some(Ok(Some(stored))) => {
-                    if stored.doc.epoch() <= cell.lock().core.doc().epoch() {
+                    failures.reset();
+                    self.note_repaired(&cell.name);
+                    let behind = |doc: &PipelineDoc| {
+                        let core = cell.lock();
+                        let installed = core.core.doc();
+                        installed.incarnation() != doc.incarnation()
+                            || installed.epoch() < doc.epoch()
+                    };
+                    if !behind(&stored.doc) {
                         continue;
                     }
                     let _writer = cell.write.lock().await;
                     // Our own writer may have moved on while we waited.
-                    if stored.doc.epoch() <= cell.lock().core.doc().epoch() {
+                    if !behind(&stored.doc) {
                         continue;
                     }
                     match self.install(&cell, stored) {
@@ -426,8 +505,22 @@ impl Coordinator {
                         Err(e) => warn!(error = %e, "refused a stored document"),
                     }
                 }
-                Some(Ok(None)) => {}
-                Some(Err(e)) => warn!(error = %e, "store watch failed"),
+                Some(Ok(None)) => {
+                    // Deleted by another coordinator or by hand: stop serving
+                    // the old state; a request loads whatever comes next.
+                    info!("the pipeline was deleted from the store");
+                    let _writer = cell.write.lock().await;
+                    self.forget(&cell);
+                    return;
+                }
+                Some(Err(e)) => {
+                    self.note_broken(&cell.name, &e);
+                    let message = e.to_string();
+                    if let Verdict::Log { suppressed } = failures.occurred(&message, Instant::now())
+                    {
+                        warn!(error = %message, suppressed, "store watch failed");
+                    }
+                }
             }
         }
     }
@@ -478,33 +571,73 @@ impl Coordinator {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&cell.name);
+        self.inner.metrics.forget_pipeline(cell.name.as_str());
         cell.retired.send_replace(true);
         cell.touch();
+        // Wake the sessions carrying its gates: they end.
+        cell.published.send_modify(|_| {});
     }
 
     // --- gate sessions -------------------------------------------------
 
     /// Registers `gates` (all of pipeline `name`) on `session`; the client
-    /// holds `held` of that pipeline.
+    /// holds epoch `held` of incarnation `incarnation` of that pipeline
+    /// (another incarnation than the current one counts as nothing held).
+    /// Returns the cell and the epoch the client holds of its current
+    /// incarnation (`Epoch(0)`: none).
     pub async fn attach(
         &self,
         session: SessionId,
         name: &PipelineName,
         gates: &[GateIdentity],
-        held: Epoch,
-    ) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        (held, incarnation): (Epoch, Incarnation),
+    ) -> Result<(Arc<PipelineCell>, Epoch), CoordinatorError> {
         let owner = gates
             .first()
             .map(|g| g.colour)
             .ok_or_else(|| CoordinatorError::Protocol("no gate to attach".into()))?;
         let cell = self.ensure(name, owner).await?;
-        if held > cell.lock().core.doc().epoch()
-            && let Err(e) = self.refresh(&cell).await
-        {
-            warn!(pipeline = %name, error = %e, "client is ahead of us and the store could not be read");
+        let current = |cell: &PipelineCell| {
+            let doc = cell.doc();
+            (doc.incarnation(), doc.epoch())
+        };
+        if current(&cell).0 == incarnation && held > current(&cell).1 {
+            // We are behind the store, or the client claims what never was.
+            self.refresh(&cell).await?;
+            let (now_incarnation, newest) = current(&cell);
+            if now_incarnation == incarnation && held > newest {
+                return Err(CoordinatorError::EpochNeverIssued {
+                    pipeline: name.clone(),
+                    held,
+                    newest,
+                });
+            }
         }
+        let held = if current(&cell).0 == incarnation {
+            held
+        } else {
+            Epoch(0)
+        };
         cell.with_core(|core| core.attach(session, gates, held))?;
         self.inner.metrics.gates.inc_by(gates.len() as i64);
+        Ok((cell, held))
+    }
+
+    /// Forgets the recorded gate operator `uid` of `colour` of pipeline
+    /// `name` (see `PipelineState::propose_forget_operator`).
+    pub async fn forget_operator(
+        &self,
+        name: &PipelineName,
+        colour: Colour,
+        uid: &str,
+    ) -> Result<Arc<PipelineCell>, CoordinatorError> {
+        let cell = self.cell(name).await?;
+        self.write(&cell, |core| {
+            core.propose_forget_operator(colour, uid).map(Some)
+        })
+        .await?;
+        cell.with_core(|core| core.forget_operator_gates(colour, uid))?;
+        cell.wake.notify_one();
         Ok(cell)
     }
 

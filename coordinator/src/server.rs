@@ -9,6 +9,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tracing::info;
 
+use crate::broken::Broken;
 use crate::control::ControlApi;
 use crate::gate_server::GateServer;
 use crate::registry::Coordinator;
@@ -43,6 +44,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(ServeError::Reflection)?;
+    tokio::spawn(report_broken_pipelines(coordinator.clone(), health.clone()));
     let max = coordinator.config().max_message_bytes;
     let control = ControlServiceServer::new(ControlApi::new(coordinator.clone()))
         .max_decoding_message_size(max);
@@ -71,4 +73,44 @@ pub async fn serve(
         )
         .await
         .map_err(ServeError::Transport)
+}
+
+/// The health service name of pipeline `name`: NOT_SERVING while its stored
+/// state cannot be read.
+pub fn pipeline_health_service(name: &str) -> String {
+    format!("cutover.pipeline/{name}")
+}
+
+/// Keeps a health entry per broken pipeline (NOT_SERVING), and SERVING once
+/// it is readable again; the coordinator as a whole stays SERVING.
+async fn report_broken_pipelines(
+    coordinator: Coordinator,
+    health: tonic_health::server::HealthReporter,
+) {
+    let mut broken = coordinator.broken().subscribe();
+    let mut reported: std::collections::BTreeMap<_, Broken> = Default::default();
+    loop {
+        let now = broken.borrow_and_update().clone();
+        for name in reported.keys().filter(|n| !now.contains_key(*n)) {
+            health
+                .set_service_status(
+                    pipeline_health_service(name.as_str()),
+                    ServingStatus::Serving,
+                )
+                .await;
+        }
+        for name in now.keys() {
+            health
+                .set_service_status(
+                    pipeline_health_service(name.as_str()),
+                    ServingStatus::NotServing,
+                )
+                .await;
+        }
+        reported = now;
+        tokio::select! {
+            changed = broken.changed() => if changed.is_err() { return },
+            _ = coordinator.stopped() => return,
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cutover_core::{Epoch, GateIdentity, GateKey, Key, PipelineName, SessionId};
+use cutover_core::{Epoch, GateIdentity, GateKey, Incarnation, Key, PipelineName, SessionId};
 use cutover_proto::convert::{gate_identity_from, gate_ref_from, pipeline_from, progress_from};
 use cutover_proto::v1::{self, client_message::Kind};
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
 
 use crate::error::CoordinatorError;
-use crate::published::Published;
+use crate::published::{Held, Published};
 use crate::registry::{Coordinator, PipelineCell};
 
 /// Frames going out to the client.
@@ -31,8 +31,8 @@ pub type Outbound = mpsc::Sender<Result<Bytes, Status>>;
 struct Joined {
     cell: Arc<PipelineCell>,
     gates: usize,
-    /// (epoch, segments epoch) the client holds, as far as we know.
-    held: Option<(Epoch, Epoch)>,
+    /// What the client holds, as far as we know.
+    held: Held,
     /// Highest epoch sent or known held: acks above it are refused.
     sent: Epoch,
 }
@@ -109,8 +109,9 @@ pub async fn run(
                     && let Some(frame) = published.frame_for(joined.held)
                 {
                     permit.send(Ok(frame.clone()));
-                    joined.held = Some((published.epoch, published.segments_epoch));
-                    joined.sent = joined.sent.max(published.epoch);
+                    let replaced = joined.held.is_some_and(|(i, _, _)| i != published.incarnation);
+                    joined.held = published.held();
+                    joined.sent = if replaced { published.epoch } else { joined.sent.max(published.epoch) };
                     coordinator.metrics().frames_sent.inc();
                 }
             }
@@ -130,6 +131,14 @@ pub async fn run(
                 }
             }
             Some((name, published)) = subscriptions.next() => {
+                if guard.joined.get(&name).is_some_and(|j| j.cell.is_retired()) {
+                    // Deleted while this session carried gates of it: the
+                    // client reconnects and finds whatever comes next.
+                    let _ = out.send(Err(Status::unavailable(format!(
+                        "pipeline {name} was deleted; reconnect"
+                    )))).await;
+                    return;
+                }
                 if pending.insert(name, published).is_some() {
                     coordinator.metrics().updates_coalesced.inc();
                 }
@@ -184,10 +193,10 @@ async fn handle(
         }
         Some(Kind::Ack(ack)) => {
             let pipeline = pipeline_from(&ack.pipeline)?;
-            // An ack may cross the detach of the session's last gate of the
-            // pipeline: nothing to record then.
+            // Clients stop acknowledging a pipeline once they detached its
+            // last gate from the session.
             let Some(joined) = guard.joined.get_mut(&pipeline) else {
-                return Ok(());
+                return Err(CoordinatorError::AckWithoutGate { pipeline });
             };
             if ack.epoch > joined.sent.0 {
                 return Err(CoordinatorError::AckNeverSent {
@@ -224,9 +233,12 @@ fn joined<'a>(
     guard: &'a mut SessionGuard,
     pipeline: &PipelineName,
 ) -> Result<&'a mut Joined, CoordinatorError> {
-    guard.joined.get_mut(pipeline).ok_or_else(|| {
-        CoordinatorError::Protocol(format!("this session has no gate in pipeline {pipeline}"))
-    })
+    guard
+        .joined
+        .get_mut(pipeline)
+        .ok_or_else(|| CoordinatorError::NotOnSession {
+            pipeline: pipeline.clone(),
+        })
 }
 
 /// Registers gates, pipeline by pipeline; all are validated before any is
@@ -254,13 +266,19 @@ async fn attach(
             .or_default()
             .push(identity);
     }
-    let mut held_by_pipeline: HashMap<PipelineName, Epoch> = HashMap::new();
+    let mut held_by_pipeline: HashMap<PipelineName, (Epoch, Incarnation)> = HashMap::new();
     for h in held {
-        held_by_pipeline.insert(pipeline_from(&h.pipeline)?, Epoch(h.epoch));
+        held_by_pipeline.insert(
+            pipeline_from(&h.pipeline)?,
+            (Epoch(h.epoch), Incarnation(h.incarnation)),
+        );
     }
     for (pipeline, identities) in by_pipeline {
-        let held = held_by_pipeline.get(&pipeline).copied().unwrap_or_default();
-        let cell = coordinator
+        let held = held_by_pipeline
+            .get(&pipeline)
+            .copied()
+            .unwrap_or((Epoch(0), Incarnation(0)));
+        let (cell, held) = coordinator
             .attach(guard.id, &pipeline, &identities, held)
             .await?;
         let doc = cell.doc();
@@ -276,7 +294,7 @@ async fn attach(
         entry.gates += identities.len();
         if held == doc.epoch() && entry.held.is_none() {
             // Resumed at the current epoch: nothing to send until it changes.
-            entry.held = Some((doc.epoch(), doc.segments_epoch));
+            entry.held = Some((doc.incarnation(), doc.epoch(), doc.segments_epoch));
         }
         if !subscriptions.contains_key(&pipeline) {
             subscriptions.insert(pipeline, WatchStream::new(cell.subscribe()));

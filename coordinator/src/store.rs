@@ -20,7 +20,7 @@ use futures::stream::BoxStream;
 
 pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL};
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
-pub use file::FileStore;
+pub use file::{FileStore, MAX_WATCH_BACKOFF};
 pub use memory::MemoryStore;
 
 /// Opaque version of a stored document (a revision counter, an etcd mod
@@ -62,7 +62,7 @@ pub enum CasOutcome {
     Written(Version),
     /// The stored version was not the expected one; this is what is stored
     /// now (`None`: nothing).
-    Conflict(Option<Stored>),
+    Conflict(Option<Box<Stored>>),
 }
 
 /// Result of a compare-and-swap delete.

@@ -8,7 +8,12 @@ use cutover_core::{Colour, HorizonPolicy, PipelineDoc, PipelineName};
 use futures::StreamExt;
 
 fn doc(name: &PipelineName) -> PipelineDoc {
-    PipelineDoc::new(name.clone(), Colour::Green, HorizonPolicy::default())
+    PipelineDoc::new(
+        name.clone(),
+        Colour::Green,
+        HorizonPolicy::default(),
+        cutover_core::Incarnation(1),
+    )
 }
 
 fn written(outcome: CasOutcome) -> Version {

@@ -3,9 +3,9 @@
 //! naming the field.
 
 use cutover_core::{
-    Colour, ColourGates, CoreError, CutoverAt, Epoch, GateIdentity, GateKey, GateProgress, Key,
-    Mode, Phase, PipelineName, PipelineStatus, Plan, ScheduleRequest, Segment, Timeline,
-    Transition,
+    Colour, ColourGates, CoreError, CutoverAt, Epoch, GateIdentity, GateKey, GateProgress,
+    Incarnation, Key, Mode, Phase, PipelineName, PipelineStatus, Plan, RetiredBelow,
+    ScheduleRequest, Segment, Timeline, Transition,
 };
 
 use crate::v1;
@@ -115,7 +115,15 @@ pub fn plan_to(plan: &Plan) -> v1::Plan {
         horizon: plan.horizon.0,
         epoch: plan.epoch.0,
         mode: mode_to(plan.mode),
+        blue_retired_below: floor_to(plan.retired.blue),
+        green_retired_below: floor_to(plan.retired.green),
+        incarnation: plan.incarnation.0,
     }
+}
+
+/// A retirement floor on the wire: unset for minus infinity.
+fn floor_to(floor: Key) -> Option<i64> {
+    (floor > Key::MIN).then_some(floor.0)
 }
 
 /// Reads a plan.
@@ -130,11 +138,27 @@ pub fn plan_from(plan: &v1::Plan) -> Result<Plan, ConvertError> {
             })
         })
         .collect::<Result<Vec<_>, ConvertError>>()?;
+    let retired = RetiredBelow {
+        blue: Key(plan.blue_retired_below.unwrap_or(i64::MIN)),
+        green: Key(plan.green_retired_below.unwrap_or(i64::MIN)),
+    };
+    if Colour::ALL
+        .into_iter()
+        .any(|c| retired.of(c) > Key(plan.horizon))
+    {
+        return Err(ConvertError::Invalid {
+            field: "plan.retired_below",
+            reason: "a retirement floor lies above the horizon".into(),
+        });
+    }
     Ok(Plan {
         timeline: Timeline::from_segments(segments)?,
         horizon: Key(plan.horizon),
         epoch: Epoch(plan.epoch),
         mode: mode_from(plan.mode)?,
+        retired,
+        incarnation: Incarnation(plan.incarnation),
+        unknown: Default::default(),
     })
 }
 
@@ -200,6 +224,23 @@ pub fn progress_from(p: &v1::GateProgress) -> GateProgress {
         idle: p.idle,
         finished: p.finished,
         lowest_held: p.lowest_held_key.map(Key),
+        checkpointed: p.checkpointed_watermark.map(Key),
+    }
+}
+
+/// Writes a gate's progress.
+pub fn progress_to(pipeline: &PipelineName, key: &GateKey, p: &GateProgress) -> v1::GateProgress {
+    v1::GateProgress {
+        gate: Some(gate_ref_to(pipeline, key)),
+        watermark: p.watermark.0,
+        max_key: p.max_key.0,
+        emitted: p.emitted,
+        dropped: p.dropped,
+        held: p.held,
+        idle: p.idle,
+        finished: p.finished,
+        lowest_held_key: p.lowest_held.map(|k| k.0),
+        checkpointed_watermark: p.checkpointed.map(|k| k.0),
     }
 }
 
@@ -281,6 +322,12 @@ mod tests {
             horizon: Key(9),
             epoch: Epoch(4),
             mode: Mode::Watermark,
+            retired: RetiredBelow {
+                blue: Key(5),
+                green: Key::MIN,
+            },
+            incarnation: Incarnation(77),
+            unknown: Default::default(),
         };
         assert_eq!(plan_from(&plan_to(&plan)), Ok(plan));
     }
@@ -319,7 +366,18 @@ mod tests {
             horizon: 0,
             epoch: 1,
             mode: 0,
+            ..Default::default()
         };
         assert!(plan_from(&raw).is_err());
+        let above = v1::Plan {
+            segments: vec![v1::Segment {
+                start: i64::MIN,
+                owner: colour_to(Colour::Blue),
+            }],
+            horizon: 10,
+            blue_retired_below: Some(11),
+            ..Default::default()
+        };
+        assert!(plan_from(&above).is_err());
     }
 }

@@ -24,6 +24,7 @@ fn pipeline(gates: u32) -> (PipelineState, Vec<GateIdentity>) {
         name.clone(),
         Colour::Green,
         HorizonPolicy::with_window(1_000),
+        cutover_core::Incarnation(1),
     );
     let mut state = PipelineState::new(doc);
     let identities: Vec<GateIdentity> = (0..gates)

@@ -38,6 +38,9 @@ fn plan_with_segments(segments: i64) -> Plan {
         horizon: Key(segments * 1_000 + 1_000),
         epoch: Epoch(1),
         mode: Mode::EventTime,
+        retired: Default::default(),
+        incarnation: Default::default(),
+        unknown: Default::default(),
     }
 }
 

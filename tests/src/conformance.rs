@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use cutover_coordinator::store::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
-use cutover_core::{Colour, Epoch, HorizonPolicy, PipelineDoc, PipelineName};
+use cutover_core::{Colour, Epoch, HorizonPolicy, Incarnation, PipelineDoc, PipelineName};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -28,7 +28,12 @@ pub trait Backend: Send + Sync {
 const LIMIT: Duration = Duration::from_secs(10);
 
 fn doc(name: &PipelineName, epoch: u64) -> PipelineDoc {
-    let mut doc = PipelineDoc::new(name.clone(), Colour::Green, HorizonPolicy::default());
+    let mut doc = PipelineDoc::new(
+        name.clone(),
+        Colour::Green,
+        HorizonPolicy::default(),
+        Incarnation(1),
+    );
     doc.plan.epoch = Epoch(epoch);
     doc.segments_epoch = Epoch(0);
     doc
@@ -207,7 +212,7 @@ async fn concurrent_writers(backend: &dyn Backend, name: &str) -> anyhow::Result
                         CasOutcome::Written(_) => break,
                         CasOutcome::Conflict(Some(stored)) => {
                             conflicts += 1;
-                            current = stored;
+                            current = *stored;
                         }
                         CasOutcome::Conflict(None) => bail!("document vanished"),
                     }

@@ -10,6 +10,7 @@ pub mod flink_operator;
 pub mod kube_api;
 pub mod pki;
 pub mod process;
+pub mod raw_session;
 pub mod simulation;
 pub mod workload;
 

@@ -418,6 +418,7 @@ impl World {
                     epoch: doc.epoch(),
                     horizon: doc.horizon(),
                     segments_epoch: doc.segments_epoch,
+                    incarnation: doc.incarnation(),
                 },
                 _ => Frame::Snapshot(doc.plan.clone()),
             };
@@ -476,6 +477,7 @@ impl World {
                 self.name.clone(),
                 identities[0].colour,
                 HorizonPolicy::with_window(100),
+                cutover_core::Incarnation(1),
             );
             if let CasOutcome::Written(version) = self
                 .store
@@ -642,7 +644,7 @@ impl World {
                 }
             }
             Applied::Stale => {}
-            Applied::NeedSnapshot => self.break_connection(process),
+            Applied::NeedSnapshot | Applied::Behind { .. } => self.break_connection(process),
         }
         Ok(())
     }
@@ -711,6 +713,7 @@ impl World {
             idle: false,
             finished,
             lowest_held: lowest,
+            checkpointed: None,
         };
         let (process, watermark) = (g.process, g.watermark);
         self.send_up(process, Up::Progress(gate, progress));
@@ -725,7 +728,7 @@ impl World {
 
     fn finish(mut self) -> anyhow::Result<SimReport> {
         let doc = self.core()?.0.doc().clone();
-        let (plan, floor) = (doc.plan, doc.compacted_below);
+        let (plan, floor) = (doc.plan.clone(), doc.compacted_below());
         self.report.final_epoch = plan.epoch.0;
         self.report.compacted_below = floor.0;
         let mut counts = vec![0usize; self.report.records];

@@ -4,76 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_client::{Client, ClientConfig, Key};
-use cutover_coordinator::store::{FileStore, MemoryStore, Store};
-use cutover_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError, Metrics};
+use cutover_coordinator::store::MemoryStore;
+use cutover_coordinator::CoordinatorConfig;
 use cutover_core::{Colour, Epoch, PipelineName};
 use cutover_proto::convert::gate_identity_to;
 use cutover_proto::v1;
 use cutover_proto::v1::client_message::Kind;
-use cutover_proto::v1::gate_service_client::GateServiceClient;
+use cutover_tests::raw_session::{RawSession, hello};
 use cutover_tests::*;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Status};
+use tonic::Code;
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A raw session: send what the test wants, read what comes back.
-struct RawSession {
-    tx: mpsc::Sender<v1::ClientMessage>,
-    inbound: tonic::Streaming<v1::ServerMessage>,
-}
-
-impl RawSession {
-    async fn open(endpoint: &str, first: Kind) -> anyhow::Result<Self> {
-        let mut client = GateServiceClient::connect(endpoint.to_string()).await?;
-        let (tx, rx) = mpsc::channel(16);
-        tx.send(v1::ClientMessage { kind: Some(first) }).await?;
-        let inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
-        Ok(RawSession { tx, inbound })
-    }
-
-    async fn send(&self, kind: Kind) -> anyhow::Result<()> {
-        self.tx.send(v1::ClientMessage { kind: Some(kind) }).await?;
-        Ok(())
-    }
-
-    /// Reads frames until the stream ends with a status.
-    async fn status(&mut self) -> anyhow::Result<Status> {
-        let read = async {
-            loop {
-                match self.inbound.message().await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => anyhow::bail!("stream ended without a status"),
-                    Err(status) => return Ok(status),
-                }
-            }
-        };
-        tokio::time::timeout(LIMIT, read).await?
-    }
-
-    /// The next snapshot frame.
-    async fn snapshot(&mut self) -> anyhow::Result<v1::PlanSnapshot> {
-        let read = async {
-            loop {
-                if let Some(v1::server_message::Kind::Snapshot(s)) =
-                    self.inbound.message().await?.and_then(|m| m.kind)
-                {
-                    return Ok(s);
-                }
-            }
-        };
-        tokio::time::timeout(LIMIT, read).await?
-    }
-}
-
-fn hello(gates: Vec<v1::GateIdentity>) -> Kind {
-    Kind::Hello(v1::Hello {
-        client_name: "raw".into(),
-        gates,
-        held: vec![],
-    })
-}
 
 /// A coordinator with pipeline `orders`, one GREEN gate at watermark 10 000
 /// and a granted horizon; returns the client holding the gate.
@@ -362,38 +303,5 @@ async fn oversized_messages_are_refused() -> anyhow::Result<()> {
         matches!(big.code(), Code::OutOfRange | Code::ResourceExhausted),
         "{big:?}"
     );
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_corrupt_state_file_is_reported_with_its_path_and_never_overwritten() -> anyhow::Result<()>
-{
-    let dir = tempfile::tempdir()?;
-    let store = FileStore::open(dir.path())?;
-    let name = PipelineName::new("orders")?;
-    let path = store.path_of(&name);
-    std::fs::write(&path, b"{ this is not json")?;
-    let coordinator = Coordinator::new(Arc::new(store.clone()), test_config(), Metrics::default());
-    let error = coordinator.load_all().await.expect_err("corrupt");
-    assert!(matches!(error, CoordinatorError::Store(_)));
-    assert!(
-        error.to_string().contains(&path.display().to_string()),
-        "{error}"
-    );
-    // A gate hello for it cannot create over it either.
-    let Err(error) = coordinator.ensure(&name, Colour::Green).await else {
-        anyhow::bail!("a corrupt pipeline was served");
-    };
-    let status: Status = error.into();
-    assert_eq!(status.code(), Code::DataLoss);
-    assert!(
-        status.message().contains(&path.display().to_string()),
-        "{}",
-        status.message()
-    );
-    // Nor can a direct write.
-    let doc = cutover_core::PipelineDoc::new(name.clone(), Colour::Green, Default::default());
-    assert!(store.compare_and_swap(&name, None, &doc).await.is_err());
-    assert_eq!(std::fs::read(&path)?, b"{ this is not json");
     Ok(())
 }

@@ -14,7 +14,12 @@ const CONFIGMAPS: &str = "api/v1/namespaces/default/configmaps";
 const LIMIT: Duration = Duration::from_secs(10);
 
 fn doc(name: &PipelineName) -> PipelineDoc {
-    PipelineDoc::new(name.clone(), Colour::Green, HorizonPolicy::default())
+    PipelineDoc::new(
+        name.clone(),
+        Colour::Green,
+        HorizonPolicy::default(),
+        cutover_core::Incarnation(1),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,10 +98,17 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     let (_, status, _) = run(vec!["status", "orders"]).await??;
     assert_eq!(status["epoch"], 4, "the refusal wrote nothing");
 
-    let (ok, status, err) = run(vec!["abort", "orders"]).await??;
-    assert!(ok, "{err}");
-    assert_eq!(status["phase"], "ABORTED");
-    assert_eq!(status["active"], "GREEN");
+    // Promotion is the point of no return: abort is refused, with the
+    // reason, and changes nothing.
+    let (ok, _, err) = run(vec!["abort", "orders"]).await??;
+    assert!(!ok, "abort after promote must fail");
+    assert!(
+        err.contains("promoted") && err.contains("irrevocable"),
+        "{err}"
+    );
+    let (_, status, _) = run(vec!["status", "orders"]).await??;
+    assert_eq!(status["phase"], "CUTTING_OVER");
+    assert_eq!(status["epoch"], 4);
 
     let (ok, _, err) = run(vec!["status", "no-such-pipeline"]).await??;
     assert!(!ok);

@@ -27,7 +27,12 @@ async fn the_cli_store_options_reach_an_etcd_requiring_client_certificates() -> 
 
     let store = spec.open(&tls_options(&pki, true)).await?;
     let name = PipelineName::new("orders")?;
-    let doc = PipelineDoc::new(name.clone(), Colour::Green, HorizonPolicy::default());
+    let doc = PipelineDoc::new(
+        name.clone(),
+        Colour::Green,
+        HorizonPolicy::default(),
+        cutover_core::Incarnation(1),
+    );
     assert!(matches!(
         store.compare_and_swap(&name, None, &doc).await?,
         CasOutcome::Written(_)

@@ -184,7 +184,12 @@ async fn etcd_watch_resuming_from_a_compacted_revision_re_reads() -> anyhow::Res
     };
     let store = EtcdStore::connect(options).await?;
     let name = PipelineName::new("orders")?;
-    let mut doc = PipelineDoc::new(name.clone(), Colour::Green, HorizonPolicy::default());
+    let mut doc = PipelineDoc::new(
+        name.clone(),
+        Colour::Green,
+        HorizonPolicy::default(),
+        cutover_core::Incarnation(1),
+    );
     let first = match store.compare_and_swap(&name, None, &doc).await? {
         CasOutcome::Written(v) => v,
         other => anyhow::bail!("{other:?}"),

@@ -145,14 +145,19 @@ async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<(
         .await?
         .into_inner();
     assert_eq!(completed.phase, v1::Phase::Completed as i32);
-    // GREEN's job is stopped and every gate is past the cutover: the
-    // completion compacts the timeline into BLUE's one segment.
+    // GREEN's job is stopped: the completion retires the keys below the
+    // cutover for both colours (GREEN decided them; BLUE never owned them)
+    // and compacts the timeline into BLUE's one segment.
     assert_eq!(completed.plan.as_ref().map(|p| p.segments.len()), Some(1));
     fleet.all_installed("orders", epoch_of(&completed)).await?;
     assert_eq!(
         fleet.decisions(at - 1),
-        (all(Decision::Drop, 3), all(Decision::Emit, 2)),
-        "late keys go to the job that still runs"
+        (all(Decision::Drop, 3), all(Decision::Drop, 2)),
+        "a key below the cutover is never emitted again, by either colour"
+    );
+    assert_eq!(
+        fleet.decisions(at),
+        (all(Decision::Drop, 3), all(Decision::Emit, 2))
     );
     Ok(())
 }

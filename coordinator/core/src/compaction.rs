@@ -1,28 +1,35 @@
-//! Timeline compaction: which old segments may merge so that a document stays
+//! Retirement and compaction: what a completed transition lets the plan
+//! forget, so that no job replays a key differently and a document stays
 //! small however many transitions a pipeline goes through.
 //!
-//! Every transition appends a segment. Compaction waits until the latest
-//! transition is completed — its old job is stopped — and every gate still
-//! known (the new colour's, those of its recorded operators that have not
-//! reconnected included, and any of the old colour's that remain) is past
-//! a segment start `s` by the allowed lateness. The segments below `s` then
-//! merge into the one holding `s`; keys from `s` on keep their owners, and
-//! the fence ([`PipelineDoc::check_successor`]) checks exactly that.
+//! Nothing here gives a key to a colour. Retiring a key for a colour means
+//! that colour never emits it again; the fence ([`crate::fence`]) allows no
+//! other change below the horizon. Two rules, both applied in the first
+//! write that allows them once the latest transition is completed:
 //!
-//! What changes is the owner of keys below `s`, which only records later
-//! than the allowed lateness can still carry. Without compaction, such a
-//! record owned by the stopped job is lost; after it, the running job emits
-//! it. The exactly-once guarantee covers records within the allowed
-//! lateness, as draining already assumes.
+//! - **The stopped colour retires every key below the cutover.** Its job
+//!   decided them and was stopped with a savepoint; a later job of that
+//!   colour (a rollback starts one from the running job's savepoint, which
+//!   may lie below the cutover) must not emit them a second time.
+//! - **The running colour retires keys below a segment start `s`** when it
+//!   owns no key between its floor and `s` (nothing it decides changes), or
+//!   when every one of its gates reported a last completed checkpoint at or
+//!   past `s` plus the allowed lateness (no failover can replay a key below
+//!   `s`). A gate that cannot report checkpoints never allows the second
+//!   case: for it, keys are retired only where that changes none of its
+//!   decisions.
+//!
+//! Below the lower of the two floors no colour emits, and the segments there
+//! merge into one.
 
 use crate::document::PipelineDoc;
-use crate::domain::Key;
 use crate::ledger::Ledger;
+use crate::plan::RetiredBelow;
 use crate::transition::TransitionState;
 
-/// The highest segment start the timeline may be compacted at now, if it is
-/// above the current floor.
-pub fn compaction_floor(doc: &PipelineDoc, ledger: &Ledger) -> Option<Key> {
+/// The retirement floors `doc` may move to now, if they differ from its
+/// own: only while its latest transition is completed.
+pub(crate) fn retirement(doc: &PipelineDoc, ledger: &Ledger) -> Option<RetiredBelow> {
     let transition = doc.transition.as_ref()?;
     if transition.state != TransitionState::Completed {
         return None;
@@ -34,27 +41,49 @@ pub fn compaction_floor(doc: &PipelineDoc, ledger: &Ledger) -> Option<Key> {
         .map(|t| t.allowed_lateness)
         .max()
         .unwrap_or(0);
-    let (from, to) = (transition.from, transition.to);
-    let old = doc.operators.of(from);
-    let old_known = ledger.operators(from).next().is_some() || !old.is_empty();
-    let past = |mark: Key| {
-        ledger.all_past(to, mark, doc.operators.of(to), false)
-            && (!old_known || ledger.all_past(from, mark, old, false))
-    };
-    doc.plan
-        .timeline
+    let mut retired = doc.plan.retired;
+    // The cutover lies below the horizon: the transition drained.
+    retired.raise(transition.from, transition.at.min(doc.horizon()));
+
+    let running = transition.to;
+    let timeline = &doc.plan.timeline;
+    let limit = timeline.last().start.min(doc.horizon());
+    let mut floor = retired.of(running);
+    // Keys no failover of the running job can replay.
+    if let Some(s) = timeline
         .segments()
         .iter()
-        .skip(1)
         .map(|s| s.start)
-        .filter(|&s| s > doc.compacted_below && s <= doc.horizon())
+        .filter(|&s| s > floor && s <= limit)
         .rev()
-        .find(|&s| past(s.saturating_add(lateness)))
+        .find(|&s| {
+            ledger.checkpointed_past(
+                running,
+                s.saturating_add(lateness),
+                doc.operators.of(running),
+            )
+        })
+    {
+        floor = s;
+    }
+    // Keys the running colour does not own, up to its next segment.
+    if timeline.owner_of(floor) != running
+        && let Some(next) = timeline
+            .segments()
+            .iter()
+            .map(|s| s.start)
+            .find(|&s| s > floor && s <= limit)
+    {
+        floor = next;
+    }
+    retired.raise(running, floor);
+    (retired != doc.plan.retired).then_some(retired)
 }
 
-/// `doc` compacted at `floor` (the caller moves the epoch).
-pub(crate) fn compact(doc: &mut PipelineDoc, floor: Key) {
-    doc.plan.timeline = doc.plan.timeline.compacted(floor);
-    doc.compacted_below = floor;
+/// Installs `retired` in `doc` and merges the segments below both floors
+/// (the caller moves the epoch).
+pub(crate) fn retire(doc: &mut PipelineDoc, retired: RetiredBelow) {
+    doc.plan.retired = retired;
+    doc.plan.timeline = doc.plan.timeline.compacted(retired.lowest());
     doc.segments_epoch = doc.epoch();
 }

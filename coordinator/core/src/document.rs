@@ -3,12 +3,23 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Colour, Epoch, Key, PipelineName};
+use crate::domain::{Colour, Epoch, Incarnation, Key, PipelineName};
 use crate::error::CoreError;
+use crate::fence;
 use crate::horizon::HorizonPolicy;
+use crate::limits::check_horizon_window;
 use crate::operators::GateOperators;
 use crate::plan::Plan;
-use crate::transition::{Phase, Transition};
+use crate::transition::{Phase, Transition, TransitionState};
+
+/// Fields of a stored object this version does not know, kept as they were
+/// so that a document written by a newer coordinator survives our writes.
+pub type UnknownFields = serde_json::Map<String, serde_json::Value>;
+
+/// A field of documents written before retirement floors existed (segments
+/// below it had been merged); it carries nothing the floors need and is
+/// dropped on the next write.
+const LEGACY_COMPACTED_BELOW: &str = "compacted_below";
 
 /// Version of the document layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -34,25 +45,24 @@ pub struct PipelineDoc {
     pub transition: Option<Transition>,
     /// Earlier transitions, newest last, at most [`HISTORY_LEN`].
     pub history: Vec<Transition>,
-    /// Keys below this were compacted: their segments merged into the one
-    /// holding it once every gate of both colours was past it by the
-    /// allowed lateness. Never above the horizon; never falls.
-    #[serde(default = "minus_infinity")]
-    pub compacted_below: Key,
     /// Gate operators of the colour that will have to drain (see
     /// [`crate::operators`]); a restarted coordinator waits for them.
     #[serde(default)]
     pub operators: GateOperators,
-}
-
-fn minus_infinity() -> Key {
-    Key::MIN
+    /// Fields a newer version wrote; kept on every write.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
 }
 
 impl PipelineDoc {
-    /// A new pipeline, owned entirely by `owner`.
-    pub fn new(name: PipelineName, owner: Colour, policy: HorizonPolicy) -> Self {
-        let plan = Plan::new(owner);
+    /// A new pipeline of `incarnation`, owned entirely by `owner`.
+    pub fn new(
+        name: PipelineName,
+        owner: Colour,
+        policy: HorizonPolicy,
+        incarnation: Incarnation,
+    ) -> Self {
+        let plan = Plan::new(owner, incarnation);
         PipelineDoc {
             schema: SCHEMA_VERSION,
             name,
@@ -61,8 +71,28 @@ impl PipelineDoc {
             policy,
             transition: None,
             history: Vec::new(),
-            compacted_below: Key::MIN,
             operators: GateOperators::default(),
+            unknown: UnknownFields::new(),
+        }
+    }
+
+    /// The pipeline's incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.plan.incarnation
+    }
+
+    /// Below this key no colour emits, and the timeline keeps no segment:
+    /// the lower of the two retirement floors.
+    pub fn compacted_below(&self) -> Key {
+        self.plan.retired.lowest()
+    }
+
+    /// The colour whose operators this document must record: the old colour
+    /// of a transition in flight, otherwise the active colour.
+    pub fn recorded_colour(&self) -> Colour {
+        match &self.transition {
+            Some(t) if t.state == TransitionState::Pending => t.from,
+            _ => self.active(),
         }
     }
 
@@ -98,55 +128,33 @@ impl PipelineDoc {
         if self.segments_epoch > self.plan.epoch {
             return invalid("segments_epoch is after the epoch".into());
         }
-        if self.policy.window == 0 {
-            return invalid("horizon window must be positive".into());
+        if let Err(e) = check_horizon_window(self.policy.window) {
+            return invalid(e.to_string());
         }
-        if self.compacted_below > self.plan.horizon {
-            return invalid("compacted_below is above the horizon".into());
+        if self.policy.margin > self.policy.window {
+            return invalid("horizon margin is above the window".into());
+        }
+        for colour in Colour::ALL {
+            if self.plan.retired.of(colour) > self.plan.horizon {
+                return invalid(format!("{colour}'s retirement floor is above the horizon"));
+            }
         }
         Ok(())
     }
 
-    /// Checks that `next` is a legal successor of `self`: the epoch grows,
-    /// the horizon never falls, and no owner below the horizon changes,
-    /// except below a compaction floor that rises no higher than the horizon.
+    /// Checks that `next` is a legal successor of `self` (see
+    /// [`crate::fence`]): same incarnation, a later epoch, a horizon and
+    /// floors that never fall, and below the installed horizon no key gains
+    /// an emitter or changes it — it may only be retired.
     pub fn check_successor(&self, next: &PipelineDoc) -> Result<(), CoreError> {
-        if next.epoch() <= self.epoch() {
-            return Err(CoreError::StaleDocument {
-                current: self.epoch(),
-                proposed: next.epoch(),
-            });
-        }
-        if next.horizon() < self.horizon() {
-            return Err(CoreError::FenceViolation {
-                key: next.horizon(),
-                horizon: self.horizon(),
-            });
-        }
-        if next.compacted_below < self.compacted_below || next.compacted_below > self.horizon() {
-            return Err(CoreError::InvalidCompaction {
-                floor: next.compacted_below,
-                previous: self.compacted_below,
-                horizon: self.horizon(),
-            });
-        }
-        if let Some(key) = self.plan.timeline.first_difference_within(
-            &next.plan.timeline,
-            next.compacted_below,
-            self.horizon(),
-        ) {
-            return Err(CoreError::FenceViolation {
-                key,
-                horizon: self.horizon(),
-            });
-        }
-        Ok(())
+        fence::check_successor(self, next)
     }
 
     /// A copy at the next epoch (the caller changes the rest).
     pub(crate) fn successor(&self) -> PipelineDoc {
         let mut next = self.clone();
         next.plan.epoch = self.plan.epoch.next();
+        next.unknown.remove(LEGACY_COMPACTED_BELOW);
         next
     }
 

@@ -63,6 +63,24 @@ impl fmt::Display for Epoch {
     }
 }
 
+/// Identity of one incarnation of a pipeline: chosen at random when the
+/// pipeline is created, kept for its whole life. A pipeline deleted and
+/// created again under the same name starts its epochs over at 1 under a new
+/// incarnation, so a client compares epochs only within one incarnation and
+/// replaces a plan of another incarnation whatever its epoch. `0` is the
+/// incarnation of documents written before incarnations existed.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Incarnation(pub u64);
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 /// One of the two deployments of a pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -1,7 +1,7 @@
 //! Every way a request to the protocol core can be refused. A refused request
 //! changes nothing.
 
-use crate::domain::{Colour, Epoch, Key};
+use crate::domain::{Colour, Epoch, Incarnation, Key};
 use crate::transition::Phase;
 
 /// A request the core refuses; the state it was asked to change is untouched.
@@ -140,16 +140,69 @@ pub enum CoreError {
         /// Persisted horizon.
         horizon: Key,
     },
-    /// A compaction floor fell, or rose above the granted horizon.
+    /// A colour's retirement floor fell, or rose above the horizon.
     #[error(
-        "compaction floor {floor} must lie between the previous floor {previous} and the horizon {horizon}"
+        "{colour}'s retirement floor {floor} must lie between its previous floor {previous} and the horizon {horizon}"
     )]
-    InvalidCompaction {
+    InvalidRetirement {
+        /// The colour.
+        colour: Colour,
         /// Proposed floor.
         floor: Key,
         /// Floor of the current document.
         previous: Key,
-        /// Persisted horizon.
+        /// Horizon of the proposed document.
         horizon: Key,
+    },
+    /// A document of another incarnation of the pipeline (deleted and
+    /// created again) is not a successor of the installed one.
+    #[error("document of pipeline incarnation {offered} cannot follow incarnation {installed}")]
+    OtherIncarnation {
+        /// Incarnation installed.
+        installed: Incarnation,
+        /// Incarnation offered.
+        offered: Incarnation,
+    },
+    /// Abort of a promoted cutover: promotion is the point of no return.
+    #[error("the cutover at key {at} was promoted: it is irrevocable; schedule a rollback instead")]
+    Promoted {
+        /// Cutover key.
+        at: Key,
+    },
+    /// A value lies outside the bounds the protocol allows.
+    #[error("{what} {value} is out of bounds: it must be {bound}")]
+    OutOfBounds {
+        /// What the value is.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// The bound, in words.
+        bound: String,
+    },
+    /// The same gate listed twice in one registration.
+    #[error("gate {gate} is listed twice in one registration")]
+    GateListedTwice {
+        /// The gate, as `colour/uid[subtask]`.
+        gate: String,
+    },
+    /// A recorded gate operator cannot be forgotten while its gates run.
+    #[error(
+        "gate operator {colour}/{gate_uid} still has {connected} connected gates; stop them before forgetting it"
+    )]
+    OperatorConnected {
+        /// Colour of the operator.
+        colour: Colour,
+        /// Operator uid (cut to 80 characters).
+        gate_uid: String,
+        /// Its gates connected now.
+        connected: u32,
+    },
+    /// An operator neither recorded nor known from a gate.
+    #[error("no gate operator {colour}/{gate_uid} is recorded or known")]
+    UnknownOperator {
+        /// Colour of the operator.
+        colour: Colour,
+        /// Operator uid (cut to 80 characters).
+        gate_uid: String,
     },
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Colour, Key, PipelineName};
 use crate::error::CoreError;
+use crate::limits::MAX_PARALLELISM;
 
 /// Longest gate uid or job id accepted.
 pub const MAX_ID_LEN: usize = 256;
@@ -55,8 +56,11 @@ impl GateIdentity {
             Some(format!(
                 "gate uid and job id must be at most {MAX_ID_LEN} bytes"
             ))
-        } else if self.parallelism == 0 {
-            Some("parallelism must be at least 1".to_string())
+        } else if self.parallelism == 0 || self.parallelism > MAX_PARALLELISM {
+            Some(format!(
+                "parallelism must be between 1 and {MAX_PARALLELISM} (Flink's limit), not {}",
+                self.parallelism
+            ))
         } else if self.subtask_index >= self.parallelism {
             Some(format!(
                 "subtask index {} must be below parallelism {}",
@@ -116,6 +120,33 @@ pub struct GateProgress {
     pub finished: bool,
     /// Lowest key held now, if any.
     pub lowest_held: Option<Key>,
+    /// The watermark the gate had when the checkpoint its job would restore
+    /// from was taken (the last completed one, or the one the task was
+    /// restored from), if the gate can know it; `None` for a gate that cannot
+    /// (it is then never counted as durably past anything). Every record the
+    /// job can replay after a failover has a key at or above it, minus the
+    /// allowed lateness.
+    pub checkpointed: Option<Key>,
+}
+
+impl GateProgress {
+    /// Whether the gate reported the end of its input (a finished flag, or
+    /// Flink's end-of-input watermark `Key::MAX`).
+    pub fn is_finished(&self) -> bool {
+        self.finished || self.watermark == Key::MAX
+    }
+
+    /// The watermark the horizon policy follows: `None` for a gate that is
+    /// idle, finished, or has none yet.
+    pub fn active_watermark(&self) -> Option<Key> {
+        (!self.idle && !self.is_finished() && self.watermark > Key::MIN).then_some(self.watermark)
+    }
+
+    /// The last real watermark of a finished gate (never the end of input).
+    pub fn finished_watermark(&self) -> Option<Key> {
+        (self.is_finished() && self.watermark > Key::MIN && self.watermark < Key::MAX)
+            .then_some(self.watermark)
+    }
 }
 
 impl Default for GateProgress {
@@ -129,6 +160,7 @@ impl Default for GateProgress {
             idle: false,
             finished: false,
             lowest_held: None,
+            checkpointed: None,
         }
     }
 }

@@ -1,37 +1,59 @@
 //! The horizon policy: when and how far the fence moves.
 //!
-//! The horizon grows from gate *watermarks*, in steps of the window, so store
-//! writes grow with event time, not with the number of gates or records: a
-//! step is taken once the highest watermark comes within the margin of the
-//! fence, and moves the fence one window past it. A gate holding a key
-//! reports it; a held key close above the fence (less than one window)
-//! counts like a watermark, so a gate whose watermark lags its records by
-//! more than the margin is never stuck. A held key far above the fence
-//! counts for nothing: one record stamped years ahead waits for the
-//! watermarks instead of pushing the fence years ahead.
+//! The fence follows the jobs, not single gates. Each colour's job is as
+//! far as its slowest *active* gate — connected, neither idle nor finished,
+//! with a watermark — which is Flink's own rule for combining the
+//! watermarks of parallel inputs; a job whose connected gates all finished
+//! is as far as the last real watermark any of them reached (never the
+//! end-of-input watermark). The fence follows the job that leads: once
+//! that job comes within the margin of it, it moves one window past it. So
+//! one subtask far ahead of its job (a record stamped decades ahead, which
+//! its watermark then follows) does not move the fence, and a finished gate
+//! (whose watermark is the end of input) does not drive it to infinity; a
+//! job catching up from an old savepoint does not hold back the one that
+//! leads. Store writes grow with event time, not with gates or records.
 //!
-//! Watermarks themselves are trusted: the step is not capped, because a
-//! capped step lets the fence crawl far behind the gates (seen in the
-//! simulation after a bootstrap near minus infinity).
+//! A gate holding a key close above the fence (less than one window) counts
+//! like a watermark, so a subtask whose records run ahead of its job's
+//! slowest subtask is never stuck: each such request moves the fence at most
+//! one window past the held key. A held key far above the fence counts for
+//! nothing: one record stamped years ahead waits (held and counted) instead
+//! of pushing the fence years ahead.
+//!
+//! What bounds a step: the slowest active gate of the leading job plus one
+//! window, or a held key within one window of the fence plus one window.
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Key;
+use crate::domain::{Colour, Key};
+use crate::error::CoreError;
+use crate::limits::{MAX_HORIZON_WINDOW, check_horizon_window};
 
 /// Settings of the horizon, stored with each pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HorizonPolicy {
     /// How far the horizon runs ahead of the gates' progress (key units).
     pub window: u64,
-    /// Raise the horizon once some gate's watermark is within this distance
-    /// of it.
+    /// Raise the horizon once the leading job's watermark is within this
+    /// distance of it.
     pub margin: u64,
 }
 
 impl HorizonPolicy {
-    /// A policy with `window` and a margin of half of it.
+    /// A policy with `window` (checked against
+    /// [`crate::limits::MAX_HORIZON_WINDOW`]) and a margin of half of it.
+    pub fn new(window: u64) -> Result<Self, CoreError> {
+        let window = check_horizon_window(window)?;
+        Ok(HorizonPolicy {
+            window,
+            margin: window / 2,
+        })
+    }
+
+    /// Like [`HorizonPolicy::new`], with `window` clamped into bounds.
     pub fn with_window(window: u64) -> Self {
-        let window = window.max(1);
+        let window = window.clamp(1, MAX_HORIZON_WINDOW);
         HorizonPolicy {
             window,
             margin: window / 2,
@@ -48,9 +70,14 @@ impl Default for HorizonPolicy {
 /// What one gate tells the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HorizonSignal {
-    /// The gate's watermark.
-    pub watermark: Key,
-    /// Lowest key it holds, if any.
+    /// The gate's colour.
+    pub colour: Colour,
+    /// The gate's watermark, if it is active (connected, neither idle nor
+    /// finished, with a watermark below the end of input).
+    pub active_watermark: Option<Key>,
+    /// The last real watermark of a finished gate (below the end of input).
+    pub finished_watermark: Option<Key>,
+    /// Lowest key it holds, if it is connected and holds any.
     pub lowest_held: Option<Key>,
 }
 
@@ -62,12 +89,21 @@ pub fn next_horizon(
     signals: impl IntoIterator<Item = HorizonSignal>,
     cap: Option<Key>,
 ) -> Option<Key> {
-    let mut max_watermark = Key::MIN;
+    // Per colour: the slowest active gate (the job's watermark), and the
+    // furthest finished one.
+    let mut job: [Option<Key>; 2] = [None, None];
+    let mut finished: [Option<Key>; 2] = [None, None];
     let mut lowest_held: Option<Key> = None;
     let mut near_held = Key::MIN;
     let near_limit = current.saturating_add(policy.window);
     for signal in signals {
-        max_watermark = max_watermark.max(signal.watermark);
+        let slot = usize::from(signal.colour == Colour::Green);
+        if let Some(watermark) = signal.active_watermark {
+            job[slot] = Some(job[slot].map_or(watermark, |w| w.min(watermark)));
+        }
+        if let Some(watermark) = signal.finished_watermark {
+            finished[slot] = Some(finished[slot].map_or(watermark, |w| w.max(watermark)));
+        }
         if let Some(held) = signal.lowest_held {
             lowest_held = Some(lowest_held.map_or(held, |l| l.min(held)));
             if held < near_limit {
@@ -75,17 +111,23 @@ pub fn next_horizon(
             }
         }
     }
+    let leading = job
+        .into_iter()
+        .zip(finished)
+        .filter_map(|(active, finished)| active.or(finished))
+        .max()
+        .unwrap_or(Key::MIN);
     let proposed = if current == Key::MIN {
-        // Bootstrap: the first fence goes one window past the highest
-        // watermark, or past the lowest held key if no watermark exists yet.
-        let base = if max_watermark > Key::MIN {
-            max_watermark
+        // Bootstrap: the first fence goes one window past the leading job,
+        // or past the lowest held key if no job has a watermark yet.
+        let base = if leading > Key::MIN {
+            leading
         } else {
             lowest_held?
         };
         base.saturating_add(policy.window)
     } else {
-        let frontier = max_watermark.max(near_held);
+        let frontier = leading.max(near_held);
         if frontier == Key::MIN || frontier.saturating_add(policy.margin) < current {
             return None;
         }
@@ -103,16 +145,45 @@ mod tests {
     use super::*;
 
     fn wm(watermark: i64) -> HorizonSignal {
+        colour_wm(Colour::Green, watermark)
+    }
+
+    fn colour_wm(colour: Colour, watermark: i64) -> HorizonSignal {
         HorizonSignal {
-            watermark: Key(watermark),
+            colour,
+            active_watermark: (watermark > i64::MIN).then_some(Key(watermark)),
+            finished_watermark: None,
             lowest_held: None,
         }
     }
 
     fn held(watermark: i64, key: i64) -> HorizonSignal {
         HorizonSignal {
-            watermark: Key(watermark),
             lowest_held: Some(Key(key)),
+            ..wm(watermark)
+        }
+    }
+
+    fn inactive() -> HorizonSignal {
+        HorizonSignal {
+            colour: Colour::Blue,
+            active_watermark: None,
+            finished_watermark: None,
+            lowest_held: None,
+        }
+    }
+
+    fn finished(colour: Colour, watermark: i64) -> HorizonSignal {
+        HorizonSignal {
+            finished_watermark: Some(Key(watermark)),
+            ..inactive_of(colour)
+        }
+    }
+
+    fn inactive_of(colour: Colour) -> HorizonSignal {
+        HorizonSignal {
+            colour,
+            ..inactive()
         }
     }
 
@@ -140,9 +211,16 @@ mod tests {
                 None,
             ),
             (
-                "bootstrap from watermark",
+                "bootstrap from the job's slowest gate",
                 i64::MIN,
                 vec![wm(1000), wm(900)],
+                None,
+                Some(1000),
+            ),
+            (
+                "bootstrap from the leading job",
+                i64::MIN,
+                vec![wm(1000), colour_wm(Colour::Blue, 300)],
                 None,
                 Some(1100),
             ),
@@ -155,6 +233,46 @@ mod tests {
             ),
             ("far from the fence", 1000, vec![wm(900)], None, None),
             ("within margin", 1000, vec![wm(950)], None, Some(1050)),
+            (
+                "the leading job moves it, a job catching up does not hold it back",
+                1000,
+                vec![wm(950), wm(990), colour_wm(Colour::Blue, -50_000)],
+                None,
+                Some(1050),
+            ),
+            (
+                "one subtask far ahead of its job does not move it",
+                1000,
+                vec![wm(700), wm(4_102_444_800_000), wm(720)],
+                None,
+                None,
+            ),
+            (
+                "gates that are idle, finished or without a watermark do not count",
+                1000,
+                vec![wm(700), inactive(), inactive()],
+                None,
+                None,
+            ),
+            ("no active gate at all", 1000, vec![inactive()], None, None),
+            (
+                "a finished gate does not count while its job has active ones",
+                1000,
+                vec![wm(700), finished(Colour::Green, 990)],
+                None,
+                None,
+            ),
+            (
+                "a job whose gates all finished is as far as the furthest",
+                1000,
+                vec![
+                    finished(Colour::Green, 980),
+                    finished(Colour::Green, 990),
+                    colour_wm(Colour::Blue, 10),
+                ],
+                None,
+                Some(1090),
+            ),
             (
                 "a watermark far past the fence moves it one window past the watermark",
                 1000,

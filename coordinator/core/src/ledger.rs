@@ -87,8 +87,14 @@ impl Ledger {
         gates: &[GateIdentity],
         held: Epoch,
     ) -> Result<(), CoreError> {
+        let mut listed = BTreeSet::new();
         for identity in gates {
             identity.validate()?;
+            if !listed.insert(identity.key()) {
+                return Err(CoreError::GateListedTwice {
+                    gate: identity.key().to_string(),
+                });
+            }
             if let Some(entry) = self.gates.get(&identity.key())
                 && let Some(live) = entry.session
                 && live != session
@@ -275,9 +281,16 @@ impl Ledger {
                 // Watermarks never go back for the policy's sake.
                 let watermark = gate.progress.watermark.max(progress.watermark);
                 let max_key = gate.progress.max_key.max(progress.max_key);
+                // Within one attempt the checkpoint a failover restores from
+                // only moves forward.
+                let checkpointed = match (gate.progress.checkpointed, progress.checkpointed) {
+                    (Some(before), Some(now)) => Some(before.max(now)),
+                    (_, now) => now,
+                };
                 let next = GateProgress {
                     watermark,
                     max_key,
+                    checkpointed,
                     ..progress
                 };
                 self.tallies
@@ -304,13 +317,18 @@ impl Ledger {
             .is_some_and(|g| g.session == Some(session))
     }
 
-    /// Signals for the horizon policy: every known gate's watermark, and the
-    /// held keys of connected gates.
+    /// Signals for the horizon policy: the watermarks of active connected
+    /// gates and the held keys of connected gates, with their colours.
     pub fn horizon_signals(&self) -> impl Iterator<Item = HorizonSignal> + '_ {
-        self.gates.values().map(|g| HorizonSignal {
-            watermark: g.progress.watermark,
-            lowest_held: g.session.and(g.progress.lowest_held),
-        })
+        self.gates
+            .values()
+            .filter(|g| g.session.is_some())
+            .map(|g| HorizonSignal {
+                colour: g.identity.colour,
+                active_watermark: g.progress.active_watermark(),
+                finished_watermark: g.progress.finished_watermark(),
+                lowest_held: g.progress.lowest_held,
+            })
     }
 
     /// The gate operators of `colour` the ledger knows: uid, parallelism.
@@ -384,23 +402,52 @@ impl Ledger {
         operators
     }
 
-    /// Whether every gate of `colour` is known and past `mark` (or idle, or
-    /// finished): every gate of the running job's operators
-    /// ([`Ledger::current_operators`]; of every operator the ledger knows
-    /// while none of `colour` is connected) and of every operator in
-    /// `recorded`, so an operator whose gates have not reconnected since a
-    /// restart keeps this false. A gate slot still holding a gate of an
-    /// earlier job counts as not past. With `live_only` a disconnected gate
-    /// counts only if it finished: a task that failed may be restarting from
-    /// a checkpoint behind what it reported (for DRAINED, while the job
-    /// runs; compaction, after its job stopped, takes the last reports).
-    /// False when no operator is known. O(gates of `colour`).
-    pub fn all_past(
+    /// Whether the old colour of a transition at `at` is drained: every gate
+    /// of `colour` (see [`Ledger::every_gate`]) has emitted everything it
+    /// owns below the cutover for good, whatever Flink replays:
+    ///
+    /// - it holds no record below `at` (a record still held would be lost
+    ///   with the job's savepoint), and
+    /// - it finished its input, or its last completed checkpoint is at or
+    ///   past `mark` (a failover restarts it there), or it is connected and
+    ///   idle, or — for a gate that cannot report checkpoints — it is
+    ///   connected with its watermark at or past `mark`.
+    ///
+    /// A disconnected gate that cannot report checkpoints counts only once
+    /// finished: its task may be restarting from a checkpoint behind what it
+    /// reported.
+    pub fn drained(&self, colour: Colour, at: Key, mark: Key, recorded: &Operators) -> bool {
+        self.every_gate(colour, recorded, |gate| {
+            let p = &gate.progress;
+            let live = gate.session.is_some();
+            p.lowest_held.is_none_or(|held| held >= at)
+                && (p.is_finished()
+                    || p.checkpointed.is_some_and(|c| c >= mark)
+                    || (live && (p.idle || (p.checkpointed.is_none() && p.watermark >= mark))))
+        })
+    }
+
+    /// Whether every gate of `colour` (see [`Ledger::every_gate`]) reported
+    /// a last completed checkpoint at or past `mark`: no failover of its job
+    /// can replay a key below `mark` minus the allowed lateness.
+    pub fn checkpointed_past(&self, colour: Colour, mark: Key, recorded: &Operators) -> bool {
+        self.every_gate(colour, recorded, |gate| {
+            gate.progress.checkpointed.is_some_and(|c| c >= mark)
+        })
+    }
+
+    /// Whether every gate of `colour` is known and satisfies `pass`: every
+    /// gate of the running job's operators ([`Ledger::current_operators`];
+    /// of every operator the ledger knows while none of `colour` is
+    /// connected) and of every operator in `recorded`, so an operator whose
+    /// gates have not reconnected since a restart keeps this false. A gate
+    /// slot still holding a gate of an earlier job counts as failing. False
+    /// when no operator is known. O(gates of `colour`).
+    fn every_gate(
         &self,
         colour: Colour,
-        mark: Key,
         recorded: &Operators,
-        live_only: bool,
+        pass: impl Fn(&GateEntry) -> bool,
     ) -> bool {
         if self.unknown_expected(colour, recorded) > 0 {
             return false;
@@ -416,29 +463,53 @@ impl Ledger {
         if operators.is_empty() {
             return false;
         }
-        // Subtasks past the mark, per operator; gate keys are unique, so
-        // every operator must reach its parallelism.
-        let mut past: BTreeMap<&str, u32> = BTreeMap::new();
+        // Subtasks that pass, per operator; gate keys are unique, so every
+        // operator must reach its parallelism.
+        let mut passed: BTreeMap<&str, u32> = BTreeMap::new();
         for gate in self.gates_of(colour) {
             let uid = gate.identity.gate_uid.as_str();
             let Some(&parallelism) = operators.get(uid) else {
                 continue;
             };
-            let p = &gate.progress;
-            let reported =
-                (!live_only || gate.session.is_some()) && (p.watermark >= mark || p.idle);
             let of_running_job =
                 running.is_empty() || running.contains(gate.identity.job_id.as_str());
-            if gate.identity.subtask_index < parallelism
-                && of_running_job
-                && (p.finished || reported)
-            {
-                *past.entry(uid).or_insert(0) += 1;
+            if gate.identity.subtask_index < parallelism && of_running_job && pass(gate) {
+                *passed.entry(uid).or_insert(0) += 1;
             }
         }
         operators
             .iter()
-            .all(|(uid, &parallelism)| past.get(uid).copied().unwrap_or(0) >= parallelism)
+            .all(|(uid, &parallelism)| passed.get(uid).copied().unwrap_or(0) >= parallelism)
+    }
+
+    /// Forgets gate operator `uid` of `colour`: its disconnected gates and
+    /// its parallelism. Refused while any of its gates is connected.
+    pub fn forget_operator(&mut self, colour: Colour, uid: &str) -> Result<(), CoreError> {
+        let connected = self
+            .gates_of(colour)
+            .filter(|g| g.identity.gate_uid == uid && g.session.is_some())
+            .count();
+        if connected > 0 {
+            return Err(CoreError::OperatorConnected {
+                colour,
+                gate_uid: uid.chars().take(80).collect(),
+                connected: u32::try_from(connected).unwrap_or(u32::MAX),
+            });
+        }
+        self.parallelism.remove(&(colour, uid.to_string()));
+        let tally = self.tallies.of_mut(colour);
+        let mut reset = false;
+        self.gates.retain(|key, entry| {
+            let forget = key.colour == colour && key.gate_uid == uid;
+            if forget {
+                reset |= tally.forgotten(&entry.progress);
+            }
+            !forget
+        });
+        if reset {
+            self.recompute_highest(colour);
+        }
+        Ok(())
     }
 
     /// Counts for `colour` at `epoch`: O(log n), from running tallies.

@@ -9,17 +9,20 @@
 //!  gate ──► Plan::decide(colour, key) ──► Emit | Drop | Hold
 //! ```
 //!
-//! The one invariant everything serves: **no installed document ever changes
-//! the owner of a key below a horizon that was installed before it**
+//! The one invariant everything serves: **below a horizon that was
+//! installed, a key's emitter never changes, except that it may be retired
+//! once (then no colour emits it), and never comes back**
 //! ([`PipelineDoc::check_successor`] enforces it on every install).
 
 mod compaction;
 mod document;
 mod domain;
 mod error;
+mod fence;
 mod gate;
 mod horizon;
 mod ledger;
+pub mod limits;
 pub mod operators;
 mod pipeline;
 mod plan;
@@ -28,16 +31,15 @@ mod tally;
 mod timeline;
 mod transition;
 
-pub use compaction::compaction_floor;
-pub use document::{HISTORY_LEN, PipelineDoc, SCHEMA_VERSION};
-pub use domain::{Colour, Epoch, Key, Mode, PipelineName};
+pub use document::{HISTORY_LEN, PipelineDoc, SCHEMA_VERSION, UnknownFields};
+pub use domain::{Colour, Epoch, Incarnation, Key, Mode, PipelineName};
 pub use error::CoreError;
 pub use gate::{GateIdentity, GateKey, GateProgress, MAX_ID_LEN, SessionId};
 pub use horizon::{HorizonPolicy, HorizonSignal, next_horizon};
 pub use ledger::{GateEntry, Ledger};
 pub use operators::{GateOperators, Operators};
 pub use pipeline::{Installed, PipelineState};
-pub use plan::{Decision, Plan};
+pub use plan::{Decision, Plan, RetiredBelow};
 pub use status::{ColourGates, PipelineStatus};
 pub use timeline::{Segment, Timeline};
 pub use transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};

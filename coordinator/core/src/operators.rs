@@ -26,9 +26,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::document::PipelineDoc;
 use crate::domain::Colour;
-use crate::transition::TransitionState;
 
 /// Gate uid → parallelism.
 pub type Operators = BTreeMap<String, u32>;
@@ -54,15 +52,6 @@ impl GateOperators {
         } else {
             self.0.insert(colour, operators);
         }
-    }
-}
-
-/// The colour whose operators `doc` must record: the old colour of a
-/// transition in flight, otherwise the active colour.
-pub fn recorded_colour(doc: &PipelineDoc) -> Colour {
-    match &doc.transition {
-        Some(t) if t.state == TransitionState::Pending => t.from,
-        _ => doc.active(),
     }
 }
 

@@ -10,14 +10,15 @@
 //! lost compare-and-swap means another writer got there first: the edge
 //! installs what the store holds and proposes again, re-validated.
 
-use crate::compaction::{compact, compaction_floor};
-use crate::document::PipelineDoc;
+use crate::compaction::{retire, retirement};
+use crate::document::{PipelineDoc, UnknownFields};
 use crate::domain::{Colour, Epoch, Key, PipelineName};
 use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::next_horizon;
 use crate::ledger::Ledger;
-use crate::operators::{Operators, merged, recorded_colour};
+use crate::limits::{check_allowed_lateness, check_cutover_key};
+use crate::operators::{Operators, merged};
 use crate::status::{ColourGates, PipelineStatus};
 use crate::transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};
 
@@ -28,6 +29,9 @@ pub enum Installed {
     Advanced,
     /// The document was the current one already.
     Unchanged,
+    /// The document belongs to another incarnation of the pipeline (it was
+    /// deleted and created again): it replaced the installed one.
+    Replaced,
 }
 
 /// One pipeline: installed document plus gate ledger.
@@ -62,11 +66,17 @@ impl PipelineState {
     }
 
     /// Installs a document that is now in the store (written by us or seen
-    /// through a watch). An older epoch is refused; the same epoch is a no-op.
+    /// through a watch). An older epoch is refused; the same epoch is a no-op;
+    /// a document of another incarnation (the pipeline was deleted and
+    /// created again) replaces the installed one.
     pub fn install(&mut self, doc: PipelineDoc) -> Result<Installed, CoreError> {
         doc.validate()?;
         if doc.epoch() == self.doc.epoch() && doc == self.doc {
             return Ok(Installed::Unchanged);
+        }
+        if doc.incarnation() != self.doc.incarnation() {
+            self.doc = doc;
+            return Ok(Installed::Replaced);
         }
         self.doc.check_successor(&doc)?;
         self.doc = doc;
@@ -75,6 +85,10 @@ impl PipelineState {
 
     /// Proposes a transition.
     pub fn propose_schedule(&self, request: ScheduleRequest) -> Result<PipelineDoc, CoreError> {
+        check_allowed_lateness(request.allowed_lateness)?;
+        if let CutoverAt::Key(key) = request.at {
+            check_cutover_key(key)?;
+        }
         let doc = &self.doc;
         let horizon = doc.horizon();
         if let Some(t) = &doc.transition
@@ -120,6 +134,7 @@ impl PipelineState {
             auto_promote: request.auto_promote,
             promoted: false,
             state: TransitionState::Pending,
+            unknown: UnknownFields::new(),
         });
         self.record_operators(&mut next, true);
         self.doc.check_successor(&next)?;
@@ -130,7 +145,7 @@ impl PipelineState {
     /// recorded colour (see [`crate::operators`]; with `rescale`, changed
     /// parallelism too).
     fn record_operators(&self, next: &mut PipelineDoc, rescale: bool) {
-        let colour = recorded_colour(next);
+        let colour = next.recorded_colour();
         if let Some(operators) = merged(
             next.operators.of(colour),
             &self.ledger.current_operators(colour),
@@ -149,6 +164,9 @@ impl PipelineState {
             });
         };
         match t.state {
+            TransitionState::Pending if t.promoted => {
+                return Err(CoreError::Promoted { at: t.at });
+            }
             TransitionState::Pending if doc.horizon() <= t.at => {}
             TransitionState::Pending | TransitionState::Drained | TransitionState::Completed => {
                 return Err(CoreError::Irrevocable {
@@ -213,15 +231,51 @@ impl PipelineState {
             next.operators.set(t.from, Operators::new());
         }
         self.record_operators(&mut next, true);
-        if let Some(floor) = compaction_floor(&next, &self.ledger) {
-            compact(&mut next, floor);
+        if let Some(retired) = retirement(&next, &self.ledger) {
+            retire(&mut next, retired);
         }
+        self.doc.check_successor(&next)?;
         Ok(next)
+    }
+
+    /// Proposes forgetting the recorded gate operator `uid` of `colour`
+    /// (one that will never come back, and would keep DRAINED from coming).
+    /// Refused while any of its gates is connected here; once the document
+    /// is installed, [`PipelineState::forget_operator_gates`] forgets its
+    /// gates.
+    pub fn propose_forget_operator(
+        &self,
+        colour: Colour,
+        uid: &str,
+    ) -> Result<PipelineDoc, CoreError> {
+        let recorded = self.doc.operators.of(colour).contains_key(uid);
+        let known = self.ledger.operators(colour).any(|(known, _)| known == uid);
+        if !recorded && !known {
+            return Err(CoreError::UnknownOperator {
+                colour,
+                gate_uid: uid.chars().take(80).collect(),
+            });
+        }
+        // Refuse before anything is written.
+        self.ledger.clone().forget_operator(colour, uid)?;
+        let mut next = self.doc.successor();
+        let mut operators = next.operators.of(colour).clone();
+        operators.remove(uid);
+        next.operators.set(colour, operators);
+        Ok(next)
+    }
+
+    /// Forgets the gates of operator `uid` of `colour` from the ledger
+    /// (after [`PipelineState::propose_forget_operator`]'s document was
+    /// installed). Refused while any of them is connected.
+    pub fn forget_operator_gates(&mut self, colour: Colour, uid: &str) -> Result<(), CoreError> {
+        self.ledger.forget_operator(colour, uid)
     }
 
     /// The change the pipeline wants on its own, if any: a higher horizon
     /// (from the gates' progress), marking the transition drained,
-    /// compacting segments every gate is past, and recording new gate
+    /// retiring keys after a completed transition (see
+    /// [`crate::compaction`]), and recording new gate
     /// operators (a write of its own only while a transition is in flight;
     /// otherwise they ride along with the next change).
     pub fn propose_automatic(&self) -> Option<PipelineDoc> {
@@ -238,14 +292,14 @@ impl PipelineState {
                 && horizon.unwrap_or(doc.horizon()) > t.at
                 && self
                     .ledger
-                    .all_past(t.from, t.drain_mark(), doc.operators.of(t.from), true)
+                    .drained(t.from, t.at, t.drain_mark(), doc.operators.of(t.from))
         });
-        let floor = compaction_floor(doc, &self.ledger);
+        let retired = retirement(doc, &self.ledger);
         let in_flight = doc
             .transition
             .as_ref()
             .is_some_and(|t| t.state == TransitionState::Pending);
-        let colour = recorded_colour(doc);
+        let colour = doc.recorded_colour();
         // Only an operator the record lacks can be new: a cheap check first.
         let recorded = doc.operators.of(colour);
         let new_operators = in_flight
@@ -254,13 +308,13 @@ impl PipelineState {
                 .operators(colour)
                 .all(|(uid, _)| recorded.contains_key(uid))
             && merged(recorded, &self.ledger.current_operators(colour), false).is_some();
-        if horizon.is_none() && !drained && floor.is_none() && !new_operators {
+        if horizon.is_none() && !drained && retired.is_none() && !new_operators {
             return None;
         }
         let mut next = doc.successor();
         self.record_operators(&mut next, !in_flight);
-        if let Some(floor) = floor {
-            compact(&mut next, floor);
+        if let Some(retired) = retired {
+            retire(&mut next, retired);
         }
         if let Some(horizon) = horizon {
             next.plan.horizon = horizon;

@@ -10,8 +10,11 @@ use crate::domain::{Colour, Key};
 use crate::error::CoreError;
 
 /// Keys from `start` (inclusive) up to the next segment's start belong to
-/// `owner`.
+/// `owner`. A stored segment with fields this version does not know makes
+/// its document unreadable (reported, never overwritten): a segment is too
+/// small to carry them along safely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Segment {
     /// First key of the segment.
     pub start: Key,

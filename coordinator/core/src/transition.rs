@@ -3,13 +3,15 @@
 //!
 //! Stored state is what cannot be derived (`Pending`, `Drained`, ...); the
 //! phase a user sees also depends on the horizon: a pending transition is
-//! `Scheduled` while the horizon is at or below its key (abortable) and
-//! `CuttingOver` once the horizon passed it (irrevocable).
+//! `Scheduled` while the horizon is at or below its key and it was not
+//! promoted (abortable), and `CuttingOver` once the horizon passed it or it
+//! was promoted (irrevocable: promotion is the point of no return).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::document::UnknownFields;
 use crate::domain::{Colour, Epoch, Key, Mode};
 
 /// Where a cutover happens.
@@ -58,7 +60,7 @@ pub enum TransitionState {
 pub enum Phase {
     /// Appended, horizon at or below the key: abortable.
     Scheduled,
-    /// Horizon passed the key: irrevocable.
+    /// Horizon passed the key, or the cutover was promoted: irrevocable.
     CuttingOver,
     /// The old colour's gates are all past key + lateness.
     Drained,
@@ -104,13 +106,16 @@ pub struct Transition {
     pub promoted: bool,
     /// Stored state.
     pub state: TransitionState,
+    /// Fields a newer version wrote; kept on every write.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
 }
 
 impl Transition {
     /// The phase, given the persisted horizon.
     pub fn phase(&self, horizon: Key) -> Phase {
         match self.state {
-            TransitionState::Pending if horizon > self.at => Phase::CuttingOver,
+            TransitionState::Pending if horizon > self.at || self.promoted => Phase::CuttingOver,
             TransitionState::Pending => Phase::Scheduled,
             TransitionState::Drained => Phase::Drained,
             TransitionState::Completed => Phase::Completed,

@@ -1,6 +1,8 @@
-//! Compaction: segments every gate of both colours is past merge away, so a
-//! document stays small however many transitions a pipeline goes through;
-//! nothing from the compaction floor on changes owner.
+//! Retirement and compaction: a completed transition retires the keys its
+//! stopped colour decided and the keys the running colour can no longer
+//! replay; segments below both floors merge away, so a document stays small
+//! however many transitions a pipeline goes through. No key is ever given
+//! to a colour.
 
 mod support;
 
@@ -11,7 +13,7 @@ use support::*;
 /// GREEN and BLUE gates (parallelism 2 each) on session 1, GREEN owning
 /// everything, the horizon raised from watermark 1000 (window 100).
 fn two_jobs() -> (PipelineState, Vec<GateIdentity>) {
-    let doc = PipelineDoc::new(name(), Green, HorizonPolicy::with_window(100));
+    let doc = new_doc(Green, 100);
     let mut state = PipelineState::new(doc);
     let gates: Vec<GateIdentity> = (0..2)
         .flat_map(|i| [gate(Green, i, 2), gate(Blue, i, 2)])
@@ -30,6 +32,24 @@ fn move_all(state: &mut PipelineState, gates: &[GateIdentity], watermark: i64) {
             .progress(SessionId(1), &g.key(), progress(watermark))
             .expect("progress");
     }
+}
+
+/// Reports `watermark` and a last completed checkpoint at `checkpointed`.
+fn checkpoint_all(
+    state: &mut PipelineState,
+    gates: &[GateIdentity],
+    watermark: i64,
+    checkpointed: i64,
+) {
+    for g in gates {
+        let mut p = progress(watermark);
+        p.checkpointed = Some(Key(checkpointed));
+        state.progress(SessionId(1), &g.key(), p).expect("progress");
+    }
+}
+
+fn floors(doc: &PipelineDoc) -> (i64, i64) {
+    (doc.plan.retired.blue.0, doc.plan.retired.green.0)
 }
 
 /// Schedules BLUE at the earliest key; returns that key.
@@ -65,7 +85,7 @@ fn starts(doc: &PipelineDoc) -> Vec<(i64, Colour)> {
 }
 
 #[test]
-fn segments_merge_once_the_transition_is_completed_and_every_gate_is_past() {
+fn completion_retires_the_stopped_colours_keys_and_merges_the_segments() {
     let (mut state, gates) = two_jobs();
     let mut request = schedule(Blue, CutoverAt::Earliest);
     request.allowed_lateness = 50;
@@ -77,75 +97,136 @@ fn segments_merge_once_the_transition_is_completed_and_every_gate_is_past() {
         .expect("a transition");
     assert_eq!(starts(&scheduled), vec![(i64::MIN, Green), (at, Blue)]);
 
-    // Drained: both jobs still run, nothing merges.
+    // Drained: both jobs still run, nothing is retired.
     move_all(&mut state, &gates, at + 50);
     let drained = settle(&mut state);
     assert_eq!(drained.phase(), Some(Phase::Drained));
     assert_eq!(starts(&drained), vec![(i64::MIN, Green), (at, Blue)]);
-    assert_eq!(drained.compacted_below, Key::MIN);
+    assert_eq!(drained.plan.retired, RetiredBelow::NONE);
 
-    // Completed (GREEN stopped), every gate past the cutover plus lateness:
-    // the completion write itself compacts.
+    // Completed (GREEN stopped): GREEN retires every key below the cutover,
+    // BLUE those it never owned; below both, no colour emits and the
+    // segments merge in the completion write itself.
     let completed = apply(&mut state, |s| s.propose_complete());
     assert_eq!(completed.phase(), Some(Phase::Completed));
+    assert_eq!(floors(&completed), (at, at));
     assert_eq!(starts(&completed), vec![(i64::MIN, Blue)]);
-    assert_eq!(completed.compacted_below, Key(at));
+    assert_eq!(completed.compacted_below(), Key(at));
     assert_eq!(
         completed.segments_epoch,
         completed.epoch(),
-        "gates get the new segments"
+        "gates get the new plan"
     );
-    for key in [i64::MIN, at - 1, at, at + 1] {
+    for key in [i64::MIN, at - 1] {
+        assert_eq!(
+            completed.plan.decide(Blue, Key(key)),
+            Decision::Drop,
+            "{key}"
+        );
+        assert_eq!(
+            completed.plan.decide(Green, Key(key)),
+            Decision::Drop,
+            "{key}"
+        );
+    }
+    for key in [at, at + 1] {
         assert_eq!(completed.plan.decide(Blue, Key(key)), Decision::Emit);
         assert_eq!(completed.plan.decide(Green, Key(key)), Decision::Drop);
     }
     let rest = settle(&mut state);
-    assert_eq!(rest.compacted_below, Key(at), "nothing left to compact");
-    assert_eq!(starts(&rest), vec![(i64::MIN, Blue)]);
+    assert_eq!(floors(&rest), (at, at), "nothing left to retire");
 }
 
 #[test]
-fn open_or_aborted_transitions_and_gates_behind_block_compaction() {
+fn nothing_is_retired_while_a_transition_is_open_or_after_an_abort() {
     let (mut state, gates) = two_jobs();
     let at = schedule_blue_at_earliest(&mut state);
     apply(&mut state, |s| s.propose_abort());
     assert_eq!(state.doc().phase(), Some(Phase::Aborted));
+    move_all(&mut state, &gates, at + 300);
+    assert_eq!(settle(&mut state).plan.retired, RetiredBelow::NONE);
 
-    // Schedule again at a later key; while it is pending nothing merges.
     apply(&mut state, |s| {
         s.propose_schedule(schedule(Blue, CutoverAt::Key(Key(at + 500))))
     });
-    move_all(&mut state, &gates, at + 300);
+    checkpoint_all(&mut state, &gates, at + 400, at + 400);
     let doc = settle(&mut state);
     assert_eq!(doc.phase(), Some(Phase::Scheduled));
-    assert_eq!(doc.compacted_below, Key::MIN);
-
-    // Drained and completed with one BLUE subtask behind the cutover: the
-    // segments stay until it catches up.
-    move_all(&mut state, &gates[..3], at + 600);
-    state
-        .progress(SessionId(1), &gates[3].key(), progress(at + 499))
-        .expect("progress");
-    assert_eq!(settle(&mut state).phase(), Some(Phase::Drained));
-    let completed = apply(&mut state, |s| s.propose_complete());
-    assert_eq!(
-        completed.compacted_below,
-        Key::MIN,
-        "blue subtask 1 is behind"
-    );
-    assert_eq!(completed.plan.timeline.segments().len(), 2);
-
-    move_all(&mut state, &gates[3..], at + 600);
-    let doc = settle(&mut state);
-    assert_eq!(doc.compacted_below, Key(at + 500));
-    assert_eq!(starts(&doc), vec![(i64::MIN, Blue)]);
+    assert_eq!(doc.plan.retired, RetiredBelow::NONE);
+    assert_eq!(doc.plan.timeline.segments().len(), 2);
 }
 
 #[test]
-fn completion_compacts_when_only_the_new_colour_is_left() {
+fn after_a_rollback_the_running_colour_retires_its_own_keys_only_once_checkpointed_past_them() {
+    // GREEN -> BLUE at 1100, rolled back to GREEN at 1200 (lateness 50)
+    // before it completed: GREEN's job ran throughout and emitted the keys
+    // below 1100; a failover may replay them until its checkpoints pass.
+    let (mut state, gates) = two_jobs();
+    let first = schedule_blue_at_earliest(&mut state);
+    move_all(&mut state, &gates, first + 50);
+    settle(&mut state);
+    let mut rollback = schedule(Green, CutoverAt::Earliest);
+    rollback.allowed_lateness = 50;
+    let second = apply(&mut state, |s| s.propose_schedule(rollback))
+        .transition
+        .map(|t| t.at.0)
+        .expect("a transition");
+    assert_eq!(
+        starts(state.doc()),
+        vec![(i64::MIN, Green), (first, Blue), (second, Green)]
+    );
+    let (blues, greens): (Vec<GateIdentity>, Vec<GateIdentity>) =
+        gates.iter().cloned().partition(|g| g.colour == Blue);
+    checkpoint_all(&mut state, &blues, second + 60, second + 60);
+    checkpoint_all(&mut state, &greens, second + 60, first - 10);
+    assert_eq!(settle(&mut state).phase(), Some(Phase::Drained));
+    let completed = apply(&mut state, |s| s.propose_complete());
+    // BLUE (stopped) retires everything below its cutover's end; GREEN's
+    // checkpoints are below its first segment's end plus lateness.
+    assert_eq!(floors(&completed), (second, i64::MIN));
+    assert_eq!(completed.plan.decide(Green, Key(first - 1)), Decision::Emit);
+    assert_eq!(completed.plan.decide(Blue, Key(first + 1)), Decision::Drop);
+
+    checkpoint_all(&mut state, &greens, second + 60, first + 49);
+    assert_eq!(
+        floors(&settle(&mut state)),
+        (second, i64::MIN),
+        "lateness not yet"
+    );
+    // Checkpointed past the first cutover plus lateness: GREEN's keys below
+    // it are retired, and, owning nothing up to the second cutover, so are
+    // those.
+    checkpoint_all(&mut state, &greens, second + 60, first + 50);
+    let doc = settle(&mut state);
+    assert_eq!(floors(&doc), (second, second));
+    assert_eq!(starts(&doc), vec![(i64::MIN, Green)]);
+}
+
+#[test]
+fn a_gate_that_cannot_report_checkpoints_keeps_its_own_keys() {
+    let (mut state, gates) = two_jobs();
+    let first = schedule_blue_at_earliest(&mut state);
+    move_all(&mut state, &gates, first + 50);
+    settle(&mut state);
+    let second = apply(&mut state, |s| {
+        s.propose_schedule(schedule(Green, CutoverAt::Earliest))
+    })
+    .transition
+    .map(|t| t.at.0)
+    .expect("a transition");
+    move_all(&mut state, &gates, second + 10_000);
+    settle(&mut state);
+    apply(&mut state, |s| s.propose_complete());
+    let doc = settle(&mut state);
+    assert_eq!(floors(&doc), (second, i64::MIN));
+    assert_eq!(doc.plan.decide(Green, Key(first - 1)), Decision::Emit);
+}
+
+#[test]
+fn a_restarted_coordinator_retires_at_completion_knowing_only_the_new_colour() {
     let (mut state, gates) = two_jobs();
     let at = schedule_blue_at_earliest(&mut state);
-    // GREEN drains; BLUE is behind the cutover, so nothing merges yet.
+    // GREEN drains; BLUE is behind the cutover.
     move_all(&mut state, &gates, at + 10);
     for g in gates.iter().filter(|g| g.colour == Blue) {
         state
@@ -154,29 +235,19 @@ fn completion_compacts_when_only_the_new_colour_is_left() {
     }
     assert_eq!(settle(&mut state).phase(), Some(Phase::Drained));
 
-    // A restarted coordinator knows only BLUE's gates, which catch up.
     let mut restarted = PipelineState::new(state.doc().clone());
     let blues: Vec<GateIdentity> = gates.iter().filter(|g| g.colour == Blue).cloned().collect();
     restarted
         .attach(SessionId(7), &blues, state.doc().epoch())
         .expect("attach");
-    for g in &blues {
-        restarted
-            .progress(SessionId(7), &g.key(), progress(at))
-            .expect("progress");
-    }
     assert_eq!(
-        restarted.propose_automatic().map(|d| d.compacted_below),
+        restarted.propose_automatic().map(|d| d.plan.retired),
         None,
         "GREEN is not known to be stopped before completion"
     );
     let done = apply(&mut restarted, |s| s.propose_complete());
     assert_eq!(done.phase(), Some(Phase::Completed));
-    assert_eq!(
-        done.compacted_below,
-        Key(at),
-        "the completion write compacts"
-    );
+    assert_eq!(floors(&done), (at, at));
     assert_eq!(starts(&done), vec![(i64::MIN, Blue)]);
 }
 
@@ -204,7 +275,7 @@ fn a_thousand_transitions_keep_the_document_small() {
 }
 
 #[test]
-fn install_refuses_a_floor_that_falls_or_passes_the_horizon() {
+fn install_refuses_floors_that_fall_or_pass_the_horizon_and_keys_that_come_back() {
     let (mut state, gates) = two_jobs();
     apply(&mut state, |s| {
         s.propose_schedule(schedule(Blue, CutoverAt::Earliest))
@@ -212,27 +283,28 @@ fn install_refuses_a_floor_that_falls_or_passes_the_horizon() {
     move_all(&mut state, &gates, 5000);
     settle(&mut state);
     let doc = apply(&mut state, |s| s.propose_complete());
-    assert!(doc.compacted_below > Key::MIN);
+    assert!(doc.plan.retired.green > Key::MIN);
 
-    let mut too_high = doc.clone();
-    too_high.plan.epoch = doc.epoch().next();
-    too_high.compacted_below = doc.horizon().saturating_add(1);
+    let next = |change: &dyn Fn(&mut PipelineDoc)| {
+        let mut next = doc.clone();
+        next.plan.epoch = doc.epoch().next();
+        change(&mut next);
+        next
+    };
+    let too_high = next(&|d| d.plan.retired.blue = d.horizon().saturating_add(1));
     assert!(matches!(
         state.install(too_high),
-        Err(CoreError::InvalidDocument { .. } | CoreError::InvalidCompaction { .. })
+        Err(CoreError::InvalidDocument { .. } | CoreError::InvalidRetirement { .. })
     ));
-    let mut falling = doc.clone();
-    falling.plan.epoch = doc.epoch().next();
-    falling.compacted_below = Key::MIN;
+    let falling = next(&|d| d.plan.retired.green = Key::MIN);
     assert!(matches!(
         state.install(falling),
-        Err(CoreError::InvalidCompaction { .. })
+        Err(CoreError::InvalidRetirement { .. })
     ));
-    // An owner change between the floor and the horizon is still a fence
-    // violation.
-    let mut moved = doc.clone();
-    moved.plan.epoch = doc.epoch().next();
-    moved.plan.timeline = Timeline::new(Green);
+    // An owner change above the floors and below the horizon is a fence
+    // violation, and so is handing a retired key back through another
+    // owner with its floor passed.
+    let moved = next(&|d| d.plan.timeline = Timeline::new(Green));
     assert!(matches!(
         state.install(moved),
         Err(CoreError::FenceViolation { .. })

@@ -9,12 +9,7 @@ use support::*;
 
 #[test]
 fn a_document_without_recorded_operators_loads_with_none() {
-    let mut json = serde_json::to_value(PipelineDoc::new(
-        name(),
-        Green,
-        HorizonPolicy::with_window(100),
-    ))
-    .expect("serialise");
+    let mut json = serde_json::to_value(new_doc(Green, 100)).expect("serialise");
     let fields = json.as_object_mut().expect("an object");
     fields.remove("operators").expect("written by this version");
     let doc: PipelineDoc = serde_json::from_value(json).expect("an older document loads");

@@ -1,9 +1,9 @@
 //! Property tests: over random sequences of control requests, gate progress
-//! and automatic horizon moves, no installed document ever changes the owner
-//! of a key below a horizon installed before it (compaction aside, which
-//! only merges keys every gate is past), and every decision a gate made (Emit
-//! or Drop) on a key above the compaction floor is the one the final plan
-//! gives.
+//! (with and without checkpoints) and automatic horizon moves, no installed
+//! document ever changes the emitter of a key below a horizon installed
+//! before it, except by retiring it (then no colour emits it, for good), and
+//! every decision a gate made (Emit or Drop) is the one the final plan gives,
+//! unless the final plan retired that key for that colour.
 
 mod support;
 
@@ -27,6 +27,7 @@ enum Op {
         subtask: u32,
         watermark_step: i64,
         hold: Option<i64>,
+        checkpoint_lag: Option<i64>,
     },
     /// Every gate moves its watermark by the step (a job's steady progress).
     ProgressAll {
@@ -61,13 +62,17 @@ fn op() -> impl Strategy<Value = Op> {
             any::<bool>(),
             0u32..3,
             -20i64..120,
-            proptest::option::of(0i64..5000)
+            proptest::option::of(0i64..5000),
+            proptest::option::of(0i64..400),
         )
-            .prop_map(|(green, subtask, watermark_step, hold)| Op::Progress {
-                green,
-                subtask,
-                watermark_step,
-                hold
+            .prop_map(|(green, subtask, watermark_step, hold, checkpoint_lag)| {
+                Op::Progress {
+                    green,
+                    subtask,
+                    watermark_step,
+                    hold,
+                    checkpoint_lag,
+                }
             }),
         (0i64..300).prop_map(|watermark_step| Op::ProgressAll { watermark_step }),
         Just(Op::Automatic),
@@ -81,13 +86,23 @@ fn colour(green: bool) -> Colour {
     if green { Colour::Green } else { Colour::Blue }
 }
 
-/// Keys below `below` worth comparing: a grid plus both timelines' segment
-/// boundaries and the keys just before them.
-fn sample_keys(a: &Timeline, b: &Timeline, below: Key) -> Vec<Key> {
+/// Keys below `below` worth comparing: a grid plus both plans' segment
+/// boundaries and floors and the keys just before them.
+fn sample_keys(a: &Plan, b: &Plan, below: Key) -> Vec<Key> {
     let mut keys: Vec<i64> = (-100..3200).step_by(7).collect();
-    for s in a.segments().iter().chain(b.segments()) {
-        keys.push(s.start.0);
-        keys.push(s.start.0.saturating_sub(1));
+    let floors = [a.retired, b.retired]
+        .into_iter()
+        .flat_map(|r| [r.blue, r.green]);
+    for start in a
+        .timeline
+        .segments()
+        .iter()
+        .chain(b.timeline.segments())
+        .map(|s| s.start)
+        .chain(floors)
+    {
+        keys.push(start.0);
+        keys.push(start.0.saturating_sub(1));
     }
     keys.into_iter().map(Key).filter(|&k| k < below).collect()
 }
@@ -96,8 +111,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn no_change_ever_alters_an_owner_below_the_horizon(ops in proptest::collection::vec(op(), 1..200)) {
-        let mut state = PipelineState::new(PipelineDoc::new(name(), Colour::Green, HorizonPolicy::with_window(100)));
+    fn below_the_horizon_a_key_only_ever_loses_its_emitter_once(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut state = PipelineState::new(new_doc(Colour::Green, 100));
         let gates: Vec<GateIdentity> = (0..3)
             .flat_map(|i| [gate(Colour::Green, i, 3), gate(Colour::Blue, i, 3)])
             .collect();
@@ -120,12 +135,13 @@ proptest! {
                 Op::Promote => Some(state.propose_promote()),
                 Op::Complete => Some(state.propose_complete()),
                 Op::Automatic => state.propose_automatic().map(Ok),
-                Op::Progress { green, subtask, watermark_step, hold } => {
+                Op::Progress { green, subtask, watermark_step, hold, checkpoint_lag } => {
                     let g = gate(colour(green), subtask, 3);
                     let wm = watermarks.entry(g.key()).or_insert(0i64);
                     *wm += watermark_step;
                     let mut p = progress(*wm);
                     p.lowest_held = hold.map(Key);
+                    p.checkpointed = checkpoint_lag.map(|lag| Key(*wm - lag));
                     state.progress(SessionId(session), &g.key(), p).expect("gate is attached");
                     None
                 }
@@ -156,26 +172,14 @@ proptest! {
                     state.install(next.clone()).expect("a proposal always installs");
                     prop_assert!(next.epoch() > before.epoch());
                     prop_assert!(next.horizon() >= before.horizon());
-                    prop_assert!(next.compacted_below >= before.compacted_below);
-                    if next.compacted_below > before.compacted_below {
-                        // Compaction only below what every known gate is past.
-                        for g in state.ledger().gates() {
-                            prop_assert!(
-                                g.progress.watermark >= next.compacted_below,
-                                "compacted at {} with {} at watermark {}",
-                                next.compacted_below, g.identity.key(), g.progress.watermark
-                            );
-                        }
+                    for c in Colour::ALL {
+                        prop_assert!(next.plan.retired.of(c) >= before.plan.retired.of(c));
                     }
-                    let floor = next.compacted_below;
-                    for key in sample_keys(&before.plan.timeline, &next.plan.timeline, before.horizon())
-                        .into_iter()
-                        .filter(|&k| k >= floor)
-                    {
-                        prop_assert_eq!(
-                            before.plan.timeline.owner_of(key),
-                            next.plan.timeline.owner_of(key),
-                            "owner of {} changed below horizon {}", key, before.horizon()
+                    for key in sample_keys(&before.plan, &next.plan, before.horizon()) {
+                        let (was, now) = (before.plan.emitter(key), next.plan.emitter(key));
+                        prop_assert!(
+                            now.is_none() || now == was,
+                            "emitter of {} went from {:?} to {:?} below horizon {}", key, was, now, before.horizon()
                         );
                     }
                 }
@@ -184,11 +188,10 @@ proptest! {
             }
         }
         let last = &state.doc().plan;
-        let floor = state.doc().compacted_below;
-        for (colour, key, decision) in decisions.into_iter().filter(|&(_, k, _)| k >= floor) {
-            let owner = last.timeline.owner_of(key);
-            let expected = if owner == colour { Decision::Emit } else { Decision::Drop };
-            prop_assert_eq!(decision, expected, "decision for {} at {} changed", colour, key);
+        for (colour, key, decision) in decisions {
+            let now = last.decide(colour, key);
+            let retired = decision == Decision::Emit && now == Decision::Drop && key < last.retired.of(colour);
+            prop_assert!(now == decision || retired, "decision of {} at {} changed from {:?} to {:?}", colour, key, decision, now);
         }
     }
 }

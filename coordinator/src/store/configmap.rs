@@ -183,7 +183,15 @@ fn views(doc: &PipelineDoc) -> BTreeMap<String, String> {
         ("active".into(), doc.active().to_string()),
         ("segments".into(), segments),
         ("horizon".into(), horizon.to_string()),
-        ("compacted-below".into(), doc.compacted_below.to_string()),
+        ("compacted-below".into(), doc.compacted_below().to_string()),
+        (
+            "retired-below".into(),
+            format!(
+                "BLUE {}, GREEN {}",
+                doc.plan.retired.blue, doc.plan.retired.green
+            ),
+        ),
+        ("incarnation".into(), doc.incarnation().to_string()),
         (
             "phase".into(),
             doc.phase().map_or("none".into(), |p| p.to_string()),
@@ -252,7 +260,7 @@ impl Store for ConfigMapStore {
                     Ok(CasOutcome::Written(Version::new(version)))
                 }
                 Err(e) if matches!(status_code(&e), Some(409 | 404)) => {
-                    Ok(CasOutcome::Conflict(self.read(name).await?))
+                    Ok(CasOutcome::Conflict(self.read(name).await?.map(Box::new)))
                 }
                 Err(e) => Err(unavailable(e)),
             }

@@ -273,7 +273,7 @@ impl Store for EtcdStore {
                     .await?
                 {
                     Ok(revision) => CasOutcome::Written(Version::new(revision.to_string())),
-                    Err(current) => CasOutcome::Conflict(current),
+                    Err(current) => CasOutcome::Conflict(current.map(Box::new)),
                 },
             )
         })

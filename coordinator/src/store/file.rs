@@ -6,14 +6,15 @@
 //! temporary file, fsyncs it, renames it over the document and fsyncs the
 //! folder. A document that does not parse is reported with its path and never
 //! overwritten. Watches poll the file (changes made by this process are seen
-//! by the coordinator directly).
+//! by the coordinator directly); after a failed read a watch waits longer
+//! each time (up to [`MAX_WATCH_BACKOFF`]) instead of spinning.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cutover_core::{PipelineDoc, PipelineName};
+use cutover_core::{PipelineDoc, PipelineName, UnknownFields};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -29,10 +30,16 @@ pub struct FileStore {
     poll: Duration,
 }
 
+/// Longest wait between two reads of a watch whose reads keep failing.
+pub const MAX_WATCH_BACKOFF: Duration = Duration::from_secs(5);
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     revision: u64,
     document: PipelineDoc,
+    /// Fields a newer version wrote; kept on every write.
+    #[serde(flatten)]
+    unknown: UnknownFields,
 }
 
 impl FileStore {
@@ -80,6 +87,12 @@ impl FileStore {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if path.is_dir() => {
+                return Err(StoreError::Corrupt {
+                    location: path.display().to_string(),
+                    reason: format!("a directory, not a pipeline document ({e})"),
+                });
+            }
             Err(source) => {
                 return Err(StoreError::Io {
                     operation: "read",
@@ -110,6 +123,16 @@ impl FileStore {
         }))
     }
 
+    /// The fields of the envelope at `path` this version does not know.
+    fn unknown_envelope_fields(path: &Path) -> UnknownFields {
+        let Ok(bytes) = fs::read(path) else {
+            return UnknownFields::new();
+        };
+        serde_json::from_slice::<Envelope>(&bytes)
+            .map(|e| e.unknown)
+            .unwrap_or_default()
+    }
+
     /// Compare-and-swap (blocking).
     pub fn compare_and_swap_blocking(
         &self,
@@ -128,7 +151,7 @@ impl FileStore {
         let lock = self.lock(name)?;
         let current = self.load_blocking(name)?;
         if current.as_ref().map(|s| &s.version) != expected {
-            return Ok(CasOutcome::Conflict(current));
+            return Ok(CasOutcome::Conflict(current.map(Box::new)));
         }
         let revision = match &current {
             Some(stored) => stored.version.as_str().parse::<u64>().unwrap_or(0) + 1,
@@ -139,6 +162,7 @@ impl FileStore {
         let bytes = serde_json::to_vec_pretty(&Envelope {
             revision,
             document: doc.clone(),
+            unknown: Self::unknown_envelope_fields(&path),
         })
         .map_err(|e| StoreError::Unavailable {
             reason: format!("cannot encode document: {e}"),
@@ -272,10 +296,14 @@ impl Store for FileStore {
 
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
         let (store, name) = (self.clone(), name.clone());
-        let last: Option<Option<Version>> = None;
-        futures::stream::unfold(last, move |last| {
+        // (version last reported, wait before the next read after a failure)
+        let state: (Option<Option<Version>>, Option<Duration>) = (None, None);
+        futures::stream::unfold(state, move |(last, failing)| {
             let (store, name) = (store.clone(), name.clone());
             async move {
+                if let Some(wait) = failing {
+                    tokio::time::sleep(wait).await;
+                }
                 loop {
                     let loaded = blocking({
                         let (store, name) = (store.clone(), name.clone());
@@ -283,11 +311,14 @@ impl Store for FileStore {
                     })
                     .await;
                     match loaded {
-                        Err(e) => return Some((Err(e), last)),
+                        Err(e) => {
+                            let wait = failing.map_or(store.poll, |w| w * 2).min(MAX_WATCH_BACKOFF);
+                            return Some((Err(e), (None, Some(wait))));
+                        }
                         Ok(stored) => {
                             let version = stored.as_ref().map(|s| s.version.clone());
                             if last.as_ref() != Some(&version) {
-                                return Some((Ok(stored), Some(version)));
+                                return Some((Ok(stored), (Some(version), None)));
                             }
                         }
                     }

@@ -85,7 +85,7 @@ impl Store for MemoryStore {
         let tx = Self::sender(&mut inner, name);
         let current = tx.borrow().clone();
         let outcome = if current.as_ref().map(|s| &s.version) != expected {
-            CasOutcome::Conflict(current)
+            CasOutcome::Conflict(current.map(Box::new))
         } else {
             inner.revision += 1;
             let version = Version::new(inner.revision.to_string());

@@ -8,6 +8,16 @@ pub fn name() -> PipelineName {
     PipelineName::new("orders").expect("valid name")
 }
 
+/// A new document of `name()` owned by `owner` with horizon `window`.
+pub fn new_doc(owner: Colour, window: u64) -> PipelineDoc {
+    PipelineDoc::new(
+        name(),
+        owner,
+        HorizonPolicy::with_window(window),
+        Incarnation(1),
+    )
+}
+
 /// A gate of `colour` with uid `gate`.
 pub fn gate(colour: Colour, subtask_index: u32, parallelism: u32) -> GateIdentity {
     GateIdentity {
@@ -54,7 +64,7 @@ pub fn apply(
 /// A pipeline owned by GREEN with one green gate (session 1) at `watermark`
 /// and the horizon raised from it (window 100).
 pub fn running_pipeline(watermark: i64) -> PipelineState {
-    let doc = PipelineDoc::new(name(), Colour::Green, HorizonPolicy::with_window(100));
+    let doc = new_doc(Colour::Green, 100);
     let mut state = PipelineState::new(doc);
     state
         .attach(SessionId(1), &[gate(Colour::Green, 0, 1)], Epoch(0))
