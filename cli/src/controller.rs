@@ -21,10 +21,10 @@ pub struct ControllerArgs {
     #[arg(long, env = "CUTOVER_NAMESPACE")]
     namespace: Option<String>,
     /// Reconcile every resource at least this often.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = cutover_cli::flags::duration, allow_hyphen_values = true)]
     resync: Duration,
     /// Wait this long after a failed reconciliation.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = cutover_cli::flags::duration, allow_hyphen_values = true)]
     retry: Duration,
     /// Instance name on Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]

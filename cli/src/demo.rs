@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use cutover_client::{Colour, PipelineName};
 use cutover_coordinator::metrics::WriteLabel;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
-use cutover_core::{Epoch, HorizonPolicy};
+use cutover_core::Epoch;
 use cutover_proto::v1;
 use cutover_proto::v1::control_service_client::ControlServiceClient;
 use serde::Serialize;
@@ -48,7 +48,7 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub store_options: StoreOptions,
     /// Horizon window of the embedded coordinator (event time).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::flags::horizon_window, allow_hyphen_values = true)]
     pub horizon_window: Duration,
     /// Decide on the gate's watermark (WATERMARK mode) instead of the
     /// record's timestamp (EVENT_TIME, the default).
@@ -101,11 +101,6 @@ pub struct Summary {
     pub wall_ms: f64,
 }
 
-/// Event time is in milliseconds.
-pub fn window_millis(window: Duration) -> u64 {
-    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
 impl DemoArgs {
     /// Runs the demo and prints the summary; exit code 1 on any duplicate
     /// or gap in EVENT_TIME mode.
@@ -132,7 +127,7 @@ impl DemoArgs {
         let description = store.describe();
         let metrics = Metrics::default();
         let config = CoordinatorConfig {
-            horizon: HorizonPolicy::with_window(window_millis(self.horizon_window)),
+            horizon: crate::flags::horizon_policy(self.horizon_window),
             ..CoordinatorConfig::default()
         };
         let coordinator = Coordinator::new(store, config, metrics.clone());

@@ -5,4 +5,5 @@
 pub mod bench;
 pub mod control;
 pub mod demo;
+pub mod flags;
 pub mod store_spec;

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
-use cutover_core::HorizonPolicy;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing::info;
 
-use cutover_cli::demo::window_millis;
+use cutover_cli::flags;
 use cutover_cli::store_spec::{StoreOptions, StoreSpec};
 
 /// Flags of `cutover serve`.
@@ -35,13 +34,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     store_options: StoreOptions,
     /// How far the horizon runs ahead of the gates' watermarks, in event
-    /// time (e.g. `10s`, `500ms`). Also the lead time of a cutover at
-    /// EARLIEST. Applies to pipelines this coordinator creates.
-    #[arg(long, env = "CUTOVER_HORIZON_WINDOW", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// time (e.g. `10s`, `500ms`; 1 ms to 2^40 ms). Also the lead time of a
+    /// cutover at EARLIEST. Applies to pipelines this coordinator creates.
+    #[arg(long, env = "CUTOVER_HORIZON_WINDOW", default_value = "10s", value_parser = flags::horizon_window, allow_hyphen_values = true)]
     horizon_window: Duration,
-    /// Largest message accepted from a client, in bytes.
-    #[arg(long, env = "CUTOVER_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
-    max_message_bytes: usize,
+    /// Largest message accepted from a client, in bytes (64 KiB to 256 MiB).
+    #[arg(long, env = "CUTOVER_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(flags::MESSAGE_BYTES))]
+    max_message_bytes: u64,
 }
 
 impl ServeArgs {
@@ -49,19 +48,19 @@ impl ServeArgs {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let store = self.store.open(&self.store_options).await?;
         let config = CoordinatorConfig {
-            horizon: HorizonPolicy::with_window(window_millis(self.horizon_window)),
-            max_message_bytes: self.max_message_bytes,
+            horizon: flags::horizon_policy(self.horizon_window),
+            max_message_bytes: usize::try_from(self.max_message_bytes)
+                .context("--max-message-bytes does not fit this machine")?,
             ..CoordinatorConfig::default()
         };
         let metrics = Metrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let coordinator = Coordinator::new(store, config, metrics);
-        let loaded = coordinator
-            .load_all()
-            .await
-            .context("loading stored pipelines")?;
-        info!(pipelines = loaded, "loaded stored pipelines");
+        // Serve at once (NOT_SERVING on health) and load the stored
+        // pipelines once the store answers.
+        coordinator.set_ready(false);
+        tokio::spawn(load_when_the_store_answers(coordinator.clone()));
         if self.metrics_listen != "off" {
             let listener = TcpListener::bind(&self.metrics_listen)
                 .await
@@ -76,6 +75,39 @@ impl ServeArgs {
             gate_listener(self.listen).with_context(|| format!("binding {}", self.listen))?;
         serve(coordinator, listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Loads every stored pipeline, retrying with back-off while the store
+/// cannot be reached, then reports the coordinator ready.
+async fn load_when_the_store_answers(coordinator: Coordinator) {
+    let mut wait = Duration::from_millis(200);
+    let mut failures = cutover_coordinator::log_limit::RepeatLimiter::new(Duration::from_secs(30));
+    loop {
+        match coordinator.load_all().await {
+            Ok(loaded) => {
+                let broken = coordinator.broken().all().len();
+                info!(
+                    pipelines = loaded,
+                    broken, "loaded stored pipelines; serving"
+                );
+                coordinator.set_ready(true);
+                return;
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                if let cutover_coordinator::log_limit::Verdict::Log { suppressed } =
+                    failures.occurred(&message, std::time::Instant::now())
+                {
+                    tracing::warn!(error = %message, suppressed, "cannot load the stored pipelines yet (NOT_SERVING); retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = coordinator.stopped() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(10));
     }
 }
 

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cutover_coordinator::store::{
-    ConfigMapStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore, Store,
+    ConfigMapStore, ConnectingStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore, Store,
 };
 
 /// Default etcd key prefix.
@@ -159,10 +160,23 @@ impl StoreSpec {
                     tls: options.etcd_tls()?,
                     ..EtcdOptions::new(endpoints.clone())
                 };
-                Arc::new(
-                    EtcdStore::connect(etcd).await.with_context(|| {
-                        format!("connecting to etcd at {}", endpoints.join(","))
-                    })?,
+                // Misconfiguration fails now; an etcd that does not answer
+                // yet is retried in the background (the coordinator reports
+                // NOT_SERVING meanwhile).
+                etcd.check()?;
+                let description = format!("etcd:{}", endpoints.join(","));
+                ConnectingStore::spawn(
+                    description,
+                    move || {
+                        let etcd = etcd.clone();
+                        async move {
+                            EtcdStore::connect(etcd)
+                                .await
+                                .map(|store| Arc::new(store) as Arc<dyn Store>)
+                        }
+                    },
+                    Duration::from_millis(200),
+                    Duration::from_secs(10),
                 )
             }
         })

@@ -54,6 +54,7 @@ struct Inner {
     create: tokio::sync::Mutex<()>,
     next_session: AtomicU64,
     shutdown: watch::Sender<bool>,
+    ready: watch::Sender<bool>,
 }
 
 /// One pipeline inside the coordinator.
@@ -133,6 +134,7 @@ impl Coordinator {
                 create: tokio::sync::Mutex::new(()),
                 next_session: AtomicU64::new(1),
                 shutdown: watch::channel(false).0,
+                ready: watch::channel(true).0,
             }),
         }
     }
@@ -191,6 +193,17 @@ impl Coordinator {
     /// Description of the store.
     pub fn store_description(&self) -> String {
         self.inner.store.describe()
+    }
+
+    /// Whether the coordinator reports itself serving on health (it may be
+    /// waiting for its store).
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.send_replace(ready);
+    }
+
+    /// Readiness now and on every change.
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.inner.ready.subscribe()
     }
 
     /// Ends every session and stops the pipeline tasks.

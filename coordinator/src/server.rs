@@ -34,11 +34,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    for service in ["", "cutover.v1.GateService", "cutover.v1.ControlService"] {
-        health
-            .set_service_status(service, ServingStatus::Serving)
-            .await;
+    let initially = if *coordinator.ready().borrow() {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    for service in SERVICES {
+        health.set_service_status(service, initially).await;
     }
+    tokio::spawn(report_readiness(coordinator.clone(), health.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cutover_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -54,7 +58,8 @@ pub async fn serve(
     let shutdown = async move {
         shutdown.await;
         info!("shutting down");
-        for service in ["", "cutover.v1.GateService", "cutover.v1.ControlService"] {
+        stopping.set_ready(false);
+        for service in SERVICES {
             health
                 .set_service_status(service, ServingStatus::NotServing)
                 .await;
@@ -73,6 +78,28 @@ pub async fn serve(
         )
         .await
         .map_err(ServeError::Transport)
+}
+
+/// The coordinator's services: SERVING while it is ready (its store
+/// answered), NOT_SERVING while it waits for its store or shuts down.
+const SERVICES: [&str; 3] = ["", "cutover.v1.GateService", "cutover.v1.ControlService"];
+
+async fn report_readiness(coordinator: Coordinator, health: tonic_health::server::HealthReporter) {
+    let mut ready = coordinator.ready();
+    loop {
+        let status = if *ready.borrow_and_update() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for service in SERVICES {
+            health.set_service_status(service, status).await;
+        }
+        tokio::select! {
+            changed = ready.changed() => if changed.is_err() { return },
+            _ = coordinator.stopped() => return,
+        }
+    }
 }
 
 /// The health service name of pipeline `name`: NOT_SERVING while its stored

@@ -7,6 +7,7 @@
 //! time it changes (latest value, not every intermediate write).
 
 mod configmap;
+mod connecting;
 mod etcd;
 mod file;
 mod memory;
@@ -18,7 +19,8 @@ use cutover_core::{PipelineDoc, PipelineName};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL};
+pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL, views};
+pub use connecting::ConnectingStore;
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use file::{FileStore, MAX_WATCH_BACKOFF};
 pub use memory::MemoryStore;

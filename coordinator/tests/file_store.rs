@@ -126,3 +126,33 @@ async fn foreign_content_is_reported_and_left_alone() -> anyhow::Result<()> {
     assert!(error.to_string().contains("schema 99"), "{error}");
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_whose_reads_fail_backs_off_instead_of_spinning() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = FileStore::open(dir.path())?.with_poll_interval(Duration::from_millis(200));
+    let name = PipelineName::new("orders")?;
+    let path = store.path_of(&name);
+    std::fs::write(&path, b"{ not json")?;
+    let mut watch = store.watch(&name);
+    let started = tokio::time::Instant::now();
+    for _ in 0..8 {
+        assert!(matches!(
+            watch.next().await,
+            Some(Err(StoreError::Corrupt { .. }))
+        ));
+    }
+    // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 + 5 s between the eight failed reads
+    // (virtual time): a failing watch reads about once per 5 s, not in a loop.
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(15_200), "{waited:?}");
+    // Repaired: reported at the next read.
+    let good = doc(&name);
+    std::fs::remove_file(&path)?;
+    written(store.compare_and_swap(&name, None, &good).await?);
+    match watch.next().await {
+        Some(Ok(Some(stored))) => assert_eq!(stored.doc, good),
+        other => panic!("expected the repaired document, got {other:?}"),
+    }
+    Ok(())
+}

@@ -1,8 +1,9 @@
 //! One conformance suite for every [`Store`] backend: load, compare-and-swap
 //! (a stale version is refused and the caller learns what is stored), watch
 //! sees changes made through another handle (another process), deletes,
-//! concurrent writers (no lost update), and corrupt or foreign content
-//! (reported, never overwritten).
+//! concurrent writers (no lost update), corrupt or foreign content
+//! (reported, never overwritten), and fields a newer version wrote (kept on
+//! every write).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,76 @@ pub async fn check_all(backend: &dyn Backend, prefix: &str) -> anyhow::Result<()
     corrupt_content(backend, &format!("{prefix}-corrupt"))
         .await
         .context("corrupt content")?;
+    unknown_fields_survive_writes(backend, &format!("{prefix}-newer"))
+        .await
+        .context("unknown fields")?;
+    Ok(())
+}
+
+/// A newer coordinator wrote fields this version does not know, at the top
+/// of the document, in its plan and (for a backend that wraps the document)
+/// around it: a write by this version keeps every one of them.
+async fn unknown_fields_survive_writes(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    use serde_json::{Value, json};
+    let name = PipelineName::new(name)?;
+    let store = backend.handle().await?;
+    let first = written(store.compare_and_swap(&name, None, &doc(&name, 1)).await?)?;
+    let mut version = first;
+    if let Some(raw) = backend.raw(&name).await? {
+        let mut stored: Value = serde_json::from_slice(&raw)?;
+        let wrapped = stored.get("document").is_some_and(Value::is_object);
+        if wrapped {
+            stored["envelope_extra"] = json!("kept");
+        }
+        let document = if wrapped {
+            &mut stored["document"]
+        } else {
+            &mut stored
+        };
+        document["future_field"] = json!({"nested": [1, 2, 3]});
+        document["plan"]["future_plan_field"] = json!(42);
+        let plant = backend
+            .plant(&name, &serde_json::to_vec(&stored)?)
+            .context("a backend with raw content plants it")?;
+        plant.await?;
+        let loaded = store.load(&name).await?.context("stored")?;
+        ensure!(
+            loaded.doc.unknown.get("future_field") == Some(&json!({"nested": [1, 2, 3]})),
+            "read: {:?}",
+            loaded.doc.unknown
+        );
+        version = loaded.version;
+        let mut next = loaded.doc.clone();
+        next.plan.epoch = Epoch(2);
+        written(store.compare_and_swap(&name, Some(&version), &next).await?)?;
+        let raw = backend.raw(&name).await?.context("stored")?;
+        let after: Value = serde_json::from_slice(&raw)?;
+        let document = if wrapped { &after["document"] } else { &after };
+        ensure!(
+            document["future_field"]["nested"] == json!([1, 2, 3]),
+            "{after}"
+        );
+        ensure!(
+            document["plan"]["future_plan_field"] == json!(42),
+            "{after}"
+        );
+        ensure!(document["plan"]["epoch"] == json!(2), "{after}");
+        if wrapped {
+            ensure!(after["envelope_extra"] == json!("kept"), "{after}");
+        }
+    } else {
+        // A typed backend: the fields travel in the document itself.
+        let mut newer = store.load(&name).await?.context("stored")?.doc;
+        newer.unknown.insert("future_field".into(), json!(1));
+        newer.plan.epoch = Epoch(2);
+        let version2 = written(
+            store
+                .compare_and_swap(&name, Some(&version), &newer)
+                .await?,
+        )?;
+        let loaded = store.load(&name).await?.context("stored")?;
+        ensure!(loaded.version == version2 && loaded.doc == newer);
+    }
     Ok(())
 }
 

@@ -19,7 +19,8 @@ pub struct EtcdServer {
     _data: tempfile::TempDir,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free loopback port.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -31,18 +32,24 @@ fn binary() -> String {
 impl EtcdServer {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(None).await
+        Self::start_with(None, free_port()?).await
+    }
+
+    /// Starts etcd with its client URL on `port` (a port the test reserved
+    /// and handed to a client before etcd existed).
+    pub async fn start_on(port: u16) -> anyhow::Result<Self> {
+        Self::start_with(None, port).await
     }
 
     /// Starts etcd serving TLS with `pki`'s server certificate and requiring
     /// client certificates signed by its CA.
     pub async fn start_tls(pki: &TestPki) -> anyhow::Result<Self> {
-        Self::start_with(Some(pki)).await
+        Self::start_with(Some(pki), free_port()?).await
     }
 
-    async fn start_with(pki: Option<&TestPki>) -> anyhow::Result<Self> {
+    async fn start_with(pki: Option<&TestPki>, client: u16) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let (client, peer) = (free_port()?, free_port()?);
+        let peer = free_port()?;
         let scheme = if pki.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");

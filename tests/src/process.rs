@@ -82,6 +82,25 @@ impl CoordinatorProcess {
     /// Starts `cutover serve --store <store>` on a free port with `extra`
     /// flags and waits until it serves.
     pub async fn start(store: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut process = Self::launch(store, extra)?;
+        process.wait_health(ServingStatus::Serving).await?;
+        Ok(process)
+    }
+
+    /// Starts it like [`CoordinatorProcess::start`] but returns as soon as
+    /// its health answers NOT_SERVING (a coordinator waiting for its store).
+    pub async fn start_not_serving(store: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut process = Self::launch(store, extra)?;
+        process.wait_health(ServingStatus::NotServing).await?;
+        Ok(process)
+    }
+
+    /// Waits until its health answers SERVING.
+    pub async fn wait_serving(&mut self) -> anyhow::Result<()> {
+        self.wait_health(ServingStatus::Serving).await
+    }
+
+    fn launch(store: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let address = free_address()?;
         let mut args: Vec<String> = vec![
             "serve".into(),
@@ -98,11 +117,11 @@ impl CoordinatorProcess {
             address,
             args,
         };
-        process.spawn().await?;
+        process.launch_child()?;
         Ok(process)
     }
 
-    async fn spawn(&mut self) -> anyhow::Result<()> {
+    fn launch_child(&mut self) -> anyhow::Result<()> {
         let child = Command::new(cutover_binary()?)
             .args(&self.args)
             .env("RUST_LOG", "warn")
@@ -111,7 +130,7 @@ impl CoordinatorProcess {
             .spawn()
             .context("starting cutover serve")?;
         self.child = Some(child);
-        self.wait_serving().await
+        Ok(())
     }
 
     /// `http://address`.
@@ -119,7 +138,7 @@ impl CoordinatorProcess {
         format!("http://{}", self.address)
     }
 
-    async fn wait_serving(&mut self) -> anyhow::Result<()> {
+    async fn wait_health(&mut self, expected: ServingStatus) -> anyhow::Result<()> {
         // Another process offers no event to await: probe its health,
         // bounded in time.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -139,14 +158,14 @@ impl CoordinatorProcess {
                         service: String::new(),
                     })
                     .await
-                    && response.get_ref().status == ServingStatus::Serving as i32
+                    && response.get_ref().status == expected as i32
                 {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
                 bail!(
-                    "cutover serve at {} did not serve within 20 s",
+                    "cutover serve at {} did not report {expected:?} within 20 s",
                     self.address
                 );
             }
@@ -166,7 +185,8 @@ impl CoordinatorProcess {
     /// Starts again on the same port and store.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9()?;
-        self.spawn().await
+        self.launch_child()?;
+        self.wait_serving().await
     }
 }
 

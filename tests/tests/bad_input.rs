@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_client::{Client, ClientConfig, Key};
-use cutover_coordinator::store::MemoryStore;
 use cutover_coordinator::CoordinatorConfig;
+use cutover_coordinator::store::MemoryStore;
 use cutover_core::{Colour, Epoch, PipelineName};
 use cutover_proto::convert::gate_identity_to;
 use cutover_proto::v1;

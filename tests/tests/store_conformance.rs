@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cutover_coordinator::store::{
     CasOutcome, ConfigMapStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore, Store,
+    views,
 };
 use cutover_core::{Colour, HorizonPolicy, PipelineDoc, PipelineName};
 use cutover_tests::conformance::{Backend, check_all};
@@ -117,21 +118,35 @@ impl Backend for ConfigMaps {
         name: &PipelineName,
         bytes: &[u8],
     ) -> Option<BoxFuture<'_, anyhow::Result<()>>> {
+        // A readable document gets the views a coordinator writes with it.
+        let mut data = serde_json::from_slice::<PipelineDoc>(bytes)
+            .map(|doc| views(&doc))
+            .unwrap_or_default();
+        data.insert(
+            "document".into(),
+            String::from_utf8_lossy(bytes).into_owned(),
+        );
         let object = serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": { "namespace": "default", "labels": { "app.kubernetes.io/managed-by": "cutover", "cutover.dev/pipeline": name.to_string() } },
-            "data": { "document": String::from_utf8_lossy(bytes) },
+            "data": data,
         });
         self.0
             .put_raw(CONFIGMAPS, &ConfigMapStore::object_name(name), object);
         Some(Box::pin(async { Ok(()) }))
     }
+    /// The `document` key, where [`Backend::plant`] puts its bytes.
     fn raw(&self, name: &PipelineName) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>> {
         let object = self
             .0
             .get_raw(CONFIGMAPS, &ConfigMapStore::object_name(name));
-        Box::pin(async move { Ok(object.map(|o| o.to_string().into_bytes())) })
+        let document = object.and_then(|o| {
+            o["data"]["document"]
+                .as_str()
+                .map(|d| d.as_bytes().to_vec())
+        });
+        Box::pin(async move { Ok(document) })
     }
 }
 

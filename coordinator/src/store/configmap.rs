@@ -159,8 +159,9 @@ impl ConfigMapStore {
     }
 }
 
-/// The plain-words keys of a document.
-fn views(doc: &PipelineDoc) -> BTreeMap<String, String> {
+/// The plain-words keys a ConfigMap holds beside `document` (views of it,
+/// checked on every read).
+pub fn views(doc: &PipelineDoc) -> BTreeMap<String, String> {
     let segments = doc
         .plan
         .timeline

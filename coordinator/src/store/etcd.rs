@@ -111,6 +111,14 @@ fn tls_options(options: &EtcdOptions) -> Result<Option<TlsOptions>, StoreError> 
     Ok(Some(tls))
 }
 
+impl EtcdOptions {
+    /// Checks the settings without connecting (mixed schemes, TLS settings
+    /// without https:// endpoints).
+    pub fn check(&self) -> Result<(), StoreError> {
+        tls_options(self).map(|_| ())
+    }
+}
+
 impl EtcdStore {
     /// Connects to etcd.
     pub async fn connect(options: EtcdOptions) -> Result<Self, StoreError> {

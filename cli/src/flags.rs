@@ -1,0 +1,56 @@
+//! Value parsers of the command line's flags: durations in words
+//! (`10s`, `500ms`) with a clear message for a negative one, and the horizon
+//! window checked against the protocol's bound.
+
+use std::time::Duration;
+
+use cutover_core::HorizonPolicy;
+use cutover_core::limits::MAX_HORIZON_WINDOW;
+
+/// Smallest and largest message size a coordinator may accept.
+pub const MESSAGE_BYTES: std::ops::RangeInclusive<u64> = (64 * 1024)..=(256 * 1024 * 1024);
+
+/// A duration such as `10s`, `1m30s` or `500ms`; never negative.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err(format!("durations cannot be negative: {text}"));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 10s, 500ms, 1m30s)"))
+}
+
+/// A horizon window: a duration of at least 1 ms and at most 2^40 ms
+/// (about 34.8 years), the protocol's bound.
+pub fn horizon_window(text: &str) -> Result<Duration, String> {
+    let window = duration(text)?;
+    let millis = window.as_millis();
+    if millis < 1 || millis > u128::from(MAX_HORIZON_WINDOW) {
+        return Err(format!(
+            "{text} is out of bounds: a horizon window must be between 1ms and {MAX_HORIZON_WINDOW}ms (2^40 ms, about 34.8 years)"
+        ));
+    }
+    Ok(window)
+}
+
+/// The horizon policy of a window parsed by [`horizon_window`].
+pub fn horizon_policy(window: Duration) -> HorizonPolicy {
+    HorizonPolicy::with_window(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_windows() {
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        let negative = duration("-5s").expect_err("negative");
+        assert!(negative.contains("negative"), "{negative}");
+        assert!(duration("soon").is_err());
+        for bad in ["0s", "0ms", "10000years", "500us"] {
+            let err = horizon_window(bad).expect_err(bad);
+            assert!(err.contains("2^40"), "{err}");
+        }
+        assert_eq!(horizon_window("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(horizon_policy(Duration::from_secs(10)).window, 10_000);
+    }
+}

@@ -1,0 +1,138 @@
+//! A store that is still connecting: a coordinator starts (reporting
+//! NOT_SERVING) before its store answers, instead of exiting. Every
+//! operation fails with `Unavailable` (naming the last connection error)
+//! until a connection attempt succeeded; watches wait for it. Attempts are
+//! retried with exponential back-off.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cutover_core::{PipelineDoc, PipelineName};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use crate::log_limit::{RepeatLimiter, Verdict};
+
+/// A store behind connection attempts.
+pub struct ConnectingStore {
+    description: String,
+    connected: watch::Sender<Option<Arc<dyn Store>>>,
+    last_error: Mutex<String>,
+}
+
+impl ConnectingStore {
+    /// Starts connecting with `connect` (on the current tokio runtime),
+    /// waiting `min` after the first failure, doubling up to `max`.
+    pub fn spawn<F, Fut>(description: String, connect: F, min: Duration, max: Duration) -> Arc<Self>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn Store>, StoreError>> + Send,
+    {
+        let store = Arc::new(ConnectingStore {
+            description,
+            connected: watch::channel(None).0,
+            last_error: Mutex::new("no connection attempt finished yet".into()),
+        });
+        let task = Arc::downgrade(&store);
+        tokio::spawn(async move {
+            let mut wait = min;
+            let mut failures = RepeatLimiter::new(Duration::from_secs(30));
+            loop {
+                let attempt = connect().await;
+                let Some(store) = task.upgrade() else { return };
+                match attempt {
+                    Ok(connected) => {
+                        info!(store = %store.description, "store connected");
+                        store.connected.send_replace(Some(connected));
+                        return;
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if let Verdict::Log { suppressed } =
+                            failures.occurred(&message, Instant::now())
+                        {
+                            warn!(store = %store.description, error = %message, suppressed, "cannot reach the store; retrying");
+                        }
+                        *store.last_error.lock().unwrap_or_else(|p| p.into_inner()) = message;
+                    }
+                }
+                drop(store);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(max);
+            }
+        });
+        store
+    }
+
+    fn current(&self) -> Result<Arc<dyn Store>, StoreError> {
+        self.connected
+            .borrow()
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable {
+                reason: format!(
+                    "{} is not connected yet: {}",
+                    self.description,
+                    self.last_error.lock().unwrap_or_else(|p| p.into_inner())
+                ),
+            })
+    }
+}
+
+impl Store for ConnectingStore {
+    fn describe(&self) -> String {
+        match self.connected.borrow().as_ref() {
+            Some(store) => store.describe(),
+            None => self.description.clone(),
+        }
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<PipelineName>, StoreError>> {
+        Box::pin(async move { self.current()?.list().await })
+    }
+
+    fn load<'a>(
+        &'a self,
+        name: &'a PipelineName,
+    ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
+        Box::pin(async move { self.current()?.load(name).await })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        name: &'a PipelineName,
+        expected: Option<&'a Version>,
+        doc: &'a PipelineDoc,
+    ) -> BoxFuture<'a, Result<CasOutcome, StoreError>> {
+        Box::pin(async move { self.current()?.compare_and_swap(name, expected, doc).await })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        name: &'a PipelineName,
+        expected: &'a Version,
+    ) -> BoxFuture<'a, Result<DeleteOutcome, StoreError>> {
+        Box::pin(async move { self.current()?.delete(name, expected).await })
+    }
+
+    fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
+        let mut connected = self.connected.subscribe();
+        let name = name.clone();
+        futures::stream::once(async move {
+            let store = connected
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|s| s.clone());
+            match store {
+                Some(store) => store.watch(&name),
+                None => futures::stream::empty().boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+}
