@@ -247,6 +247,32 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_setHeld(
     });
 }
 
+/// `void trackCheckpoints(long gate, long restoredWatermark)`: the gate
+/// reports its job's checkpoints from now on; `restoredWatermark` is its
+/// watermark in the checkpoint it was restored from (`Long.MIN_VALUE`: a
+/// fresh start).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_trackCheckpoints(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    restored: jlong,
+) {
+    on_handle(gate, (), |h| h.gate.track_checkpoints(Key(restored)));
+}
+
+/// `void checkpointCompleted(long gate, long watermark)`: a checkpoint
+/// completed; `watermark` was the gate's when it was taken.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_checkpointCompleted(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    watermark: jlong,
+) {
+    on_handle(gate, (), |h| h.gate.checkpoint_completed(Key(watermark)));
+}
+
 /// `void setIdle(long gate, boolean idle)`.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_cutover_gate_NativeGate_setIdle(

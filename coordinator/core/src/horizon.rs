@@ -18,7 +18,9 @@
 //! slowest subtask is never stuck: each such request moves the fence at most
 //! one window past the held key. A held key far above the fence counts for
 //! nothing: one record stamped years ahead waits (held and counted) instead
-//! of pushing the fence years ahead.
+//! of pushing the fence years ahead — until every connected gate finished
+//! its input: then nothing else can arrive, and the fence moves one window
+//! past the lowest held key, however far, so the last records are decided.
 //!
 //! What bounds a step: the slowest active gate of the leading job plus one
 //! window, or a held key within one window of the fence plus one window.
@@ -77,6 +79,8 @@ pub struct HorizonSignal {
     pub active_watermark: Option<Key>,
     /// The last real watermark of a finished gate (below the end of input).
     pub finished_watermark: Option<Key>,
+    /// Whether the gate finished its input.
+    pub finished: bool,
     /// Lowest key it holds, if it is connected and holds any.
     pub lowest_held: Option<Key>,
 }
@@ -95,8 +99,11 @@ pub fn next_horizon(
     let mut finished: [Option<Key>; 2] = [None, None];
     let mut lowest_held: Option<Key> = None;
     let mut near_held = Key::MIN;
+    let mut far_held: Option<Key> = None;
+    let mut all_finished = true;
     let near_limit = current.saturating_add(policy.window);
     for signal in signals {
+        all_finished &= signal.finished;
         let slot = usize::from(signal.colour == Colour::Green);
         if let Some(watermark) = signal.active_watermark {
             job[slot] = Some(job[slot].map_or(watermark, |w| w.min(watermark)));
@@ -108,6 +115,8 @@ pub fn next_horizon(
             lowest_held = Some(lowest_held.map_or(held, |l| l.min(held)));
             if held < near_limit {
                 near_held = near_held.max(held);
+            } else {
+                far_held = Some(far_held.map_or(held, |f| f.min(held)));
             }
         }
     }
@@ -127,7 +136,10 @@ pub fn next_horizon(
         };
         base.saturating_add(policy.window)
     } else {
-        let frontier = leading.max(near_held);
+        let mut frontier = leading.max(near_held);
+        if all_finished && let Some(far) = far_held {
+            frontier = frontier.max(far);
+        }
         if frontier == Key::MIN || frontier.saturating_add(policy.margin) < current {
             return None;
         }
@@ -153,6 +165,7 @@ mod tests {
             colour,
             active_watermark: (watermark > i64::MIN).then_some(Key(watermark)),
             finished_watermark: None,
+            finished: false,
             lowest_held: None,
         }
     }
@@ -169,6 +182,7 @@ mod tests {
             colour: Colour::Blue,
             active_watermark: None,
             finished_watermark: None,
+            finished: false,
             lowest_held: None,
         }
     }
@@ -176,6 +190,7 @@ mod tests {
     fn finished(colour: Colour, watermark: i64) -> HorizonSignal {
         HorizonSignal {
             finished_watermark: Some(Key(watermark)),
+            finished: true,
             ..inactive_of(colour)
         }
     }
@@ -261,6 +276,29 @@ mod tests {
                 vec![wm(700), finished(Colour::Green, 990)],
                 None,
                 None,
+            ),
+            (
+                "every gate finished: a held key far ahead counts",
+                1000,
+                vec![HorizonSignal {
+                    lowest_held: Some(Key(9_000_000)),
+                    ..finished(Colour::Green, 990)
+                }],
+                None,
+                Some(9_000_100),
+            ),
+            (
+                "a held key far ahead does not count while a gate runs",
+                1000,
+                vec![
+                    HorizonSignal {
+                        lowest_held: Some(Key(9_000_000)),
+                        ..finished(Colour::Green, 990)
+                    },
+                    colour_wm(Colour::Blue, 10),
+                ],
+                None,
+                Some(1090),
             ),
             (
                 "a job whose gates all finished is as far as the furthest",

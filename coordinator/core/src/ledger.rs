@@ -327,6 +327,7 @@ impl Ledger {
                 colour: g.identity.colour,
                 active_watermark: g.progress.active_watermark(),
                 finished_watermark: g.progress.finished_watermark(),
+                finished: g.progress.is_finished(),
                 lowest_held: g.progress.lowest_held,
             })
     }

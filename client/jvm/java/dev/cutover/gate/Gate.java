@@ -110,6 +110,21 @@ public final class Gate implements AutoCloseable {
         NativeGate.setHeld(live(), count, count > 0 ? lowestHeldKey : Long.MAX_VALUE);
     }
 
+    /**
+     * Declares that this gate reports its job's completed checkpoints; {@code restoredWatermark}
+     * is its watermark in the checkpoint or savepoint the task was restored from ({@code
+     * Long.MIN_VALUE} for a fresh start). The coordinator then counts the gate as drained only
+     * once a checkpoint past the drain mark completed.
+     */
+    public void trackCheckpoints(long restoredWatermark) {
+        NativeGate.trackCheckpoints(live(), restoredWatermark);
+    }
+
+    /** A checkpoint completed; {@code watermark} was this gate's watermark when it was taken. */
+    public void checkpointCompleted(long watermark) {
+        NativeGate.checkpointCompleted(live(), watermark);
+    }
+
     /** Marks the subtask's input idle (or active again). */
     public void setIdle(boolean idle) {
         NativeGate.setIdle(live(), idle);

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
@@ -35,6 +36,12 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  *
  * An operator rather than a ProcessFunction: releasing held records needs the watermarks and
  * timers of a non-keyed stream, which only an operator sees.
+ *
+ * <p>With checkpointing on, the operator tells the coordinator how far its job is durably: the
+ * watermark it had when each checkpoint was taken, once Flink reports the checkpoint complete
+ * (and, after a restore, the watermark stored in the checkpoint it restored from). The
+ * coordinator then never counts this job as drained, nor retires keys it can still replay, on
+ * the strength of progress a failover would undo.
  */
 public final class GateOperator<T> extends AbstractStreamOperator<T>
         implements OneInputStreamOperator<T, T>, BoundedOneInput {
@@ -50,6 +57,12 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     private transient ArrayDeque<Long> heldKeys;
     /** One entry per held record, in order: value, key, timestamp, whether it has one. */
     private transient ListState<Tuple4<T, Long, Long, Boolean>> heldState;
+    /** Union list state: every subtask's watermark at the checkpoint (the minimum is restored). */
+    private transient ListState<Long> watermarkState;
+    /** Watermark at each checkpoint taken and not yet reported complete. */
+    private transient TreeMap<Long, Long> pendingCheckpoints;
+    private transient long restoredWatermark;
+    private transient boolean trackingCheckpoints;
     private transient int maxHeld;
     private transient boolean retryScheduled;
     private transient long watermark;
@@ -78,7 +91,20 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 .getListState(new ListStateDescriptor<>("cutover-held-records", heldSerializer()));
         held = new ArrayDeque<>();
         heldKeys = new ArrayDeque<>();
+        pendingCheckpoints = new TreeMap<>();
+        watermarkState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("cutover-checkpointed-watermark", LongSerializer.INSTANCE));
+        restoredWatermark = Long.MIN_VALUE;
         if (context.isRestored()) {
+            // Every subtask's watermark at that checkpoint: a record replayed to any subtask (at any
+            // parallelism) comes after the lowest of them.
+            long lowest = Long.MAX_VALUE;
+            boolean any = false;
+            for (Long w : watermarkState.get()) {
+                lowest = Math.min(lowest, w);
+                any = true;
+            }
+            restoredWatermark = any ? lowest : Long.MIN_VALUE;
             // One list entry per record, so that a rescaled job's subtasks split records whole.
             for (Tuple4<T, Long, Long, Boolean> entry : heldState.get()) {
                 held.add(entry.f3 ? new StreamRecord<>(entry.f0, entry.f2) : new StreamRecord<>(entry.f0));
@@ -113,9 +139,31 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 task.getNumberOfParallelSubtasks(),
                 task.getAttemptNumber());
         maxHeld = resolved.maxHeld;
+        trackingCheckpoints = false;
+        if (checkpointingConfigured(getContainingTask().getJobConfiguration().toMap())) {
+            trackCheckpoints();
+        }
         if (!held.isEmpty()) {
             reportHeld();
             scheduleRetry();
+        }
+    }
+
+    /** Whether the job's configuration turns periodic checkpoints on. */
+    static boolean checkpointingConfigured(java.util.Map<String, String> jobConfiguration) {
+        String interval = jobConfiguration.get("execution.checkpointing.interval");
+        return interval != null && !interval.isBlank() && !interval.trim().matches("0+\\s*[a-z]*");
+    }
+
+    /**
+     * From now on the coordinator counts this gate as durably past a key only through completed
+     * checkpoints (a failover restarts it there), starting from the checkpoint it restored from.
+     * Called at open when the configuration turns checkpoints on, else at the first checkpoint.
+     */
+    private void trackCheckpoints() {
+        if (!trackingCheckpoints) {
+            gate.trackCheckpoints(restoredWatermark);
+            trackingCheckpoints = true;
         }
     }
 
@@ -234,6 +282,22 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
             entries.add(Tuple4.of(record.getValue(), keys.next(), record.getTimestamp(), record.hasTimestamp()));
         }
         heldState.update(entries);
+        watermarkState.update(List.of(watermark));
+        pendingCheckpoints.put(context.getCheckpointId(), watermark);
+        trackCheckpoints();
+    }
+
+    @Override
+    public void notifyCheckpointComplete(long checkpointId) throws Exception {
+        super.notifyCheckpointComplete(checkpointId);
+        // Flink restores the latest completed checkpoint; intermediate savepoints are neither
+        // reported complete nor used for recovery.
+        var completed = pendingCheckpoints.headMap(checkpointId, true);
+        Long watermark = pendingCheckpoints.get(checkpointId);
+        completed.clear();
+        if (watermark != null && gate != null) {
+            gate.checkpointCompleted(watermark);
+        }
     }
 
     @Override

@@ -37,6 +37,10 @@ final class NativeGate {
 
     static native void setIdle(long gate, boolean idle);
 
+    static native void trackCheckpoints(long gate, long restoredWatermark);
+
+    static native void checkpointCompleted(long gate, long watermark);
+
     static native void finish(long gate);
 
     static native int mode(long gate);

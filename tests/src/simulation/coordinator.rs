@@ -1,0 +1,252 @@
+//! The coordinator side of the simulation: the real core on the real file
+//! store, sessions, and what a coordinator sends each session.
+
+use anyhow::{Context, bail};
+use cutover_client::apply::Frame;
+use cutover_coordinator::store::{CasOutcome, Version};
+use cutover_core::{
+    Epoch, GateIdentity, HorizonPolicy, Incarnation, PipelineDoc, PipelineState, SessionId,
+    TransitionState,
+};
+
+use super::world::{Event, Held, Session, Up, World};
+
+impl World {
+    pub(super) fn core_mut(&mut self) -> anyhow::Result<&mut (PipelineState, Version)> {
+        if self.core.is_none()
+            && let Some(stored) = self.store.load_blocking(&self.name)?
+        {
+            self.core = Some((PipelineState::new(stored.doc), stored.version));
+        }
+        self.core.as_mut().context("no pipeline yet")
+    }
+
+    /// Writes `doc` with a compare-and-swap, installs and publishes it.
+    pub(super) fn write(&mut self, doc: PipelineDoc) -> anyhow::Result<()> {
+        let version = self.core_mut()?.1.clone();
+        match self
+            .store
+            .compare_and_swap_blocking(&self.name, Some(&version), &doc)?
+        {
+            CasOutcome::Written(version) => {
+                self.check_drained(&doc)?;
+                let core = self.core_mut()?;
+                core.0.install(doc)?;
+                core.1 = version;
+                self.publish();
+                Ok(())
+            }
+            CasOutcome::Conflict(_) => bail!("compare-and-swap lost with a single writer"),
+        }
+    }
+
+    /// The oracle for DRAINED: when a document declares it, every gate of
+    /// the old colour's running job really is past the drain mark (or has
+    /// read all its input) and holds nothing below the cutover — whatever
+    /// the coordinator's ledger knew.
+    fn check_drained(&mut self, doc: &PipelineDoc) -> anyhow::Result<()> {
+        let Some(t) = &doc.transition else {
+            return Ok(());
+        };
+        let was_pending = self
+            .core_mut()?
+            .0
+            .doc()
+            .transition
+            .as_ref()
+            .is_some_and(|old| old.id == t.id && old.state == TransitionState::Pending);
+        if !(was_pending && t.state == TransitionState::Drained) {
+            return Ok(());
+        }
+        for job in self.jobs.iter().filter(|j| j.colour == t.from && j.running()) {
+            for g in job.gates.iter().map(|&g| &self.gates[g]) {
+                let past = g.watermark >= t.drain_mark() || g.read_all();
+                let holding = g.held.iter().map(|h| h.key).filter(|&k| k < t.at).min();
+                if !past || holding.is_some() {
+                    bail!(
+                        "DRAINED at t={} while {} of {} is at watermark {} (mark {}), holding {holding:?} below {}",
+                        self.now,
+                        g.identity.key(),
+                        g.identity.job_id,
+                        g.watermark,
+                        t.drain_mark(),
+                        t.at
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every session the frame its client needs for the current
+    /// document.
+    fn publish(&mut self) {
+        let Some((core, _)) = &self.core else { return };
+        let doc = core.doc().clone();
+        let targets: Vec<(SessionId, u64, usize, Held)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.conn, s.process, s.held))
+            .collect();
+        for (id, conn, process, held) in targets {
+            let frame = match held {
+                Some((incarnation, _, _)) if incarnation != doc.incarnation() => {
+                    Frame::Snapshot(doc.plan.clone())
+                }
+                Some((_, epoch, _)) if epoch >= doc.epoch() => continue,
+                Some((_, _, segments)) if segments == doc.segments_epoch => Frame::Grant {
+                    epoch: doc.epoch(),
+                    horizon: doc.horizon(),
+                    segments_epoch: doc.segments_epoch,
+                    incarnation: doc.incarnation(),
+                },
+                _ => Frame::Snapshot(doc.plan.clone()),
+            };
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.held = Some((doc.incarnation(), doc.epoch(), doc.segments_epoch));
+            }
+            self.send_down(conn, process, frame);
+        }
+    }
+
+    fn automatic(&mut self) -> anyhow::Result<()> {
+        if let Some(doc) = self.core_mut()?.0.propose_automatic() {
+            self.write(doc)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn coordinator_receives(&mut self, conn: u64, message: Up) -> anyhow::Result<()> {
+        if self.dead.contains(&conn) {
+            return Ok(());
+        }
+        if let Up::Hello { gates, held } = message {
+            return self.hello(conn, gates, held);
+        }
+        let Some(&session) = self.conn_session.get(&conn) else {
+            return Ok(());
+        };
+        if !self.sessions.contains_key(&session) {
+            return Ok(());
+        }
+        match message {
+            Up::Hello { .. } => unreachable!("handled above"),
+            Up::Ack(epoch) => self.core_mut()?.0.ack(session, epoch)?,
+            Up::Progress(gate, progress) => {
+                let key = self.gates[gate].identity.key();
+                // A progress report of an attempt the session no longer
+                // carries (the job failed over meanwhile) is refused; the
+                // client's next session reports again.
+                if self.core_mut()?.0.progress(session, &key, progress).is_ok() {
+                    self.automatic()?;
+                }
+            }
+            Up::HorizonRequest(gate, k, watermark) => {
+                let key = self.gates[gate].identity.key();
+                if self
+                    .core_mut()?
+                    .0
+                    .horizon_request(session, &key, k, watermark)
+                    .is_ok()
+                {
+                    self.automatic()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn hello(
+        &mut self,
+        conn: u64,
+        gates: Vec<usize>,
+        held: Option<(Epoch, Incarnation)>,
+    ) -> anyhow::Result<()> {
+        let identities: Vec<GateIdentity> = gates
+            .iter()
+            .map(|&g| self.gates[g].identity.clone())
+            .collect();
+        if self.core.is_none() && self.store.load_blocking(&self.name)?.is_none() {
+            let doc = PipelineDoc::new(
+                self.name.clone(),
+                identities[0].colour,
+                HorizonPolicy::with_window(100),
+                Incarnation(1 + self.report.events),
+            );
+            if let CasOutcome::Written(version) = self
+                .store
+                .compare_and_swap_blocking(&self.name, None, &doc)?
+            {
+                self.core = Some((PipelineState::new(doc), version));
+            }
+        }
+        let session = SessionId(self.next_session);
+        self.next_session += 1;
+        let process = self.gates[gates[0]].process;
+        let doc = self.core_mut()?.0.doc().clone();
+        // Another incarnation's epoch counts as nothing held.
+        let held = held
+            .filter(|&(_, incarnation)| incarnation == doc.incarnation())
+            .map(|(epoch, _)| epoch);
+        if let Some(epoch) = held
+            && epoch > doc.epoch()
+        {
+            bail!("a client holds epoch {epoch}, above every epoch stored ({})", doc.epoch());
+        }
+        let attached = self
+            .core_mut()?
+            .0
+            .attach(session, &identities, held.unwrap_or(Epoch(0)));
+        if attached.is_err() {
+            // A stale session still holds these gates: the client retries.
+            self.report.refused_hellos += 1;
+            if self.processes[process].conn == Some(conn) {
+                self.processes[process].conn = None;
+                self.after(20..60, Event::Connect(process));
+            }
+            return Ok(());
+        }
+        let current = held == Some(doc.epoch());
+        self.sessions.insert(
+            session,
+            Session {
+                conn,
+                process,
+                held: Some((doc.incarnation(), doc.epoch(), doc.segments_epoch)),
+            },
+        );
+        self.conn_session.insert(conn, session);
+        if !current {
+            self.send_down(conn, process, Frame::Snapshot(doc.plan.clone()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn close_session(&mut self, conn: u64) {
+        self.dead.insert(conn);
+        if let Some(session) = self.conn_session.remove(&conn) {
+            self.sessions.remove(&session);
+            if let Some((core, _)) = self.core.as_mut() {
+                core.close_session(session);
+            }
+        }
+    }
+
+    /// The coordinator restarts: memory is lost, the store is not; every
+    /// live connection breaks.
+    pub(super) fn restart(&mut self) {
+        self.report.restarts += 1;
+        self.core = None;
+        self.sessions.clear();
+        self.dead.extend(self.conn_session.keys().copied());
+        self.conn_session.clear();
+        for process in 0..self.processes.len() {
+            if let Some(conn) = self.processes[process].conn.take() {
+                self.dead.insert(conn);
+                if self.processes[process].alive {
+                    self.after(10..80, Event::Connect(process));
+                }
+            }
+        }
+    }
+}
