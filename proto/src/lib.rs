@@ -2,8 +2,9 @@
 //!
 //! The `.proto` files under `proto/cutover/v1/` are the source of truth; they
 //! are compiled at build time by protox (no system `protoc`). Domain types
-//! live in `cutover-core`; conversion happens at the transport edges
-//! (`cutover-coordinator`'s and `cutover-client`'s `convert` modules).
+//! live in `cutover-core`; [`convert`] is the one place where wire messages
+//! become domain values and back, used by the coordinator, the client and
+//! every tool.
 
 pub mod convert;
 

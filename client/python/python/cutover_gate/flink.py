@@ -19,6 +19,11 @@ until every held record is decided.
 
 The job needs ``python.fn-execution.bundle.size: 1`` for per-record watermarks
 to reach Python, and a short ``pipeline.auto-watermark-interval``.
+
+PyFlink calls no Python code when a checkpoint completes, so this gate cannot
+report its job's checkpoints to the coordinator: it is counted as drained on
+its watermark, and the coordinator never retires keys it could still replay
+(see the README's guarantees).
 """
 
 import bisect
