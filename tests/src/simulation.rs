@@ -37,13 +37,15 @@
 //! a key differently when it replays it, and no colour emits a key it once
 //! dropped; every decision agrees with the final plan unless the final plan
 //! retired the key for that colour; a document declaring DRAINED is checked
-//! against the gates' true state (watermark past the mark or input read,
-//! nothing held below the cutover). Epochs never go back within an
-//! incarnation. WATERMARK mode is run to measure, not to assert.
+//! against the gates' true state (no record below the cutover still to be
+//! read from where a failover would restart it, none held). Epochs never go
+//! back within an incarnation. WATERMARK mode is run to measure, not to
+//! assert.
 //!
 //! Stated limit, kept out of the runs: a job whose gates cannot report
-//! checkpoints is not failed over between DRAINED and its stop (the
-//! README's guarantees say what that case loses).
+//! checkpoints is not failed over while it drains — the coordinator takes
+//! such a gate at its last watermark, which a failover undoes (the README's
+//! guarantees say what that case loses).
 
 mod controller;
 mod coordinator;

@@ -3,6 +3,7 @@
 //! asserting that every record is committed exactly once and that no replay
 //! decides a key differently; WATERMARK mode measured over 200 seeds.
 
+use anyhow::Context;
 use cutover_core::Mode;
 use cutover_tests::simulation::{Flavour, SimReport, run, run_flavour};
 
@@ -20,7 +21,8 @@ fn event_time_mode_commits_every_record_exactly_once_under_every_replay() -> any
     let mut total = SimReport::default();
     let (mut retired, mut far, mut reborn) = (0u64, 0u64, 0u64);
     for seed in 0..n {
-        let report = run(seed, Mode::EventTime, dir.path())?;
+        let report = run(seed, Mode::EventTime, dir.path())
+            .with_context(|| format!("seed {seed} ({:?})", Flavour::of_seed(seed)))?;
         assert_eq!(
             (report.duplicates, report.gaps),
             (0, 0),
@@ -50,7 +52,10 @@ fn event_time_mode_commits_every_record_exactly_once_under_every_replay() -> any
         "{total:?}, retired in {retired} seeds"
     );
     if far > 0 {
-        assert!(total.late > 0, "far-future seeds make late records: {total:?}");
+        assert!(
+            total.late > 0,
+            "far-future seeds make late records: {total:?}"
+        );
     }
     assert!(total.emitted[0] > 0 && total.emitted[1] > 0, "{total:?}");
     assert!(total.decisions > 0);
@@ -88,6 +93,9 @@ fn one_seed() -> anyhow::Result<()> {
         flavour.reborn = reborn != 0;
     }
     let dir = tempfile::tempdir()?;
-    println!("{:?}", run_flavour(seed, Mode::EventTime, dir.path(), flavour)?);
+    println!(
+        "{:?}",
+        run_flavour(seed, Mode::EventTime, dir.path(), flavour)?
+    );
     Ok(())
 }

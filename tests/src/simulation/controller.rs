@@ -5,7 +5,7 @@
 //! stop the old job with a savepoint at DRAINED and complete — and the
 //! failovers Flink makes on its own.
 
-use cutover_core::{CutoverAt, Key, Phase, PipelineDoc, ScheduleRequest, TransitionState};
+use cutover_core::{CutoverAt, Key, Phase, PipelineDoc, ScheduleRequest};
 use rand::Rng;
 
 use super::world::{Event, World};
@@ -39,11 +39,12 @@ impl World {
                 }
                 4 => self.abort()?,
                 5 | 6 => {
-                    let running: Vec<usize> =
-                        (0..self.jobs.len()).filter(|&j| self.jobs[j].running()).collect();
+                    let running: Vec<usize> = (0..self.jobs.len())
+                        .filter(|&j| self.jobs[j].running())
+                        .collect();
                     if !running.is_empty() {
                         let job = running[self.rng.random_range(0..running.len())];
-                        self.fail_over_unless_unprotected(job, &doc);
+                        self.after(0..50, Event::Failover(job));
                     }
                 }
                 _ => {}
@@ -57,20 +58,6 @@ impl World {
             self.after(0..200, Event::Break(process));
         }
         Ok(())
-    }
-
-    /// A job whose gates cannot report checkpoints is not failed over
-    /// between DRAINED and its stop: that case is the stated limit.
-    fn fail_over_unless_unprotected(&mut self, job: usize, doc: &PipelineDoc) {
-        let j = &self.jobs[job];
-        let unprotected = !j.tracks
-            && doc
-                .transition
-                .as_ref()
-                .is_some_and(|t| t.from == j.colour && t.state == TransitionState::Drained);
-        if !unprotected {
-            self.after(0..50, Event::Failover(job));
-        }
     }
 
     /// DRAINED: stop the old colour's job with a savepoint, then complete;
@@ -140,9 +127,11 @@ impl World {
         let id = next.transition.as_ref().map(|t| t.id.0);
         self.write(next)?;
         self.report.aborted += 1;
-        if let Some(job) = (0..self.jobs.len())
-            .find(|&j| self.jobs[j].running() && self.jobs[j].started_for.is_some() && self.jobs[j].started_for == id)
-        {
+        if let Some(job) = (0..self.jobs.len()).find(|&j| {
+            self.jobs[j].running()
+                && self.jobs[j].started_for.is_some()
+                && self.jobs[j].started_for == id
+        }) {
             self.cancel(job);
         }
         Ok(())

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use cutover_client::apply::Frame;
 use cutover_coordinator::store::{CasOutcome, Version};
 use cutover_core::{
-    Epoch, GateIdentity, HorizonPolicy, Incarnation, PipelineDoc, PipelineState, SessionId,
+    Epoch, GateIdentity, HorizonPolicy, Incarnation, Key, PipelineDoc, PipelineState, SessionId,
     TransitionState,
 };
 
@@ -41,9 +41,11 @@ impl World {
     }
 
     /// The oracle for DRAINED: when a document declares it, every gate of
-    /// the old colour's running job really is past the drain mark (or has
-    /// read all its input) and holds nothing below the cutover — whatever
-    /// the coordinator's ledger knew.
+    /// the old colour's running job has decided, for good, every record it
+    /// owns below the cutover: none is still to be read (at or after its
+    /// position, which a failover would restore) or held — whatever the
+    /// coordinator's ledger knew. Records that arrive late are outside the
+    /// guarantee.
     fn check_drained(&mut self, doc: &PipelineDoc) -> anyhow::Result<()> {
         let Some(t) = &doc.transition else {
             return Ok(());
@@ -58,18 +60,24 @@ impl World {
         if !(was_pending && t.state == TransitionState::Drained) {
             return Ok(());
         }
-        for job in self.jobs.iter().filter(|j| j.colour == t.from && j.running()) {
+        for job in self
+            .jobs
+            .iter()
+            .filter(|j| j.colour == t.from && j.running())
+        {
             for g in job.gates.iter().map(|&g| &self.gates[g]) {
-                let past = g.watermark >= t.drain_mark() || g.read_all();
+                // A record behind the gate's watermark arrives late.
+                let unread = g.records[g.position..].iter().find(|&&(id, ts)| {
+                    Key(ts) < t.at && Key(ts) >= g.watermark && !self.oracle.is_late(id)
+                });
                 let holding = g.held.iter().map(|h| h.key).filter(|&k| k < t.at).min();
-                if !past || holding.is_some() {
+                if unread.is_some() || holding.is_some() {
                     bail!(
-                        "DRAINED at t={} while {} of {} is at watermark {} (mark {}), holding {holding:?} below {}",
+                        "DRAINED at t={} while {} of {} (watermark {}) has {unread:?} still to read and {holding:?} held below the cutover {}",
                         self.now,
                         g.identity.key(),
                         g.identity.job_id,
                         g.watermark,
-                        t.drain_mark(),
                         t.at
                     );
                 }
@@ -191,7 +199,10 @@ impl World {
         if let Some(epoch) = held
             && epoch > doc.epoch()
         {
-            bail!("a client holds epoch {epoch}, above every epoch stored ({})", doc.epoch());
+            bail!(
+                "a client holds epoch {epoch}, above every epoch stored ({})",
+                doc.epoch()
+            );
         }
         let attached = self
             .core_mut()?

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use cutover_core::{Colour, Decision, Key, Mode};
+use cutover_core::{Colour, Decision, Key, Mode, TransitionState};
 use rand::Rng;
 
 use super::jobs::{GateSnap, Held, Job, JobState, Shape, SimGate, Snapshot};
@@ -16,7 +16,11 @@ impl World {
     /// Starts a job of `colour`: from the start of the stream, or from a
     /// savepoint of job `from` (taken now if it runs, its final one if it
     /// stopped). Returns the job's index.
-    pub(super) fn start_job(&mut self, colour: Colour, from: Option<usize>) -> anyhow::Result<usize> {
+    pub(super) fn start_job(
+        &mut self,
+        colour: Colour,
+        from: Option<usize>,
+    ) -> anyhow::Result<usize> {
         let (offset, held, watermark) = match from {
             None => (0, Vec::new(), Key::MIN),
             Some(source) => {
@@ -272,9 +276,10 @@ impl World {
     }
 
     /// Every subtask of `job` restarts from its last completed checkpoint
-    /// as the next attempt; uncommitted output is lost.
+    /// as the next attempt; uncommitted output is lost. Not for a job whose
+    /// gates cannot report checkpoints while it drains (the stated limit).
     pub(super) fn failover(&mut self, job: usize) {
-        if !self.jobs[job].running() {
+        if !self.jobs[job].running() || self.unprotected(job) {
             return;
         }
         self.report.failovers += 1;
@@ -294,6 +299,29 @@ impl World {
                 self.after(20..120, Event::Connect(process));
             }
         }
+    }
+
+    /// Whether `job` cannot report checkpoints and drains now (a transition
+    /// from its colour is pending or drained): the coordinator takes its
+    /// gates at their last watermark, which a failover would undo.
+    fn unprotected(&self, job: usize) -> bool {
+        let j = &self.jobs[job];
+        !j.tracks
+            && self
+                .core
+                .as_ref()
+                .and_then(|(core, _)| core.doc().transition.clone())
+                .or_else(|| {
+                    self.store
+                        .load_blocking(&self.name)
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.doc.transition)
+                })
+                .is_some_and(|t| {
+                    t.from == j.colour
+                        && matches!(t.state, TransitionState::Pending | TransitionState::Drained)
+                })
     }
 
     /// Stops `job` with a savepoint: its output commits, it reads nothing
@@ -318,6 +346,16 @@ impl World {
     }
 
     fn leave(&mut self, job: usize) {
+        // Records its gates had not read yet but whose time their watermark
+        // had already passed would have arrived late: outside the guarantee.
+        for &gate in &self.jobs[job].gates {
+            let g = &self.gates[gate];
+            for &(id, ts) in &g.records[g.position..] {
+                if Key(ts) < g.watermark {
+                    self.oracle.late(id);
+                }
+            }
+        }
         for process in self.jobs[job].processes.clone() {
             self.processes[process].alive = false;
             self.break_connection(process);

@@ -73,9 +73,7 @@ impl Oracle {
             && before == Decision::Drop
             && decision == Decision::Emit
         {
-            bail!(
-                "{colour} emits key {key} (job {job}) that it dropped before (job {before_job})"
-            );
+            bail!("{colour} emits key {key} (job {job}) that it dropped before (job {before_job})");
         }
         self.by_colour.insert((colour, key), (job, decision));
         self.decided.push((colour, key, decision));
@@ -92,8 +90,9 @@ impl Oracle {
     pub fn agrees_with(&self, plan: &Plan) -> anyhow::Result<()> {
         for &(colour, key, decision) in &self.decided {
             let now = plan.decide(colour, key);
-            let retired =
-                decision == Decision::Emit && now == Decision::Drop && key < plan.retired.of(colour);
+            let retired = decision == Decision::Emit
+                && now == Decision::Drop
+                && key < plan.retired.of(colour);
             ensure!(
                 now == decision || retired || now == Decision::Hold,
                 "{colour} decided {decision:?} at {key}, the final plan says {now:?}"
