@@ -1,8 +1,9 @@
 //! A store that is still connecting: a coordinator starts (reporting
-//! NOT_SERVING) before its store answers, instead of exiting. Every
-//! operation fails with `Unavailable` (naming the last connection error)
-//! until a connection attempt succeeded; watches wait for it. Attempts are
-//! retried with exponential back-off.
+//! NOT_SERVING) before its store answers, instead of exiting. An operation
+//! waits for the first connection attempt to finish; while no attempt has
+//! succeeded it fails with `Unavailable` (naming the last connection
+//! error); watches wait for a connection. Attempts are retried with
+//! exponential back-off.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use crate::log_limit::{RepeatLimiter, Verdict};
 pub struct ConnectingStore {
     description: String,
     connected: watch::Sender<Option<Arc<dyn Store>>>,
+    attempted: watch::Sender<bool>,
     last_error: Mutex<String>,
 }
 
@@ -35,6 +37,7 @@ impl ConnectingStore {
         let store = Arc::new(ConnectingStore {
             description,
             connected: watch::channel(None).0,
+            attempted: watch::channel(false).0,
             last_error: Mutex::new("no connection attempt finished yet".into()),
         });
         let task = Arc::downgrade(&store);
@@ -48,6 +51,7 @@ impl ConnectingStore {
                     Ok(connected) => {
                         info!(store = %store.description, "store connected");
                         store.connected.send_replace(Some(connected));
+                        store.attempted.send_replace(true);
                         return;
                     }
                     Err(e) => {
@@ -60,6 +64,7 @@ impl ConnectingStore {
                         *store.last_error.lock().unwrap_or_else(|p| p.into_inner()) = message;
                     }
                 }
+                store.attempted.send_replace(true);
                 drop(store);
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(max);
@@ -68,7 +73,11 @@ impl ConnectingStore {
         store
     }
 
-    fn current(&self) -> Result<Arc<dyn Store>, StoreError> {
+    /// The connected store, once the first attempt finished.
+    async fn current(&self) -> Result<Arc<dyn Store>, StoreError> {
+        let mut attempted = self.attempted.subscribe();
+        // An error means the connecting task is gone: answer from what is.
+        let _ = attempted.wait_for(|&done| done).await;
         self.connected
             .borrow()
             .clone()
@@ -91,14 +100,14 @@ impl Store for ConnectingStore {
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<PipelineName>, StoreError>> {
-        Box::pin(async move { self.current()?.list().await })
+        Box::pin(async move { self.current().await?.list().await })
     }
 
     fn load<'a>(
         &'a self,
         name: &'a PipelineName,
     ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
-        Box::pin(async move { self.current()?.load(name).await })
+        Box::pin(async move { self.current().await?.load(name).await })
     }
 
     fn compare_and_swap<'a>(
@@ -107,7 +116,12 @@ impl Store for ConnectingStore {
         expected: Option<&'a Version>,
         doc: &'a PipelineDoc,
     ) -> BoxFuture<'a, Result<CasOutcome, StoreError>> {
-        Box::pin(async move { self.current()?.compare_and_swap(name, expected, doc).await })
+        Box::pin(async move {
+            self.current()
+                .await?
+                .compare_and_swap(name, expected, doc)
+                .await
+        })
     }
 
     fn delete<'a>(
@@ -115,7 +129,7 @@ impl Store for ConnectingStore {
         name: &'a PipelineName,
         expected: &'a Version,
     ) -> BoxFuture<'a, Result<DeleteOutcome, StoreError>> {
-        Box::pin(async move { self.current()?.delete(name, expected).await })
+        Box::pin(async move { self.current().await?.delete(name, expected).await })
     }
 
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
