@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::{Colour, Epoch, Key};
 use crate::gate::GateProgress;
-use crate::ledger::ColourGates;
+use crate::status::ColourGates;
 
 /// Counts of the gates of one colour.
 #[derive(Clone, Debug, Default)]

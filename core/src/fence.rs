@@ -9,61 +9,60 @@
 //! hands below the horizon at most once, and no later document can bring an
 //! emitter back.
 
-use crate::document::PipelineDoc;
 use crate::domain::{Colour, Key};
 use crate::error::CoreError;
+use crate::plan::Plan;
 
-/// Checks that `next` is a legal successor of `prev`.
-pub(crate) fn check_successor(prev: &PipelineDoc, next: &PipelineDoc) -> Result<(), CoreError> {
-    if next.plan.incarnation != prev.plan.incarnation {
+/// Checks that plan `next` is a legal successor of plan `prev`.
+pub(crate) fn check_successor(prev: &Plan, next: &Plan) -> Result<(), CoreError> {
+    if next.incarnation != prev.incarnation {
         return Err(CoreError::OtherIncarnation {
-            installed: prev.plan.incarnation,
-            offered: next.plan.incarnation,
+            installed: prev.incarnation,
+            offered: next.incarnation,
         });
     }
-    if next.epoch() <= prev.epoch() {
+    if next.epoch <= prev.epoch {
         return Err(CoreError::StaleDocument {
-            current: prev.epoch(),
-            proposed: next.epoch(),
+            current: prev.epoch,
+            proposed: next.epoch,
         });
     }
-    let horizon = prev.horizon();
-    if next.horizon() < horizon {
+    let horizon = prev.horizon;
+    if next.horizon < horizon {
         return Err(CoreError::FenceViolation {
-            key: next.horizon(),
+            key: next.horizon,
             horizon,
         });
     }
     for colour in Colour::ALL {
-        let (before, after) = (prev.plan.retired.of(colour), next.plan.retired.of(colour));
-        if after < before || after > next.horizon() {
+        let (before, after) = (prev.retired.of(colour), next.retired.of(colour));
+        if after < before || after > next.horizon {
             return Err(CoreError::InvalidRetirement {
                 colour,
                 floor: after,
                 previous: before,
-                horizon: next.horizon(),
+                horizon: next.horizon,
             });
         }
     }
     // Emitters are constant between segment starts and floors: checking
     // every such breakpoint below the horizon checks every key.
     let breakpoints = prev
-        .plan
         .timeline
         .segments()
         .iter()
-        .chain(next.plan.timeline.segments())
+        .chain(next.timeline.segments())
         .map(|s| s.start)
         .chain(
-            [prev.plan.retired, next.plan.retired]
+            [prev.retired, next.retired]
                 .into_iter()
                 .flat_map(|r| [r.blue, r.green]),
         )
         .chain(std::iter::once(Key::MIN))
         .filter(|&k| k < horizon);
     for key in breakpoints {
-        let after = next.plan.emitter(key);
-        if after.is_some() && after != prev.plan.emitter(key) {
+        let after = next.emitter(key);
+        if after.is_some() && after != prev.emitter(key) {
             return Err(CoreError::FenceViolation { key, horizon });
         }
     }

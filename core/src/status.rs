@@ -1,10 +1,29 @@
 //! The status of a pipeline as controllers and operators see it.
 
-pub use crate::ledger::ColourGates;
-
-use crate::domain::{Colour, PipelineName};
+use crate::domain::{Colour, Key, PipelineName};
 use crate::plan::Plan;
 use crate::transition::{Phase, Transition};
+
+/// Per-colour counts derived from the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColourGates {
+    /// Gates announced by parallelism, summed over gate uids.
+    pub expected: u32,
+    /// Gates on a live session.
+    pub connected: u32,
+    /// Connected gates whose session acknowledged `epoch`.
+    pub acked: u32,
+    /// Lowest watermark among connected gates.
+    pub lowest_watermark: Key,
+    /// Highest watermark among all gates.
+    pub highest_watermark: Key,
+    /// Records emitted (totals reported).
+    pub emitted: u64,
+    /// Records dropped.
+    pub dropped: u64,
+    /// Records held now.
+    pub held: u64,
+}
 
 /// Plan, transition and gates of one pipeline.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -147,7 +147,7 @@ impl PipelineDoc {
     /// floors that never fall, and below the installed horizon no key gains
     /// an emitter or changes it — it may only be retired.
     pub fn check_successor(&self, next: &PipelineDoc) -> Result<(), CoreError> {
-        fence::check_successor(self, next)
+        fence::check_successor(&self.plan, &next.plan)
     }
 
     /// A copy at the next epoch (the caller changes the rest).

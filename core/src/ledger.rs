@@ -9,6 +9,7 @@ use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::HorizonSignal;
 use crate::operators::Operators;
+use crate::status::ColourGates;
 use crate::tally::{Tallies, Tally};
 
 /// One gate as the ledger knows it.
@@ -35,27 +36,6 @@ fn slot(colour: Colour) -> usize {
         Colour::Blue => 0,
         Colour::Green => 1,
     }
-}
-
-/// Per-colour counts derived from the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ColourGates {
-    /// Gates announced by parallelism, summed over gate uids.
-    pub expected: u32,
-    /// Gates on a live session.
-    pub connected: u32,
-    /// Connected gates whose session acknowledged `epoch`.
-    pub acked: u32,
-    /// Lowest watermark among connected gates.
-    pub lowest_watermark: Key,
-    /// Highest watermark among all gates.
-    pub highest_watermark: Key,
-    /// Records emitted (totals reported).
-    pub emitted: u64,
-    /// Records dropped.
-    pub dropped: u64,
-    /// Records held now.
-    pub held: u64,
 }
 
 /// Starts a restarted task's progress over, keeping `tally` in step
