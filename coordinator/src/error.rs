@@ -1,6 +1,6 @@
 //! Errors of the coordinator, and the one place they become gRPC statuses.
 
-use cutover_core::{CoreError, Epoch, PipelineName};
+use cutover_core::{CoreError, PipelineName, SessionError};
 use cutover_proto::convert::ConvertError;
 use tonic::Status;
 
@@ -29,22 +29,9 @@ pub enum CoordinatorError {
         /// Attempts made.
         attempts: u32,
     },
-    /// A session broke the protocol (wrong first message, ack for a pipeline
-    /// it has no gate in, too many gates...).
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    /// An ack for an epoch this session was never sent.
-    #[error(
-        "ack for epoch {acked} of pipeline {pipeline}, but this session was sent epoch {sent} at most"
-    )]
-    AckNeverSent {
-        /// The pipeline.
-        pipeline: PipelineName,
-        /// Epoch acked.
-        acked: u64,
-        /// Highest epoch sent.
-        sent: u64,
-    },
+    /// A session broke the protocol.
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// A pipeline cannot be deleted while gates are connected to it.
     #[error("pipeline {pipeline} still has {connected} connected gates; stop its jobs first")]
     GatesConnected {
@@ -56,30 +43,6 @@ pub enum CoordinatorError {
     /// The coordinator is shutting down.
     #[error("coordinator is shutting down")]
     ShuttingDown,
-    /// A client claims to hold an epoch the pipeline's incarnation never had.
-    #[error(
-        "the client holds epoch {held} of pipeline {pipeline}, but the newest stored epoch is {newest}; the client's plan does not come from this pipeline's store"
-    )]
-    EpochNeverIssued {
-        /// The pipeline.
-        pipeline: PipelineName,
-        /// Epoch the client claims to hold.
-        held: Epoch,
-        /// Newest epoch stored.
-        newest: Epoch,
-    },
-    /// An ack for a pipeline with no gate on the session.
-    #[error("ack for pipeline {pipeline}, which has no gate on this session")]
-    AckWithoutGate {
-        /// The pipeline.
-        pipeline: PipelineName,
-    },
-    /// A message names a pipeline with no gate on the session.
-    #[error("this session has no gate in pipeline {pipeline}")]
-    NotOnSession {
-        /// The pipeline.
-        pipeline: PipelineName,
-    },
 }
 
 impl From<CoordinatorError> for Status {
@@ -119,16 +82,21 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::Store(_) | CoordinatorError::ShuttingDown => {
                 Status::unavailable(message)
             }
-            CoordinatorError::Convert(_) | CoordinatorError::Protocol(_) => {
-                Status::invalid_argument(message)
-            }
+            CoordinatorError::Convert(_) => Status::invalid_argument(message),
+            CoordinatorError::Session(session) => match session {
+                SessionError::NotAHello
+                | SessionError::SecondHello
+                | SessionError::Empty
+                | SessionError::NoGates
+                | SessionError::TooManyGates { .. } => Status::invalid_argument(message),
+                SessionError::NotOnSession { .. }
+                | SessionError::AckWithoutGate { .. }
+                | SessionError::AckNeverSent { .. }
+                | SessionError::EpochNeverIssued { .. } => Status::failed_precondition(message),
+            },
             CoordinatorError::UnknownPipeline(_) => Status::not_found(message),
             CoordinatorError::Contention { .. } => Status::aborted(message),
-            CoordinatorError::AckNeverSent { .. }
-            | CoordinatorError::GatesConnected { .. }
-            | CoordinatorError::EpochNeverIssued { .. }
-            | CoordinatorError::AckWithoutGate { .. }
-            | CoordinatorError::NotOnSession { .. } => Status::failed_precondition(message),
+            CoordinatorError::GatesConnected { .. } => Status::failed_precondition(message),
         }
     }
 }

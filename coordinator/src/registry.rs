@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use std::time::{Duration, Instant};
 
+use cutover_core::session::resume;
 use cutover_core::{
     Colour, CoreError, Epoch, GateIdentity, GateKey, GateProgress, HorizonPolicy, Incarnation,
-    Installed, Key, PipelineDoc, PipelineName, PipelineState, PipelineStatus, SessionId,
+    Installed, Key, PipelineDoc, PipelineName, PipelineState, PipelineStatus, PlanVersion, Resume,
+    SessionError, SessionId,
 };
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
@@ -101,6 +103,11 @@ impl PipelineCell {
     /// Whether the pipeline was deleted (its streams end).
     pub fn is_retired(&self) -> bool {
         *self.retired.borrow()
+    }
+
+    /// Which plan is installed.
+    pub fn version(&self) -> PlanVersion {
+        PlanVersion::of(self.lock().core.doc())
     }
 
     /// The installed document.
@@ -594,42 +601,38 @@ impl Coordinator {
     // --- gate sessions -------------------------------------------------
 
     /// Registers `gates` (all of pipeline `name`) on `session`; the client
-    /// holds epoch `held` of incarnation `incarnation` of that pipeline
-    /// (another incarnation than the current one counts as nothing held).
-    /// Returns the cell and the epoch the client holds of its current
-    /// incarnation (`Epoch(0)`: none).
+    /// claims to hold `claim` (epoch, incarnation) of that pipeline (see the
+    /// core's resume rule). Returns the cell and the epoch the client holds
+    /// of its current incarnation (`Epoch(0)`: none).
     pub async fn attach(
         &self,
         session: SessionId,
         name: &PipelineName,
         gates: &[GateIdentity],
-        (held, incarnation): (Epoch, Incarnation),
+        claim: Option<(Epoch, Incarnation)>,
     ) -> Result<(Arc<PipelineCell>, Epoch), CoordinatorError> {
         let owner = gates
             .first()
             .map(|g| g.colour)
-            .ok_or_else(|| CoordinatorError::Protocol("no gate to attach".into()))?;
+            .ok_or(SessionError::NoGates)?;
         let cell = self.ensure(name, owner).await?;
-        let current = |cell: &PipelineCell| {
-            let doc = cell.doc();
-            (doc.incarnation(), doc.epoch())
-        };
-        if current(&cell).0 == incarnation && held > current(&cell).1 {
-            // We are behind the store, or the client claims what never was.
-            self.refresh(&cell).await?;
-            let (now_incarnation, newest) = current(&cell);
-            if now_incarnation == incarnation && held > newest {
-                return Err(CoordinatorError::EpochNeverIssued {
-                    pipeline: name.clone(),
-                    held,
-                    newest,
-                });
+        let held = match resume(claim, cell.version()) {
+            Resume::Holds(epoch) => epoch,
+            Resume::Ahead => {
+                // We may be behind the store: read it, then ask again.
+                self.refresh(&cell).await?;
+                match resume(claim, cell.version()) {
+                    Resume::Holds(epoch) => epoch,
+                    Resume::Ahead => {
+                        return Err(SessionError::EpochNeverIssued {
+                            pipeline: name.clone(),
+                            held: claim.map_or(Epoch(0), |c| c.0),
+                            newest: cell.version().epoch,
+                        }
+                        .into());
+                    }
+                }
             }
-        }
-        let held = if current(&cell).0 == incarnation {
-            held
-        } else {
-            Epoch(0)
         };
         cell.with_core(|core| core.attach(session, gates, held))?;
         self.inner.metrics.gates.inc_by(gates.len() as i64);

@@ -1,4 +1,7 @@
-//! One gate session: a client process's bidirectional stream.
+//! One gate session: a client process's bidirectional stream. The rules —
+//! what the session may say, what its client holds, which frame it needs —
+//! are the core's [`SessionState`]; this task decodes, calls them, and
+//! writes what they decide.
 //!
 //! Delivery semantics: per pipeline the session reads a latest-value `watch`
 //! of pre-encoded frames. While the client is slow to read, newer frames
@@ -11,7 +14,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cutover_core::{Epoch, GateIdentity, GateKey, Incarnation, Key, PipelineName, SessionId};
+use cutover_core::{
+    Epoch, FrameKind, GateIdentity, GateKey, Incarnation, Key, PipelineName, SessionError,
+    SessionId, SessionRules, SessionState,
+};
 use cutover_proto::convert::{gate_identity_from, gate_ref_from, pipeline_from, progress_from};
 use cutover_proto::v1::{self, client_message::Kind};
 use tokio::sync::mpsc;
@@ -22,35 +28,42 @@ use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
 
 use crate::error::CoordinatorError;
-use crate::published::{Held, Published};
+use crate::published::Published;
 use crate::registry::{Coordinator, PipelineCell};
 
 /// Frames going out to the client.
 pub type Outbound = mpsc::Sender<Result<Bytes, Status>>;
 
-struct Joined {
-    cell: Arc<PipelineCell>,
-    gates: usize,
-    /// What the client holds, as far as we know.
-    held: Held,
-    /// Highest epoch sent or known held: acks above it are refused.
-    sent: Epoch,
-}
+type Subscriptions = StreamMap<PipelineName, WatchStream<Arc<Published>>>;
 
-/// Releases a session's registrations and gauges when dropped.
+/// The session's rules and registrations; releases them when dropped.
 struct SessionGuard {
     coordinator: Coordinator,
     id: SessionId,
-    joined: HashMap<PipelineName, Joined>,
+    state: SessionState,
+    cells: HashMap<PipelineName, Arc<PipelineCell>>,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        for joined in self.joined.values() {
-            self.coordinator
-                .close_session(self.id, &joined.cell, joined.gates);
+        for (pipeline, gates) in self.state.pipelines() {
+            if let Some(cell) = self.cells.get(pipeline) {
+                self.coordinator.close_session(self.id, cell, gates);
+            }
         }
         self.coordinator.metrics().sessions.dec();
+    }
+}
+
+impl SessionGuard {
+    fn cell(&self, pipeline: &PipelineName) -> Result<&Arc<PipelineCell>, CoordinatorError> {
+        self.state.require(pipeline)?;
+        self.cells
+            .get(pipeline)
+            .ok_or_else(|| SessionError::NotOnSession {
+                pipeline: pipeline.clone(),
+            })
+            .map_err(CoordinatorError::from)
     }
 }
 
@@ -63,36 +76,17 @@ pub async fn run(
 ) {
     let id = coordinator.next_session_id();
     coordinator.metrics().sessions.inc();
+    let rules = SessionRules {
+        max_gates: coordinator.config().max_gates_per_session,
+    };
     let mut guard = SessionGuard {
         coordinator: coordinator.clone(),
         id,
-        joined: HashMap::new(),
+        state: SessionState::new(rules),
+        cells: HashMap::new(),
     };
-    let mut subscriptions: StreamMap<PipelineName, WatchStream<Arc<Published>>> = StreamMap::new();
+    let mut subscriptions = Subscriptions::new();
     let mut pending: HashMap<PipelineName, Arc<Published>> = HashMap::new();
-
-    let end = match inbound.message().await {
-        Ok(Some(v1::ClientMessage {
-            kind: Some(Kind::Hello(hello)),
-        })) => {
-            info!(session = id.0, client = %hello.client_name, gates = hello.gates.len(), "session opened");
-            attach(&mut guard, &mut subscriptions, &hello.gates, &hello.held)
-                .await
-                .err()
-        }
-        Ok(Some(_)) => Some(CoordinatorError::Protocol(
-            "the first message must be a hello".into(),
-        )),
-        Ok(None) => return,
-        // A message that could not be decoded (malformed, oversized).
-        Err(status) => {
-            let _ = out.send(Err(status)).await;
-            return;
-        }
-    };
-    if let Some(error) = end {
-        return refuse(&coordinator, &out, error).await;
-    }
 
     loop {
         tokio::select! {
@@ -105,15 +99,13 @@ pub async fn run(
                 let Ok(permit) = permit else { return };
                 let Some(name) = pending.keys().next().cloned() else { continue };
                 let Some(published) = pending.remove(&name) else { continue };
-                if let Some(joined) = guard.joined.get_mut(&name)
-                    && let Some(frame) = published.frame_for(joined.held)
-                {
-                    permit.send(Ok(frame.clone()));
-                    let replaced = joined.held.is_some_and(|(i, _, _)| i != published.incarnation);
-                    joined.held = published.held();
-                    joined.sent = if replaced { published.epoch } else { joined.sent.max(published.epoch) };
-                    coordinator.metrics().frames_sent.inc();
-                }
+                let frame = match guard.state.send(&name, published.version) {
+                    Some(FrameKind::Snapshot) => &published.snapshot,
+                    Some(FrameKind::Grant) => &published.grant,
+                    None => continue,
+                };
+                permit.send(Ok(frame.clone()));
+                coordinator.metrics().frames_sent.inc();
             }
             message = inbound.message() => {
                 let message = match message {
@@ -131,7 +123,7 @@ pub async fn run(
                 }
             }
             Some((name, published)) = subscriptions.next() => {
-                if guard.joined.get(&name).is_some_and(|j| j.cell.is_retired()) {
+                if guard.cells.get(&name).is_some_and(|c| c.is_retired()) {
                     // Deleted while this session carried gates of it: the
                     // client reconnects and finds whatever comes next.
                     let _ = out.send(Err(Status::unavailable(format!(
@@ -155,16 +147,25 @@ async fn refuse(coordinator: &Coordinator, out: &Outbound, error: CoordinatorErr
 
 async fn handle(
     guard: &mut SessionGuard,
-    subscriptions: &mut StreamMap<PipelineName, WatchStream<Arc<Published>>>,
+    subscriptions: &mut Subscriptions,
     pending: &mut HashMap<PipelineName, Arc<Published>>,
     message: v1::ClientMessage,
 ) -> Result<(), CoordinatorError> {
     let coordinator = guard.coordinator.clone();
     let id = guard.id;
-    match message.kind {
-        None => Err(CoordinatorError::Protocol("empty message".into())),
-        Some(Kind::Hello(_)) => Err(CoordinatorError::Protocol("hello sent twice".into())),
-        Some(Kind::Attach(attach_gates)) => {
+    let Some(kind) = message.kind else {
+        guard.state.message()?;
+        return Err(SessionError::Empty.into());
+    };
+    if let Kind::Hello(hello) = kind {
+        guard.state.hello()?;
+        info!(session = id.0, client = %hello.client_name, gates = hello.gates.len(), "session opened");
+        return attach(guard, subscriptions, &hello.gates, &hello.held).await;
+    }
+    guard.state.message()?;
+    match kind {
+        Kind::Hello(_) => unreachable!("handled above"),
+        Kind::Attach(attach_gates) => {
             attach(
                 guard,
                 subscriptions,
@@ -173,91 +174,56 @@ async fn handle(
             )
             .await
         }
-        Some(Kind::Detach(detach)) => {
+        Kind::Detach(detach) => {
             let mut by_pipeline: HashMap<PipelineName, Vec<GateKey>> = HashMap::new();
             for gate in &detach.gates {
                 let (pipeline, key) = gate_ref_from(Some(gate))?;
                 by_pipeline.entry(pipeline).or_default().push(key);
             }
             for (pipeline, keys) in by_pipeline {
-                let joined = joined(guard, &pipeline)?;
-                coordinator.detach(id, &joined.cell, &keys)?;
-                joined.gates -= keys.len();
-                if joined.gates == 0 {
-                    guard.joined.remove(&pipeline);
+                let cell = guard.cell(&pipeline)?.clone();
+                coordinator.detach(id, &cell, &keys)?;
+                if guard.state.detached(&pipeline, keys.len())? {
+                    guard.cells.remove(&pipeline);
                     subscriptions.remove(&pipeline);
                     pending.remove(&pipeline);
                 }
             }
             Ok(())
         }
-        Some(Kind::Ack(ack)) => {
+        Kind::Ack(ack) => {
             let pipeline = pipeline_from(&ack.pipeline)?;
-            // Clients stop acknowledging a pipeline once they detached its
-            // last gate from the session.
-            let Some(joined) = guard.joined.get_mut(&pipeline) else {
-                return Err(CoordinatorError::AckWithoutGate { pipeline });
-            };
-            if ack.epoch > joined.sent.0 {
-                return Err(CoordinatorError::AckNeverSent {
-                    pipeline,
-                    acked: ack.epoch,
-                    sent: joined.sent.0,
-                });
-            }
-            coordinator.ack(id, &joined.cell, Epoch(ack.epoch))
+            let epoch = Epoch(ack.epoch);
+            guard.state.ack(&pipeline, epoch)?;
+            let cell = guard.cell(&pipeline)?;
+            coordinator.ack(id, cell, epoch)
         }
-        Some(Kind::Progress(progress)) => {
+        Kind::Progress(progress) => {
             for gate in &progress.gates {
                 let (pipeline, key) = gate_ref_from(gate.gate.as_ref())?;
-                let joined = joined(guard, &pipeline)?;
-                coordinator.progress(id, &joined.cell, &key, progress_from(gate))?;
+                let cell = guard.cell(&pipeline)?;
+                coordinator.progress(id, cell, &key, progress_from(gate))?;
             }
             Ok(())
         }
-        Some(Kind::HorizonRequest(request)) => {
+        Kind::HorizonRequest(request) => {
             let (pipeline, key) = gate_ref_from(request.gate.as_ref())?;
-            let joined = joined(guard, &pipeline)?;
-            coordinator.horizon_request(
-                id,
-                &joined.cell,
-                &key,
-                Key(request.key),
-                Key(request.watermark),
-            )
+            let cell = guard.cell(&pipeline)?;
+            coordinator.horizon_request(id, cell, &key, Key(request.key), Key(request.watermark))
         }
     }
-}
-
-fn joined<'a>(
-    guard: &'a mut SessionGuard,
-    pipeline: &PipelineName,
-) -> Result<&'a mut Joined, CoordinatorError> {
-    guard
-        .joined
-        .get_mut(pipeline)
-        .ok_or_else(|| CoordinatorError::NotOnSession {
-            pipeline: pipeline.clone(),
-        })
 }
 
 /// Registers gates, pipeline by pipeline; all are validated before any is
 /// registered.
 async fn attach(
     guard: &mut SessionGuard,
-    subscriptions: &mut StreamMap<PipelineName, WatchStream<Arc<Published>>>,
+    subscriptions: &mut Subscriptions,
     gates: &[v1::GateIdentity],
     held: &[v1::HeldEpoch],
 ) -> Result<(), CoordinatorError> {
     let coordinator = guard.coordinator.clone();
-    let carried: usize = guard.joined.values().map(|j| j.gates).sum();
-    let limit = coordinator.config().max_gates_per_session;
-    if carried + gates.len() > limit {
-        return Err(CoordinatorError::Protocol(format!(
-            "a session may carry at most {limit} gates ({carried} registered, {} more asked)",
-            gates.len()
-        )));
-    }
+    guard.state.check_attach(gates.len())?;
     let mut by_pipeline: HashMap<PipelineName, Vec<GateIdentity>> = HashMap::new();
     for gate in gates {
         let identity = gate_identity_from(gate)?;
@@ -266,39 +232,25 @@ async fn attach(
             .or_default()
             .push(identity);
     }
-    let mut held_by_pipeline: HashMap<PipelineName, (Epoch, Incarnation)> = HashMap::new();
+    let mut claims: HashMap<PipelineName, (Epoch, Incarnation)> = HashMap::new();
     for h in held {
-        held_by_pipeline.insert(
+        claims.insert(
             pipeline_from(&h.pipeline)?,
             (Epoch(h.epoch), Incarnation(h.incarnation)),
         );
     }
     for (pipeline, identities) in by_pipeline {
-        let held = held_by_pipeline
-            .get(&pipeline)
-            .copied()
-            .unwrap_or((Epoch(0), Incarnation(0)));
+        let claim = claims.get(&pipeline).copied();
         let (cell, held) = coordinator
-            .attach(guard.id, &pipeline, &identities, held)
+            .attach(guard.id, &pipeline, &identities, claim)
             .await?;
-        let doc = cell.doc();
-        let entry = guard
-            .joined
-            .entry(pipeline.clone())
-            .or_insert_with(|| Joined {
-                cell: cell.clone(),
-                gates: 0,
-                held: None,
-                sent: held.min(doc.epoch()),
-            });
-        entry.gates += identities.len();
-        if held == doc.epoch() && entry.held.is_none() {
-            // Resumed at the current epoch: nothing to send until it changes.
-            entry.held = Some((doc.incarnation(), doc.epoch(), doc.segments_epoch));
-        }
+        guard
+            .state
+            .joined(&pipeline, identities.len(), held, cell.version());
         if !subscriptions.contains_key(&pipeline) {
-            subscriptions.insert(pipeline, WatchStream::new(cell.subscribe()));
+            subscriptions.insert(pipeline.clone(), WatchStream::new(cell.subscribe()));
         }
+        guard.cells.insert(pipeline, cell);
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 //!                                                          │ (edge: CAS in the store)
 //!  store changed / CAS succeeded ──► PipelineState::install(doc)
 //!                                                          │ (edge: encode once, fan out)
-//!  gate hello/ack/progress ──► Ledger ──► propose_automatic() (horizon, DRAINED, compaction)
+//!  gate hello/ack/progress ──► SessionState (what each session may say and
+//!                              needs next) ──► Ledger ──► propose_automatic()
+//!                              (horizon, DRAINED, retirement)
 //!  gate ──► Plan::decide(colour, key) ──► Emit | Drop | Hold
 //! ```
 //!
@@ -26,6 +28,7 @@ pub mod limits;
 pub mod operators;
 mod pipeline;
 mod plan;
+pub mod session;
 mod status;
 mod tally;
 mod timeline;
@@ -40,6 +43,7 @@ pub use ledger::{GateEntry, Ledger};
 pub use operators::{GateOperators, Operators};
 pub use pipeline::{Installed, PipelineState};
 pub use plan::{Decision, Plan, RetiredBelow};
+pub use session::{FrameKind, PlanVersion, Resume, SessionError, SessionRules, SessionState};
 pub use status::{ColourGates, PipelineStatus};
 pub use timeline::{Segment, Timeline};
 pub use transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};

@@ -4,12 +4,13 @@
 use anyhow::{Context, bail};
 use cutover_client::apply::Frame;
 use cutover_coordinator::store::{CasOutcome, Version};
+use cutover_core::session::resume;
 use cutover_core::{
-    Epoch, GateIdentity, HorizonPolicy, Incarnation, Key, PipelineDoc, PipelineState, SessionId,
-    TransitionState,
+    Epoch, FrameKind, GateIdentity, HorizonPolicy, Incarnation, Key, PipelineDoc, PipelineState,
+    PlanVersion, Resume, SessionId, SessionRules, SessionState, TransitionState,
 };
 
-use super::world::{Event, Held, Session, Up, World};
+use super::world::{Event, Session, Up, World};
 
 impl World {
     pub(super) fn core_mut(&mut self) -> anyhow::Result<&mut (PipelineState, Version)> {
@@ -87,32 +88,18 @@ impl World {
     }
 
     /// Sends every session the frame its client needs for the current
-    /// document.
+    /// document, as the core's session rules decide.
     fn publish(&mut self) {
         let Some((core, _)) = &self.core else { return };
         let doc = core.doc().clone();
-        let targets: Vec<(SessionId, u64, usize, Held)> = self
-            .sessions
-            .iter()
-            .map(|(id, s)| (*id, s.conn, s.process, s.held))
-            .collect();
-        for (id, conn, process, held) in targets {
-            let frame = match held {
-                Some((incarnation, _, _)) if incarnation != doc.incarnation() => {
-                    Frame::Snapshot(doc.plan.clone())
-                }
-                Some((_, epoch, _)) if epoch >= doc.epoch() => continue,
-                Some((_, _, segments)) if segments == doc.segments_epoch => Frame::Grant {
-                    epoch: doc.epoch(),
-                    horizon: doc.horizon(),
-                    segments_epoch: doc.segments_epoch,
-                    incarnation: doc.incarnation(),
-                },
-                _ => Frame::Snapshot(doc.plan.clone()),
-            };
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.held = Some((doc.incarnation(), doc.epoch(), doc.segments_epoch));
+        let version = PlanVersion::of(&doc);
+        let mut frames = Vec::new();
+        for session in self.sessions.values_mut() {
+            if let Some(kind) = session.state.send(&self.name, version) {
+                frames.push((session.conn, session.process, frame(kind, &doc)));
             }
+        }
+        for (conn, process, frame) in frames {
             self.send_down(conn, process, frame);
         }
     }
@@ -139,7 +126,11 @@ impl World {
         }
         match message {
             Up::Hello { .. } => unreachable!("handled above"),
-            Up::Ack(epoch) => self.core_mut()?.0.ack(session, epoch)?,
+            Up::Ack(epoch) => {
+                let rules = &self.sessions[&session].state;
+                rules.ack(&self.name, epoch)?;
+                self.core_mut()?.0.ack(session, epoch)?
+            }
             Up::Progress(gate, progress) => {
                 let key = self.gates[gate].identity.key();
                 // A progress report of an attempt the session no longer
@@ -192,23 +183,20 @@ impl World {
         self.next_session += 1;
         let process = self.gates[gates[0]].process;
         let doc = self.core_mut()?.0.doc().clone();
-        // Another incarnation's epoch counts as nothing held.
-        let held = held
-            .filter(|&(_, incarnation)| incarnation == doc.incarnation())
-            .map(|(epoch, _)| epoch);
-        if let Some(epoch) = held
-            && epoch > doc.epoch()
-        {
-            bail!(
-                "a client holds epoch {epoch}, above every epoch stored ({})",
-                doc.epoch()
-            );
-        }
-        let attached = self
+        let mut state = SessionState::new(SessionRules::default());
+        state.hello()?;
+        state.check_attach(identities.len())?;
+        // The stored document is the newest: a claim ahead of it never was.
+        let held = match resume(held, PlanVersion::of(&doc)) {
+            Resume::Holds(epoch) => epoch,
+            Resume::Ahead => bail!("a client holds an epoch above every epoch stored"),
+        };
+        if self
             .core_mut()?
             .0
-            .attach(session, &identities, held.unwrap_or(Epoch(0)));
-        if attached.is_err() {
+            .attach(session, &identities, held)
+            .is_err()
+        {
             // A stale session still holds these gates: the client retries.
             self.report.refused_hellos += 1;
             if self.processes[process].conn == Some(conn) {
@@ -217,18 +205,20 @@ impl World {
             }
             return Ok(());
         }
-        let current = held == Some(doc.epoch());
+        let version = PlanVersion::of(&doc);
+        state.joined(&self.name, identities.len(), held, version);
+        let first = state.send(&self.name, version);
         self.sessions.insert(
             session,
             Session {
                 conn,
                 process,
-                held: Some((doc.incarnation(), doc.epoch(), doc.segments_epoch)),
+                state,
             },
         );
         self.conn_session.insert(conn, session);
-        if !current {
-            self.send_down(conn, process, Frame::Snapshot(doc.plan.clone()));
+        if let Some(kind) = first {
+            self.send_down(conn, process, frame(kind, &doc));
         }
         Ok(())
     }
@@ -259,5 +249,18 @@ impl World {
                 }
             }
         }
+    }
+}
+
+/// The frame of `kind` for `doc`, as a client receives it.
+fn frame(kind: FrameKind, doc: &PipelineDoc) -> Frame {
+    match kind {
+        FrameKind::Snapshot => Frame::Snapshot(doc.plan.clone()),
+        FrameKind::Grant => Frame::Grant {
+            epoch: doc.epoch(),
+            horizon: doc.horizon(),
+            segments_epoch: doc.segments_epoch,
+            incarnation: doc.incarnation(),
+        },
     }
 }

@@ -13,7 +13,7 @@ use cutover_client::apply::{Applied, Frame, apply};
 use cutover_coordinator::store::{FileStore, Version};
 use cutover_core::{
     Colour, Decision, Epoch, GateProgress, Incarnation, Key, Mode, PipelineName, PipelineState,
-    Plan, SessionId,
+    Plan, SessionId, SessionState,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -63,13 +63,12 @@ pub(super) struct Process {
     pub alive: bool,
 }
 
-/// What a session's client holds, as far as the coordinator knows.
-pub(super) type Held = Option<(Incarnation, Epoch, Epoch)>;
-
+/// A session as the coordinator keeps it: its connection, its client
+/// process, and the core's session rules.
 pub(super) struct Session {
     pub conn: u64,
     pub process: usize,
-    pub held: Held,
+    pub state: SessionState,
 }
 
 /// The whole simulated world.
