@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::domain::{Colour, Epoch, Key};
+use crate::domain::{Colour, Epoch};
 use crate::error::CoreError;
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::HorizonSignal;
-use crate::operators::Operators;
 use crate::status::ColourGates;
 use crate::tally::{Tallies, Tally};
 
@@ -51,9 +50,9 @@ fn restart(tally: &mut Tally, progress: &mut GateProgress) -> bool {
 /// The gates of one pipeline.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
-    gates: BTreeMap<GateKey, GateEntry>,
+    pub(crate) gates: BTreeMap<GateKey, GateEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
-    parallelism: BTreeMap<(Colour, String), u32>,
+    pub(crate) parallelism: BTreeMap<(Colour, String), u32>,
     /// Kept in step with `gates` and `sessions` by every method below.
     tallies: Tallies,
 }
@@ -67,6 +66,38 @@ impl Ledger {
         gates: &[GateIdentity],
         held: Epoch,
     ) -> Result<(), CoreError> {
+        self.check_attach(session, gates)?;
+        self.ack(session, held);
+        let acked = self.sessions.get(&session).map_or(held, |e| e.acked);
+        let mut reset_highest = [false; 2];
+        for identity in gates {
+            let key = identity.key();
+            let colour = identity.colour;
+            reset_highest[slot(colour)] |= match self.gates.get(&key).map(|g| g.session) {
+                Some(on) if on == Some(session) => self.reregister(&key, identity, acked),
+                Some(_) => self.take_over(session, &key, identity, acked),
+                None => {
+                    self.register_new(session, key.clone(), identity, acked);
+                    false
+                }
+            };
+            let entry = self.sessions.entry(session).or_default();
+            if entry.gates.insert(key) {
+                entry.per_colour[slot(colour)] += 1;
+            }
+            self.set_parallelism(colour, &identity.gate_uid, identity.parallelism);
+        }
+        for colour in Colour::ALL {
+            if reset_highest[slot(colour)] {
+                self.recompute_highest(colour);
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses malformed gates, a gate listed twice, and a gate live on
+    /// another session with the same or a newer attempt.
+    fn check_attach(&self, session: SessionId, gates: &[GateIdentity]) -> Result<(), CoreError> {
         let mut listed = BTreeSet::new();
         for identity in gates {
             identity.validate()?;
@@ -87,72 +118,81 @@ impl Ledger {
                 });
             }
         }
-        self.ack(session, held);
-        let acked = self.sessions.get(&session).map_or(held, |e| e.acked);
-        let mut reset_highest = [false; 2];
-        for identity in gates {
-            let key = identity.key();
-            let colour = identity.colour;
-            match self.gates.get_mut(&key) {
-                Some(gate) if gate.session == Some(session) => {
-                    if !gate.identity.same_run(identity) {
-                        let tally = self.tallies.of_mut(colour);
-                        tally.disconnected(acked, gate.progress.watermark);
-                        reset_highest[slot(colour)] |= restart(tally, &mut gate.progress);
-                        tally.connected(acked, gate.progress.watermark);
-                    }
-                    gate.identity = identity.clone();
-                }
-                Some(gate) => {
-                    // Known: take it from the session it was on, if any.
-                    if let Some(old) = gate.session
-                        && let Some(old) = self.sessions.get_mut(&old)
-                    {
-                        old.gates.remove(&key);
-                        old.per_colour[slot(colour)] -= 1;
-                        self.tallies
-                            .of_mut(colour)
-                            .disconnected(old.acked, gate.progress.watermark);
-                    }
-                    // A reconnect keeps its progress; a restarted task
-                    // resumed from a checkpoint and starts over.
-                    if !gate.identity.same_run(identity) {
-                        reset_highest[slot(colour)] |=
-                            restart(self.tallies.of_mut(colour), &mut gate.progress);
-                    }
-                    gate.identity = identity.clone();
-                    gate.session = Some(session);
-                    self.tallies
-                        .of_mut(colour)
-                        .connected(acked, gate.progress.watermark);
-                }
-                None => {
-                    let progress = GateProgress::default();
-                    let tally = self.tallies.of_mut(colour);
-                    tally.known(&progress);
-                    tally.connected(acked, progress.watermark);
-                    self.gates.insert(
-                        key.clone(),
-                        GateEntry {
-                            identity: identity.clone(),
-                            session: Some(session),
-                            progress,
-                        },
-                    );
-                }
-            }
-            let entry = self.sessions.entry(session).or_default();
-            if entry.gates.insert(key) {
-                entry.per_colour[slot(colour)] += 1;
-            }
-            self.set_parallelism(colour, &identity.gate_uid, identity.parallelism);
-        }
-        for colour in Colour::ALL {
-            if reset_highest[slot(colour)] {
-                self.recompute_highest(colour);
-            }
-        }
         Ok(())
+    }
+
+    /// A gate registered again on its own session: a restarted task starts
+    /// its progress over. Returns whether the highest watermark must be
+    /// recomputed.
+    fn reregister(&mut self, key: &GateKey, identity: &GateIdentity, acked: Epoch) -> bool {
+        let Some(gate) = self.gates.get_mut(key) else {
+            return false;
+        };
+        let mut reset = false;
+        if !gate.identity.same_run(identity) {
+            let tally = self.tallies.of_mut(identity.colour);
+            tally.disconnected(acked, gate.progress.watermark);
+            reset = restart(tally, &mut gate.progress);
+            tally.connected(acked, gate.progress.watermark);
+        }
+        gate.identity = identity.clone();
+        reset
+    }
+
+    /// A known gate joins `session`, leaving the session it was on, if any:
+    /// a reconnect keeps its progress, a restarted task (another job id or
+    /// attempt) resumed from a checkpoint and starts over. Returns whether
+    /// the highest watermark must be recomputed.
+    fn take_over(
+        &mut self,
+        session: SessionId,
+        key: &GateKey,
+        identity: &GateIdentity,
+        acked: Epoch,
+    ) -> bool {
+        let colour = identity.colour;
+        let Some(gate) = self.gates.get_mut(key) else {
+            return false;
+        };
+        if let Some(old) = gate.session
+            && let Some(old) = self.sessions.get_mut(&old)
+        {
+            old.gates.remove(key);
+            old.per_colour[slot(colour)] -= 1;
+            self.tallies
+                .of_mut(colour)
+                .disconnected(old.acked, gate.progress.watermark);
+        }
+        let reset = !gate.identity.same_run(identity)
+            && restart(self.tallies.of_mut(colour), &mut gate.progress);
+        gate.identity = identity.clone();
+        gate.session = Some(session);
+        self.tallies
+            .of_mut(colour)
+            .connected(acked, gate.progress.watermark);
+        reset
+    }
+
+    /// A gate the ledger did not know.
+    fn register_new(
+        &mut self,
+        session: SessionId,
+        key: GateKey,
+        identity: &GateIdentity,
+        acked: Epoch,
+    ) {
+        let progress = GateProgress::default();
+        let tally = self.tallies.of_mut(identity.colour);
+        tally.known(&progress);
+        tally.connected(acked, progress.watermark);
+        self.gates.insert(
+            key,
+            GateEntry {
+                identity: identity.clone(),
+                session: Some(session),
+                progress,
+            },
+        );
     }
 
     fn recompute_highest(&mut self, colour: Colour) {
@@ -310,157 +350,6 @@ impl Ledger {
                 finished: g.progress.is_finished(),
                 lowest_held: g.progress.lowest_held,
             })
-    }
-
-    /// The gate operators of `colour` the ledger knows: uid, parallelism.
-    pub fn operators(&self, colour: Colour) -> impl Iterator<Item = (&str, u32)> + '_ {
-        self.parallelism
-            .iter()
-            .filter(move |((c, _), _)| *c == colour)
-            .map(|((_, uid), &p)| (uid.as_str(), p))
-    }
-
-    /// Gates of `recorded` operators of `colour` the ledger does not know
-    /// (their gates have not connected since this coordinator started).
-    pub fn unknown_expected(&self, colour: Colour, recorded: &Operators) -> u32 {
-        recorded
-            .iter()
-            .filter(|(uid, _)| !self.parallelism.contains_key(&(colour, uid.to_string())))
-            .map(|(_, &p)| p)
-            .sum()
-    }
-
-    /// The operators of `colour`'s running job: those with a gate of a job
-    /// that has a connected gate of `colour` (disconnected gates of that job
-    /// included), with their latest parallelism. Gates left behind by an
-    /// earlier job of the colour — another job id, nothing connected — are
-    /// not part of it. Empty while no gate of `colour` is connected.
-    /// O(gates of `colour`).
-    pub fn current_operators(&self, colour: Colour) -> Operators {
-        self.running_operators(colour, &self.running_jobs(colour))
-            .into_iter()
-            .map(|(uid, p)| (uid.to_string(), p))
-            .collect()
-    }
-
-    /// The gates of `colour`, in key order.
-    fn gates_of(&self, colour: Colour) -> impl Iterator<Item = &GateEntry> + '_ {
-        let first = GateKey {
-            colour,
-            gate_uid: String::new(),
-            subtask_index: 0,
-        };
-        self.gates
-            .range(first..)
-            .take_while(move |(key, _)| key.colour == colour)
-            .map(|(_, gate)| gate)
-    }
-
-    /// Job ids of the connected gates of `colour`.
-    fn running_jobs(&self, colour: Colour) -> BTreeSet<&str> {
-        self.gates_of(colour)
-            .filter(|g| g.session.is_some())
-            .map(|g| g.identity.job_id.as_str())
-            .collect()
-    }
-
-    /// [`Ledger::current_operators`], borrowed, given the running jobs.
-    fn running_operators<'a>(
-        &'a self,
-        colour: Colour,
-        running: &BTreeSet<&str>,
-    ) -> BTreeMap<&'a str, u32> {
-        let mut operators = BTreeMap::new();
-        for gate in self.gates_of(colour) {
-            let uid = gate.identity.gate_uid.as_str();
-            if !operators.contains_key(uid)
-                && running.contains(gate.identity.job_id.as_str())
-                && let Some(&p) = self.parallelism.get(&(colour, uid.to_string()))
-            {
-                operators.insert(uid, p);
-            }
-        }
-        operators
-    }
-
-    /// Whether the old colour of a transition at `at` is drained: every gate
-    /// of `colour` (see [`Ledger::every_gate`]) has emitted everything it
-    /// owns below the cutover for good, whatever Flink replays:
-    ///
-    /// - it holds no record below `at` (a record still held would be lost
-    ///   with the job's savepoint), and
-    /// - it finished its input, or its last completed checkpoint is at or
-    ///   past `mark` (a failover restarts it there), or it is connected and
-    ///   idle, or — for a gate that cannot report checkpoints — it is
-    ///   connected with its watermark at or past `mark`.
-    ///
-    /// A disconnected gate that cannot report checkpoints counts only once
-    /// finished: its task may be restarting from a checkpoint behind what it
-    /// reported.
-    pub fn drained(&self, colour: Colour, at: Key, mark: Key, recorded: &Operators) -> bool {
-        self.every_gate(colour, recorded, |gate| {
-            let p = &gate.progress;
-            let live = gate.session.is_some();
-            p.lowest_held.is_none_or(|held| held >= at)
-                && (p.is_finished()
-                    || p.checkpointed.is_some_and(|c| c >= mark)
-                    || (live && (p.idle || (p.checkpointed.is_none() && p.watermark >= mark))))
-        })
-    }
-
-    /// Whether every gate of `colour` (see [`Ledger::every_gate`]) reported
-    /// a last completed checkpoint at or past `mark`: no failover of its job
-    /// can replay a key below `mark` minus the allowed lateness.
-    pub fn checkpointed_past(&self, colour: Colour, mark: Key, recorded: &Operators) -> bool {
-        self.every_gate(colour, recorded, |gate| {
-            gate.progress.checkpointed.is_some_and(|c| c >= mark)
-        })
-    }
-
-    /// Whether every gate of `colour` is known and satisfies `pass`: every
-    /// gate of the running job's operators ([`Ledger::current_operators`];
-    /// of every operator the ledger knows while none of `colour` is
-    /// connected) and of every operator in `recorded`, so an operator whose
-    /// gates have not reconnected since a restart keeps this false. A gate
-    /// slot still holding a gate of an earlier job counts as failing. False
-    /// when no operator is known. O(gates of `colour`).
-    fn every_gate(
-        &self,
-        colour: Colour,
-        recorded: &Operators,
-        pass: impl Fn(&GateEntry) -> bool,
-    ) -> bool {
-        if self.unknown_expected(colour, recorded) > 0 {
-            return false;
-        }
-        let running = self.running_jobs(colour);
-        let mut operators = self.running_operators(colour, &running);
-        if operators.is_empty() {
-            operators.extend(self.operators(colour));
-        }
-        for (uid, &p) in recorded {
-            operators.entry(uid.as_str()).or_insert(p);
-        }
-        if operators.is_empty() {
-            return false;
-        }
-        // Subtasks that pass, per operator; gate keys are unique, so every
-        // operator must reach its parallelism.
-        let mut passed: BTreeMap<&str, u32> = BTreeMap::new();
-        for gate in self.gates_of(colour) {
-            let uid = gate.identity.gate_uid.as_str();
-            let Some(&parallelism) = operators.get(uid) else {
-                continue;
-            };
-            let of_running_job =
-                running.is_empty() || running.contains(gate.identity.job_id.as_str());
-            if gate.identity.subtask_index < parallelism && of_running_job && pass(gate) {
-                *passed.entry(uid).or_insert(0) += 1;
-            }
-        }
-        operators
-            .iter()
-            .all(|(uid, &parallelism)| passed.get(uid).copied().unwrap_or(0) >= parallelism)
     }
 
     /// Forgets gate operator `uid` of `colour`: its disconnected gates and

@@ -19,6 +19,7 @@
 mod compaction;
 mod document;
 mod domain;
+mod drain;
 mod error;
 mod fence;
 mod gate;

@@ -31,6 +31,14 @@ pub fn gate(colour: Colour, subtask_index: u32, parallelism: u32) -> GateIdentit
     }
 }
 
+/// Subtask 0 of 1 of gate operator `uid` of `colour`.
+pub fn operator_gate(colour: Colour, uid: &str) -> GateIdentity {
+    GateIdentity {
+        gate_uid: uid.into(),
+        ..gate(colour, 0, 1)
+    }
+}
+
 /// Progress at `watermark`.
 pub fn progress(watermark: i64) -> GateProgress {
     GateProgress {
