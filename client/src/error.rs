@@ -22,4 +22,10 @@ pub enum ClientError {
     /// The client was shut down.
     #[error("the client is shut down")]
     Closed,
+    /// The pool's runtime could not start.
+    #[error("cannot start the gate runtime: {0}")]
+    Runtime(String),
+    /// A pooled client was used without acquiring it.
+    #[error("no client for {0} (acquire the endpoint first)")]
+    NotAcquired(String),
 }

@@ -36,6 +36,7 @@ mod client;
 mod config;
 mod error;
 mod gate;
+pub mod pool;
 mod session;
 mod shared;
 
@@ -44,3 +45,4 @@ pub use config::ClientConfig;
 pub use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, PipelineName};
 pub use error::ClientError;
 pub use gate::Gate;
+pub use pool::ClientPool;

@@ -14,7 +14,7 @@ use cutover_client::{Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineNa
 use jni_sys::{JNIEnv, jboolean, jclass, jint, jlong, jstring};
 
 use crate::jni::{Throw, string, throw};
-use crate::registry::{release, with_client};
+use crate::registry::pool;
 
 /// `decide`: the job emits the record.
 const EMIT: jint = 0;
@@ -125,7 +125,16 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_open(
         )?;
         // SAFETY: as above.
         identity.gate_uid = unsafe { string(env, gate_uid) }.ok_or("gateUid is null")?;
-        let gate = with_client(&endpoint, |client| client.gate(identity))?;
+        let pool = pool()?;
+        pool.acquire(&endpoint, |config| config)
+            .map_err(|e| e.to_string())?;
+        let gate = match pool.with_client(&endpoint, |client| client.gate(identity)) {
+            Ok(gate) => gate,
+            Err(e) => {
+                pool.release(&endpoint);
+                return Err(e.to_string());
+            }
+        };
         Ok::<_, String>(Box::into_raw(Box::new(Handle { gate, endpoint })) as jlong)
     }));
     match opened {
@@ -350,6 +359,8 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_close(
         let Handle { mut gate, endpoint } = *handle;
         gate.flush();
         drop(gate);
-        release(&endpoint);
+        if let Ok(pool) = pool() {
+            pool.release(&endpoint);
+        }
     });
 }

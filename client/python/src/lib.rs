@@ -2,16 +2,16 @@
 //! PyO3 module, so Python gates speak the protocol through the one
 //! implementation the simulation and the tests cover.
 //!
-//! A `Client` owns a small tokio runtime (one worker thread) that runs the
-//! coordinator session; `Gate.decide()` reads the installed plan without
-//! touching that runtime. Blocking waits release the GIL.
+//! The process's sessions run in the client crate's pool (one per endpoint,
+//! on a small tokio runtime of its own); `Gate.decide()` reads the installed
+//! plan without touching that runtime. Blocking waits release the GIL.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use cutover_client::{
-    Client as RustClient, ClientConfig, Colour, Decision, Gate as RustGate, GateIdentity, Key,
-    Mode, PipelineName,
+    Client as RustClient, ClientPool, Colour, Decision, Gate as RustGate, GateIdentity, Key, Mode,
+    PipelineName,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -39,53 +39,68 @@ fn parse_colour(colour: &str) -> PyResult<Colour> {
     colour.parse().map_err(value_error)
 }
 
-/// One coordinator session for every gate of the process.
+/// The process's clients, one session per endpoint, shared by its gates.
+static POOL: OnceLock<Result<ClientPool, String>> = OnceLock::new();
+
+fn pool() -> PyResult<&'static ClientPool> {
+    POOL.get_or_init(|| {
+        ClientPool::new(format!("python-{}", std::process::id())).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| PyRuntimeError::new_err(e.clone()))
+}
+
+/// The process's session to one coordinator endpoint, shared by every gate
+/// that uses it (see `shared_client`).
 #[pyclass(name = "Client", module = "cutover_gate._native")]
 struct Client {
-    runtime: tokio::runtime::Runtime,
-    client: Option<RustClient>,
+    endpoint: String,
 }
 
 impl Client {
-    fn open(&self) -> PyResult<&RustClient> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| PyRuntimeError::new_err("the client is closed"))
+    fn with<T>(&self, f: impl FnOnce(&RustClient) -> T) -> PyResult<T> {
+        pool()?
+            .with_client(&self.endpoint, |client| Ok(f(client)))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
+}
+
+/// The process's client for `endpoint` (`http://host:7700`), connected in
+/// the background on first use; each call counts a user: pair it with
+/// `release_client`. Gates hold until the first plan arrives.
+#[pyfunction]
+#[pyo3(signature = (endpoint, client_name = None, progress_interval_ms = 200))]
+fn shared_client(
+    endpoint: &str,
+    client_name: Option<String>,
+    progress_interval_ms: u64,
+) -> PyResult<Client> {
+    pool()?
+        .acquire(endpoint, |mut config| {
+            config = config.progress_interval(Duration::from_millis(progress_interval_ms.max(1)));
+            match client_name {
+                Some(name) => config.client_name(name),
+                None => config,
+            }
+        })
+        .map_err(value_error)?;
+    Ok(Client {
+        endpoint: endpoint.to_string(),
+    })
+}
+
+/// Ends one use of `endpoint`'s shared client; the last one sends a final
+/// progress report (finished gates included) and closes the session, so
+/// nothing is lost when the process exits right after.
+#[pyfunction]
+fn release_client(py: Python<'_>, endpoint: &str) -> PyResult<()> {
+    let pool = pool()?;
+    py.detach(|| pool.release(endpoint));
+    Ok(())
 }
 
 #[pymethods]
 impl Client {
-    /// Connects (in the background) to the coordinator at `endpoint`
-    /// (`http://host:7700`). Gates hold until the first plan arrives.
-    #[new]
-    #[pyo3(signature = (endpoint, client_name = None, progress_interval_ms = 200))]
-    fn new(
-        endpoint: &str,
-        client_name: Option<String>,
-        progress_interval_ms: u64,
-    ) -> PyResult<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cutover-gate")
-            .enable_all()
-            .build()
-            .map_err(|e| PyRuntimeError::new_err(format!("starting the client runtime: {e}")))?;
-        let mut config = ClientConfig::new(endpoint)
-            .progress_interval(Duration::from_millis(progress_interval_ms.max(1)));
-        if let Some(name) = client_name {
-            config = config.client_name(name);
-        }
-        let client = {
-            let _entered = runtime.enter();
-            RustClient::connect(config).map_err(value_error)?
-        };
-        Ok(Client {
-            runtime,
-            client: Some(client),
-        })
-    }
-
     /// Registers a gate: one per operator subtask.
     #[pyo3(signature = (pipeline, colour, job_id, gate_uid, subtask_index, parallelism, attempt = 0))]
     #[allow(clippy::too_many_arguments)]
@@ -108,8 +123,7 @@ impl Client {
             parallelism,
             attempt,
         };
-        let _entered = self.runtime.enter();
-        let gate = self.open()?.gate(identity).map_err(value_error)?;
+        let gate = self.with(|client| client.gate(identity))?.map_err(value_error)?;
         Ok(Gate {
             inner: Mutex::new(gate),
         })
@@ -117,26 +131,18 @@ impl Client {
 
     /// Whether a session to the coordinator is open now.
     fn connected(&self) -> PyResult<bool> {
-        Ok(*self.open()?.connected().borrow())
+        self.with(|client| *client.connected().borrow())
     }
 
     /// Sessions opened so far (1 + reconnections).
     fn sessions_opened(&self) -> PyResult<u64> {
-        Ok(self.open()?.sessions_opened())
+        self.with(RustClient::sessions_opened)
     }
 
     /// Epoch of the plan held for `pipeline`, or None before the first.
     fn epoch(&self, pipeline: &str) -> PyResult<Option<u64>> {
         let pipeline = PipelineName::new(pipeline).map_err(value_error)?;
-        Ok(self.open()?.plan(&pipeline).map(|p| p.epoch.0))
-    }
-
-    /// Sends a last progress report and closes the session.
-    fn close(&mut self, py: Python<'_>) {
-        if let Some(client) = self.client.take() {
-            let runtime = &self.runtime;
-            py.detach(|| runtime.block_on(client.shutdown()));
-        }
+        self.with(|client| client.plan(&pipeline).map(|p| p.epoch.0))
     }
 }
 
@@ -221,5 +227,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HOLD", HOLD)?;
     m.add_class::<Client>()?;
     m.add_class::<Gate>()?;
+    m.add_function(wrap_pyfunction!(shared_client, m)?)?;
+    m.add_function(wrap_pyfunction!(release_client, m)?)?;
     Ok(())
 }
