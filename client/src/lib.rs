@@ -34,6 +34,7 @@
 pub mod apply;
 mod client;
 mod config;
+pub mod control;
 mod error;
 mod gate;
 pub mod pool;
@@ -42,6 +43,7 @@ mod shared;
 
 pub use client::Client;
 pub use config::ClientConfig;
+pub use control::{ControlClient, ControlError};
 pub use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, PipelineName};
 pub use error::ClientError;
 pub use gate::Gate;

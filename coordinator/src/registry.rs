@@ -119,10 +119,18 @@ impl PipelineCell {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Runs `f` on the core state and marks the status changed.
+    /// Runs `f` on the core state; marks the status changed only if it
+    /// did (a duplicate report wakes no watcher).
     fn with_core<T>(&self, f: impl FnOnce(&mut PipelineState) -> T) -> T {
-        let out = f(&mut self.lock().core);
-        self.touch();
+        let (out, changed) = {
+            let mut state = self.lock();
+            let before = state.core.status();
+            let out = f(&mut state.core);
+            (out, state.core.status() != before)
+        };
+        if changed {
+            self.touch();
+        }
         out
     }
 }

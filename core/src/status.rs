@@ -25,6 +25,22 @@ pub struct ColourGates {
     pub held: u64,
 }
 
+impl Default for ColourGates {
+    /// No gate: counts 0, watermarks minus infinity.
+    fn default() -> Self {
+        ColourGates {
+            expected: 0,
+            connected: 0,
+            acked: 0,
+            lowest_watermark: Key::MIN,
+            highest_watermark: Key::MIN,
+            emitted: 0,
+            dropped: 0,
+            held: 0,
+        }
+    }
+}
+
 /// Plan, transition and gates of one pipeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PipelineStatus {

@@ -5,7 +5,7 @@
 use cutover_core::{
     Colour, ColourGates, CoreError, CutoverAt, Epoch, GateIdentity, GateKey, GateProgress,
     Incarnation, Key, Mode, Phase, PipelineName, PipelineStatus, Plan, RetiredBelow,
-    ScheduleRequest, Segment, Timeline, Transition,
+    ScheduleRequest, Segment, Timeline, Transition, TransitionState,
 };
 
 use crate::v1;
@@ -265,6 +265,76 @@ pub fn schedule_from(
     ))
 }
 
+/// Writes a schedule request.
+pub fn schedule_to(pipeline: &PipelineName, r: &ScheduleRequest) -> v1::ScheduleTransitionRequest {
+    v1::ScheduleTransitionRequest {
+        pipeline: pipeline.to_string(),
+        target: colour_to(r.target),
+        at: Some(match r.at {
+            CutoverAt::Key(key) => v1::schedule_transition_request::At::Key(key.0),
+            CutoverAt::Earliest => v1::schedule_transition_request::At::Earliest(true),
+        }),
+        mode: mode_to(r.mode),
+        allowed_lateness: r.allowed_lateness,
+        auto_promote: r.auto_promote,
+    }
+}
+
+/// The stored state a transition's phase stands for.
+fn state_of(phase: Phase) -> TransitionState {
+    match phase {
+        Phase::Scheduled | Phase::CuttingOver => TransitionState::Pending,
+        Phase::Drained => TransitionState::Drained,
+        Phase::Completed => TransitionState::Completed,
+        Phase::Aborted => TransitionState::Aborted,
+        Phase::Superseded => TransitionState::Superseded,
+    }
+}
+
+fn transition_from(t: &v1::Transition) -> Result<Transition, ConvertError> {
+    let phase = phase_from(t.phase).ok_or(ConvertError::Missing("transition.phase"))?;
+    Ok(Transition {
+        id: Epoch(t.id),
+        from: colour_from("transition.from", t.from)?,
+        to: colour_from("transition.to", t.to)?,
+        at: Key(t.at),
+        mode: mode_from(t.mode)?,
+        allowed_lateness: t.allowed_lateness,
+        auto_promote: t.auto_promote,
+        promoted: t.promoted,
+        state: state_of(phase),
+        unknown: Default::default(),
+    })
+}
+
+fn colour_gates_from(g: Option<&v1::ColourGates>) -> ColourGates {
+    let g = g.copied().unwrap_or_default();
+    ColourGates {
+        expected: g.expected,
+        connected: g.connected,
+        acked: g.acked,
+        lowest_watermark: Key(g.lowest_watermark),
+        highest_watermark: Key(g.highest_watermark),
+        emitted: g.emitted,
+        dropped: g.dropped,
+        held: g.held,
+    }
+}
+
+/// Reads a pipeline status.
+pub fn status_from(s: &v1::PipelineStatus) -> Result<PipelineStatus, ConvertError> {
+    let plan = plan_from(s.plan.as_ref().ok_or(ConvertError::Missing("plan"))?)?;
+    Ok(PipelineStatus {
+        name: pipeline_from(&s.pipeline)?,
+        transition: s.transition.as_ref().map(transition_from).transpose()?,
+        phase: phase_from(s.phase),
+        active: colour_from("active", s.active)?,
+        blue: colour_gates_from(s.blue.as_ref()),
+        green: colour_gates_from(s.green.as_ref()),
+        plan,
+    })
+}
+
 fn transition_to(t: &Transition, horizon: Key) -> v1::Transition {
     v1::Transition {
         id: t.id.0,
@@ -354,6 +424,61 @@ mod tests {
             gate_identity_from(&raw),
             Err(ConvertError::Core(CoreError::InvalidGate { .. }))
         ));
+    }
+
+    #[test]
+    fn a_status_and_a_schedule_round_trip() {
+        let name = PipelineName::new("orders").expect("valid");
+        let mut plan = Plan::new(Colour::Green, Incarnation(3));
+        plan.timeline = plan
+            .timeline
+            .with_appended(Key(100), Colour::Blue)
+            .expect("valid");
+        plan.horizon = Key(150);
+        plan.epoch = Epoch(9);
+        let transition = Transition {
+            id: Epoch(8),
+            from: Colour::Green,
+            to: Colour::Blue,
+            at: Key(100),
+            mode: Mode::EventTime,
+            allowed_lateness: 5,
+            auto_promote: false,
+            promoted: true,
+            state: TransitionState::Pending,
+            unknown: Default::default(),
+        };
+        let gates = ColourGates {
+            expected: 3,
+            connected: 2,
+            acked: 1,
+            lowest_watermark: Key(90),
+            highest_watermark: Key(140),
+            emitted: 7,
+            dropped: 6,
+            held: 5,
+        };
+        let status = PipelineStatus {
+            name: name.clone(),
+            phase: Some(transition.phase(plan.horizon)),
+            transition: Some(transition),
+            active: Colour::Blue,
+            blue: gates,
+            green: ColourGates { held: 0, ..gates },
+            plan,
+        };
+        assert_eq!(status_from(&status_to(&status)), Ok(status));
+        let request = ScheduleRequest {
+            target: Colour::Blue,
+            at: CutoverAt::Key(Key(-7)),
+            mode: Mode::Watermark,
+            allowed_lateness: 3,
+            auto_promote: true,
+        };
+        assert_eq!(
+            schedule_from(&schedule_to(&name, &request)),
+            Ok((name, request))
+        );
     }
 
     #[test]

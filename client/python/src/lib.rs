@@ -123,7 +123,9 @@ impl Client {
             parallelism,
             attempt,
         };
-        let gate = self.with(|client| client.gate(identity))?.map_err(value_error)?;
+        let gate = self
+            .with(|client| client.gate(identity))?
+            .map_err(value_error)?;
         Ok(Gate {
             inner: Mutex::new(gate),
         })

@@ -6,11 +6,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cutover_core::{Colour, PipelineName};
+use cutover_core::{Colour, CutoverAt, Mode, PipelineName, ScheduleRequest};
 use cutover_crds::{DecisionMode, FlinkBlueGreenDeployment};
-use cutover_proto::convert::colour_to;
-use cutover_proto::v1;
-use cutover_proto::v1::schedule_transition_request::At;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tracing::info;
@@ -87,32 +84,29 @@ pub(super) async fn carry_out(
                 .parse()
                 .map_err(|reason| EdgeError::Configuration { reason })?;
             let mode = match configuration.decision_mode {
-                DecisionMode::EventTime => v1::DecisionMode::EventTime,
-                DecisionMode::Watermark => v1::DecisionMode::Watermark,
+                DecisionMode::EventTime => Mode::EventTime,
+                DecisionMode::Watermark => Mode::Watermark,
             };
-            let request = v1::ScheduleTransitionRequest {
-                pipeline: target.pipeline.to_string(),
-                target: colour_to(*colour),
-                at: Some(At::Earliest(true)),
-                mode: mode as i32,
+            let request = ScheduleRequest {
+                target: *colour,
+                at: CutoverAt::Earliest,
+                mode,
                 allowed_lateness: u64::try_from(lateness.as_millis()).unwrap_or(u64::MAX),
                 auto_promote: *auto_promote,
             };
             let mut client = ctx.coordinators.client(target.endpoint)?;
             client
-                .schedule_transition(request)
+                .schedule(target.pipeline, request)
                 .await
                 .map(drop)
-                .map_err(|s| refused(target.endpoint, "ScheduleTransition", &s))
+                .map_err(|e| refused(target.endpoint, "ScheduleTransition", e))
         }
         Action::Promote => {
             let mut client = ctx.coordinators.client(target.endpoint)?;
             client
-                .promote(v1::PromoteRequest {
-                    pipeline: target.pipeline.to_string(),
-                })
+                .promote(target.pipeline)
                 .await
-                .map_err(|s| refused(target.endpoint, "Promote", &s))?;
+                .map_err(|e| refused(target.endpoint, "Promote", e))?;
             let resources: Api<FlinkBlueGreenDeployment> =
                 Api::namespaced(ctx.client.clone(), target.namespace);
             let patch = json!({"metadata": {"annotations": {PROMOTE_ANNOTATION: null}}});
@@ -124,22 +118,18 @@ pub(super) async fn carry_out(
         Action::AbortTransition => {
             let mut client = ctx.coordinators.client(target.endpoint)?;
             client
-                .abort_transition(v1::AbortTransitionRequest {
-                    pipeline: target.pipeline.to_string(),
-                })
+                .abort(target.pipeline)
                 .await
                 .map(drop)
-                .map_err(|s| refused(target.endpoint, "AbortTransition", &s))
+                .map_err(|e| refused(target.endpoint, "AbortTransition", e))
         }
         Action::CompleteTransition => {
             let mut client = ctx.coordinators.client(target.endpoint)?;
             client
-                .complete_transition(v1::CompleteTransitionRequest {
-                    pipeline: target.pipeline.to_string(),
-                })
+                .complete(target.pipeline)
                 .await
                 .map(drop)
-                .map_err(|s| refused(target.endpoint, "CompleteTransition", &s))
+                .map_err(|e| refused(target.endpoint, "CompleteTransition", e))
         }
     }
 }

@@ -1,21 +1,24 @@
-//! The coordinators the resources name: one lazily connected channel per
-//! address, and one `WatchPipeline` stream per resource whose every status
-//! triggers a reconciliation of that resource.
+//! The coordinators the resources name: one lazily connected client per
+//! address, and one `WatchPipeline` stream per resource that triggers a
+//! reconciliation of that resource when something its decisions read
+//! changes (not on every ack or progress report).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cutover_client::{ControlClient, ControlError};
+use cutover_core::{Colour, PipelineName, PipelineStatus};
 use cutover_crds::FlinkBlueGreenDeployment;
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
 use tracing::debug;
 
 use super::error::EdgeError;
+use super::reconcile::pipeline_view;
+use crate::observed::PipelineView;
 
 type Resource = ObjectRef<FlinkBlueGreenDeployment>;
 
@@ -25,7 +28,7 @@ const WATCH_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duratio
 /// A pipeline watch, stopped when dropped.
 struct PipelineWatch {
     endpoint: String,
-    pipeline: String,
+    pipeline: PipelineName,
     task: JoinHandle<()>,
 }
 
@@ -37,7 +40,7 @@ impl Drop for PipelineWatch {
 
 /// Channels to coordinators and the pipeline watches.
 pub(super) struct Coordinators {
-    channels: Mutex<HashMap<String, Channel>>,
+    clients: Mutex<HashMap<String, ControlClient>>,
     watches: Mutex<HashMap<Resource, PipelineWatch>>,
     triggers: UnboundedSender<Resource>,
 }
@@ -45,31 +48,25 @@ pub(super) struct Coordinators {
 impl Coordinators {
     pub(super) fn new(triggers: UnboundedSender<Resource>) -> Self {
         Coordinators {
-            channels: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
             triggers,
         }
     }
 
     /// A control client for `endpoint` (connected on first use).
-    pub(super) fn client(
-        &self,
-        endpoint: &str,
-    ) -> Result<ControlServiceClient<Channel>, EdgeError> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(channel) = channels.get(endpoint) {
-            return Ok(ControlServiceClient::new(channel.clone()));
+    pub(super) fn client(&self, endpoint: &str) -> Result<ControlClient, EdgeError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(endpoint) {
+            return Ok(client.clone());
         }
-        let channel = Endpoint::from_shared(endpoint.to_string())
+        let client = ControlClient::lazy(endpoint, Duration::from_secs(5), Duration::from_secs(30))
             .map_err(|e| EdgeError::CoordinatorAddress {
                 endpoint: endpoint.to_string(),
                 reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy();
-        channels.insert(endpoint.to_string(), channel.clone());
-        Ok(ControlServiceClient::new(channel))
+            })?;
+        clients.insert(endpoint.to_string(), client.clone());
+        Ok(client)
     }
 
     /// The pipeline's status; `None` while the coordinator does not know it
@@ -77,18 +74,12 @@ impl Coordinators {
     pub(super) async fn pipeline(
         &self,
         endpoint: &str,
-        pipeline: &str,
-    ) -> Result<Option<v1::PipelineStatus>, EdgeError> {
-        let reply = self
-            .client(endpoint)?
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: pipeline.to_string(),
-            })
-            .await;
-        match reply {
-            Ok(status) => Ok(Some(status.into_inner())),
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-            Err(status) => Err(refused(endpoint, "GetPipeline", &status)),
+        pipeline: &PipelineName,
+    ) -> Result<Option<PipelineStatus>, EdgeError> {
+        match self.client(endpoint)?.get(pipeline).await {
+            Ok(status) => Ok(Some(status)),
+            Err(e) if e.code() == Some(tonic::Code::NotFound) => Ok(None),
+            Err(e) => Err(refused(endpoint, "GetPipeline", e)),
         }
     }
 
@@ -97,28 +88,23 @@ impl Coordinators {
     pub(super) async fn create_pipeline(
         &self,
         endpoint: &str,
-        pipeline: &str,
-        owner: cutover_core::Colour,
+        pipeline: &PipelineName,
+        owner: Colour,
         window: u64,
-    ) -> Result<v1::PipelineStatus, EdgeError> {
+    ) -> Result<PipelineStatus, EdgeError> {
         self.client(endpoint)?
-            .create_pipeline(v1::CreatePipelineRequest {
-                pipeline: pipeline.to_string(),
-                owner: cutover_proto::convert::colour_to(owner),
-                horizon_window: window,
-            })
+            .create(pipeline, owner, Some(window))
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| refused(endpoint, "CreatePipeline", &s))
+            .map_err(|e| refused(endpoint, "CreatePipeline", e))
     }
 
     /// Reconciles `resource` whenever `pipeline` changes on `endpoint`
     /// (replacing a watch of another pipeline or coordinator).
-    pub(super) fn watch(&self, resource: &Resource, endpoint: &str, pipeline: &str) {
+    pub(super) fn watch(&self, resource: &Resource, endpoint: &str, pipeline: &PipelineName) {
         let mut watches = self.watches.lock().unwrap_or_else(|p| p.into_inner());
         if watches
             .get(resource)
-            .is_some_and(|w| w.endpoint == endpoint && w.pipeline == pipeline)
+            .is_some_and(|w| w.endpoint == endpoint && &w.pipeline == pipeline)
         {
             return;
         }
@@ -127,7 +113,7 @@ impl Coordinators {
         };
         let task = tokio::spawn(forward_changes(
             client,
-            pipeline.to_string(),
+            pipeline.clone(),
             resource.clone(),
             self.triggers.clone(),
         ));
@@ -135,7 +121,7 @@ impl Coordinators {
             resource.clone(),
             PipelineWatch {
                 endpoint: endpoint.to_string(),
-                pipeline: pipeline.to_string(),
+                pipeline: pipeline.clone(),
                 task,
             },
         );
@@ -151,41 +137,63 @@ impl Coordinators {
 }
 
 /// The error for a refused control request.
-pub(super) fn refused(endpoint: &str, what: &'static str, status: &tonic::Status) -> EdgeError {
+pub(super) fn refused(endpoint: &str, what: &'static str, source: ControlError) -> EdgeError {
     EdgeError::Coordinator {
         endpoint: endpoint.to_string(),
         what,
-        code: status.code(),
-        message: status.message().to_string(),
+        source,
     }
 }
 
-/// Sends `resource` to the controller on every status of `pipeline`,
-/// re-opening the stream (with back-off) when it ends or cannot be opened.
+/// Sends `resource` to the controller when `pipeline` changes in a way its
+/// decisions read (epoch aside: see [`decision_view`]), re-opening the
+/// stream (with back-off) when it ends or cannot be opened. A coordinator
+/// whose gates ack and report progress all the time then causes no
+/// reconciliation at all while nothing is to be decided.
 async fn forward_changes(
-    mut client: ControlServiceClient<Channel>,
-    pipeline: String,
+    mut client: ControlClient,
+    pipeline: PipelineName,
     resource: Resource,
     triggers: UnboundedSender<Resource>,
 ) {
     let mut backoff = WATCH_BACKOFF.0;
+    let mut last = None;
     loop {
-        let request = v1::WatchPipelineRequest {
-            pipeline: pipeline.clone(),
-        };
-        match client.watch_pipeline(request).await {
+        match client.watch(&pipeline).await {
             Ok(stream) => {
-                let mut stream = stream.into_inner();
-                while let Ok(Some(_)) = stream.message().await {
+                let mut stream = Box::pin(stream);
+                while let Some(Ok(status)) = stream.next().await {
                     backoff = WATCH_BACKOFF.0;
+                    let view = decision_view(&status);
+                    if last.as_ref() == Some(&view) {
+                        continue;
+                    }
+                    last = Some(view);
                     if triggers.send(resource.clone()).is_err() {
                         return;
                     }
                 }
             }
-            Err(status) => debug!(%pipeline, code = ?status.code(), "pipeline watch not open yet"),
+            Err(e) => debug!(%pipeline, error = %e, "pipeline watch not open yet"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(WATCH_BACKOFF.1);
     }
+}
+
+/// What of a status the controller acts on: the decisions' view without
+/// the epoch (which moves with every horizon raise), and how many gates of
+/// each colour are expected and connected. Acknowledgements (which dip and
+/// recover with every epoch), watermarks and counters are not: the
+/// resource's status shows them as of the last reconciliation.
+fn decision_view(status: &PipelineStatus) -> (Option<PipelineView>, [[u32; 2]; 2]) {
+    let view = pipeline_view(status).map(|mut v| {
+        v.epoch = 0;
+        v
+    });
+    let counts = |c: Colour| {
+        let g = status.gates(c);
+        [g.expected, g.connected]
+    };
+    (view, [counts(Colour::Blue), counts(Colour::Green)])
 }

@@ -19,17 +19,17 @@ pub enum EdgeError {
         reason: String,
     },
     /// The coordinator refused or failed a control request.
-    #[error("coordinator {endpoint}: {what}: {code:?}: {message}")]
+    #[error("coordinator {endpoint}: {what}: {source}")]
     Coordinator {
         /// Its address.
         endpoint: String,
         /// The request.
         what: &'static str,
-        /// The gRPC status code.
-        code: tonic::Code,
-        /// The coordinator's reason.
-        message: String,
+        /// The coordinator's answer.
+        #[source]
+        source: cutover_client::ControlError,
     },
+
     /// A child FlinkDeployment could not be built from the resource.
     #[error(transparent)]
     Child(#[from] ChildError),

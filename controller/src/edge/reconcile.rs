@@ -5,10 +5,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cutover_core::Colour;
+use cutover_core::{Colour, PipelineName, PipelineStatus};
 use cutover_crds::{ColourGates, FlinkBlueGreenDeployment, GatesByColour};
-use cutover_proto::convert::{colour_from, phase_from};
-use cutover_proto::v1;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
@@ -28,26 +26,25 @@ use crate::{Reconcile, decide, settled_colour};
 
 /// The coordinator's status as the decisions see it. A transition that
 /// was promoted no longer waits for a promotion.
-pub fn pipeline_view(status: &v1::PipelineStatus) -> Option<PipelineView> {
-    let active = colour_from("active", status.active).ok()?;
+pub fn pipeline_view(status: &PipelineStatus) -> Option<PipelineView> {
     let transition = status.transition.as_ref().and_then(|t| {
         Some(TransitionView {
-            to: colour_from("to", t.to).ok()?,
-            phase: phase_from(status.phase)?,
+            to: t.to,
+            phase: status.phase?,
             auto_promote: t.auto_promote || t.promoted,
         })
     });
     Some(PipelineView {
-        epoch: status.plan.as_ref().map_or(0, |p| p.epoch),
-        active,
+        epoch: status.plan.epoch.0,
+        active: status.active,
         transition,
     })
 }
 
 /// Per-colour gate counts for the status.
-pub fn gates_by_colour(status: Option<&v1::PipelineStatus>) -> GatesByColour {
-    let counts = |g: Option<&v1::ColourGates>| {
-        let g = g.copied().unwrap_or_default();
+pub fn gates_by_colour(status: Option<&PipelineStatus>) -> GatesByColour {
+    let counts = |colour: Colour| {
+        let g = status.map(|s| *s.gates(colour)).unwrap_or_default();
         ColourGates {
             expected: g.expected,
             connected: g.connected,
@@ -55,8 +52,8 @@ pub fn gates_by_colour(status: Option<&v1::PipelineStatus>) -> GatesByColour {
         }
     };
     GatesByColour {
-        blue: counts(status.and_then(|s| s.blue.as_ref())),
-        green: counts(status.and_then(|s| s.green.as_ref())),
+        blue: counts(Colour::Blue),
+        green: counts(Colour::Green),
     }
 }
 
@@ -103,8 +100,7 @@ async fn reconcile_in(
         finalizers.push(FINALIZER.to_string());
         set_finalizers(&resources, resource, name, finalizers).await?;
     }
-    ctx.coordinators
-        .watch(&reference, endpoint, pipeline.as_str());
+    ctx.coordinators.watch(&reference, endpoint, &pipeline);
     let children: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), namespace, &ctx.flink);
     let blue = child_json(&children, &child_name(name, Colour::Blue)).await?;
@@ -113,7 +109,7 @@ async fn reconcile_in(
     let generation = resource.meta().generation;
     // Without the coordinator's view the decisions could take a running
     // cutover for none: wait for it instead.
-    let status = match ensure_pipeline(ctx, resource, endpoint, pipeline.as_str()).await {
+    let status = match ensure_pipeline(ctx, resource, endpoint, &pipeline).await {
         Ok(status) => Some(status),
         Err(e) => {
             write_error(ctx, resource, &resources, name, &e.to_string()).await?;
@@ -179,8 +175,8 @@ async fn ensure_pipeline(
     ctx: &Context,
     resource: &FlinkBlueGreenDeployment,
     endpoint: &str,
-    pipeline: &str,
-) -> Result<v1::PipelineStatus, EdgeError> {
+    pipeline: &PipelineName,
+) -> Result<PipelineStatus, EdgeError> {
     if let Some(status) = ctx.coordinators.pipeline(endpoint, pipeline).await? {
         return Ok(status);
     }
@@ -231,6 +227,10 @@ async fn patch_status(
     resource: &FlinkBlueGreenDeployment,
     status: &cutover_crds::FlinkBlueGreenDeploymentStatus,
 ) -> Result<(), EdgeError> {
+    // Nothing to write: no request.
+    if resource.status.as_ref() == Some(status) {
+        return Ok(());
+    }
     let mut next = serde_json::to_value(status)?;
     if let (Some(Value::Object(previous)), Value::Object(next)) = (
         resource
@@ -331,13 +331,7 @@ async fn finalize(
             Err(e) => return Err(e.into()),
         }
     }
-    let deleted = ctx
-        .coordinators
-        .client(endpoint)?
-        .delete_pipeline(v1::DeletePipelineRequest {
-            pipeline: pipeline.to_string(),
-        })
-        .await;
+    let deleted = ctx.coordinators.client(endpoint)?.delete(pipeline).await;
     match deleted {
         Ok(_) => {
             publish(
@@ -349,8 +343,8 @@ async fn finalize(
             )
             .await
         }
-        Err(status) if status.code() == tonic::Code::NotFound => {}
-        Err(status) => return Err(refused(endpoint, "DeletePipeline", &status)),
+        Err(e) if e.code() == Some(tonic::Code::NotFound) => {}
+        Err(e) => return Err(refused(endpoint, "DeletePipeline", e)),
     }
     let finalizers: Vec<String> = resource
         .finalizers()

@@ -60,6 +60,7 @@ struct State {
     history: Vec<WatchEvent>,
     compacted: u64,
     requests: u64,
+    requests_by: BTreeMap<String, u64>,
     gone: u64,
     used: BTreeSet<(String, Permission)>,
 }
@@ -91,6 +92,7 @@ impl FakeApiServer {
                 history: Vec::new(),
                 compacted: 0,
                 requests: 0,
+                requests_by: BTreeMap::new(),
                 gone: 0,
                 used: BTreeSet::new(),
             })),
@@ -178,6 +180,12 @@ impl FakeApiServer {
         self.lock().requests
     }
 
+    /// Requests served so far to clients from
+    /// [`FakeApiServer::client_as`]`(user)`.
+    pub fn requests_by(&self, user: &str) -> u64 {
+        self.lock().requests_by.get(user).copied().unwrap_or(0)
+    }
+
     /// Writes an object as an outsider would (`kubectl apply`), bypassing
     /// version checks.
     pub fn put_raw(&self, collection: &str, name: &str, mut object: Value) {
@@ -228,6 +236,7 @@ impl FakeApiServer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        *self.lock().requests_by.entry(user.clone()).or_insert(0) += 1;
         let content_type = request
             .headers()
             .get(::http::header::CONTENT_TYPE)

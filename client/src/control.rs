@@ -1,0 +1,322 @@
+//! The typed control client: the `cutover.v1.ControlService` in domain
+//! terms, for the command line, the controller, the demo, the benchmarks
+//! and the tests. Requests are built and answers read in one place
+//! (`cutover_proto::convert`); a refusal is a [`ControlError`] carrying the
+//! coordinator's status.
+
+use std::time::Duration;
+
+use cutover_core::{Colour, Epoch, PipelineName, PipelineStatus, ScheduleRequest};
+use cutover_proto::convert::{ConvertError, colour_to, schedule_to, status_from};
+use cutover_proto::v1;
+use cutover_proto::v1::control_service_client::ControlServiceClient;
+use futures::{Stream, StreamExt};
+use tonic::transport::{Channel, Endpoint};
+
+/// Why a control call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The endpoint is not a valid address.
+    #[error("invalid coordinator endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint given.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The coordinator could not be reached.
+    #[error("cannot reach the coordinator at {endpoint}: {source}")]
+    Unreachable {
+        /// The endpoint.
+        endpoint: String,
+        /// The transport's error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The coordinator refused the call (nothing changed).
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Refused(tonic::Status),
+    /// The coordinator answered something that is not a valid status.
+    #[error("malformed answer: {0}")]
+    Malformed(#[from] ConvertError),
+    /// A status stream ended.
+    #[error("the status stream of {0} ended")]
+    Ended(PipelineName),
+    /// No matching status came in time.
+    #[error("no matching status of {pipeline} within {limit:?}")]
+    TimedOut {
+        /// The pipeline.
+        pipeline: PipelineName,
+        /// How long it waited.
+        limit: Duration,
+    },
+}
+
+impl ControlError {
+    /// The gRPC code of a refusal (`None` for other errors).
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ControlError::Refused(status) => Some(status.code()),
+            _ => None,
+        }
+    }
+}
+
+impl From<tonic::Status> for ControlError {
+    fn from(status: tonic::Status) -> Self {
+        ControlError::Refused(status)
+    }
+}
+
+/// A pipeline whose stored state cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokenPipeline {
+    /// Its name as stored.
+    pub pipeline: String,
+    /// Where its state is.
+    pub location: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// What `ListPipelines` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// Every readable pipeline, sorted by name.
+    pub pipelines: Vec<PipelineStatus>,
+    /// The unreadable ones.
+    pub broken: Vec<BrokenPipeline>,
+}
+
+/// A connection to a coordinator's control service; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ControlClient {
+    inner: ControlServiceClient<Channel>,
+}
+
+fn read(status: tonic::Response<v1::PipelineStatus>) -> Result<PipelineStatus, ControlError> {
+    Ok(status_from(status.get_ref())?)
+}
+
+impl ControlClient {
+    /// Connects to the coordinator at `endpoint` (`http://host:7700`).
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ControlError> {
+        let endpoint = endpoint.into();
+        let channel = Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| ControlError::InvalidEndpoint {
+                endpoint: endpoint.clone(),
+                reason: e.to_string(),
+            })?
+            .connect()
+            .await
+            .map_err(|source| ControlError::Unreachable { endpoint, source })?;
+        Ok(ControlClient {
+            inner: ControlServiceClient::new(channel),
+        })
+    }
+
+    /// A client for `endpoint` that connects on first use, each attempt
+    /// bounded by `connect_timeout` and each call by `timeout` (for a
+    /// long-running process such as the controller).
+    pub fn lazy(
+        endpoint: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, ControlError> {
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| ControlError::InvalidEndpoint {
+                endpoint: endpoint.to_string(),
+                reason: e.to_string(),
+            })?
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(ControlClient {
+            inner: ControlServiceClient::new(channel),
+        })
+    }
+
+    /// The generated client, for calls this one does not wrap (tests of
+    /// malformed requests).
+    pub fn raw(&mut self) -> &mut ControlServiceClient<Channel> {
+        &mut self.inner
+    }
+
+    /// Every pipeline, and the unreadable ones.
+    pub async fn list(&mut self) -> Result<Listing, ControlError> {
+        let reply = self
+            .inner
+            .list_pipelines(v1::ListPipelinesRequest {})
+            .await?
+            .into_inner();
+        Ok(Listing {
+            pipelines: reply
+                .pipelines
+                .iter()
+                .map(status_from)
+                .collect::<Result<_, _>>()?,
+            broken: reply
+                .broken
+                .into_iter()
+                .map(|b| BrokenPipeline {
+                    pipeline: b.pipeline,
+                    location: b.location,
+                    reason: b.reason,
+                })
+                .collect(),
+        })
+    }
+
+    /// The status of `pipeline`.
+    pub async fn get(&mut self, pipeline: &PipelineName) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .get_pipeline(v1::GetPipelineRequest {
+                    pipeline: pipeline.to_string(),
+                })
+                .await?,
+        )
+    }
+
+    /// Schedules a transition.
+    pub async fn schedule(
+        &mut self,
+        pipeline: &PipelineName,
+        request: ScheduleRequest,
+    ) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .schedule_transition(schedule_to(pipeline, &request))
+                .await?,
+        )
+    }
+
+    /// Aborts the pending transition.
+    pub async fn abort(&mut self, pipeline: &PipelineName) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .abort_transition(v1::AbortTransitionRequest {
+                    pipeline: pipeline.to_string(),
+                })
+                .await?,
+        )
+    }
+
+    /// Promotes the transition waiting for it (the point of no return).
+    pub async fn promote(
+        &mut self,
+        pipeline: &PipelineName,
+    ) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .promote(v1::PromoteRequest {
+                    pipeline: pipeline.to_string(),
+                })
+                .await?,
+        )
+    }
+
+    /// Completes the drained transition (its old job stopped).
+    pub async fn complete(
+        &mut self,
+        pipeline: &PipelineName,
+    ) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .complete_transition(v1::CompleteTransitionRequest {
+                    pipeline: pipeline.to_string(),
+                })
+                .await?,
+        )
+    }
+
+    /// Creates `pipeline` owned by `owner` with a horizon window (`None`:
+    /// the coordinator's); an existing one is returned unchanged.
+    pub async fn create(
+        &mut self,
+        pipeline: &PipelineName,
+        owner: Colour,
+        horizon_window: Option<u64>,
+    ) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .create_pipeline(v1::CreatePipelineRequest {
+                    pipeline: pipeline.to_string(),
+                    owner: colour_to(owner),
+                    horizon_window: horizon_window.unwrap_or(0),
+                })
+                .await?,
+        )
+    }
+
+    /// Deletes `pipeline`'s stored state; the epoch it had.
+    pub async fn delete(&mut self, pipeline: &PipelineName) -> Result<Epoch, ControlError> {
+        let reply = self
+            .inner
+            .delete_pipeline(v1::DeletePipelineRequest {
+                pipeline: pipeline.to_string(),
+            })
+            .await?;
+        Ok(Epoch(reply.get_ref().epoch))
+    }
+
+    /// Forgets the recorded gate operator `uid` of `colour`.
+    pub async fn forget_operator(
+        &mut self,
+        pipeline: &PipelineName,
+        colour: Colour,
+        uid: &str,
+    ) -> Result<PipelineStatus, ControlError> {
+        read(
+            self.inner
+                .forget_operator(v1::ForgetOperatorRequest {
+                    pipeline: pipeline.to_string(),
+                    colour: colour_to(colour),
+                    gate_uid: uid.to_string(),
+                })
+                .await?,
+        )
+    }
+
+    /// The status of `pipeline` now and on every change (latest value).
+    pub async fn watch(
+        &mut self,
+        pipeline: &PipelineName,
+    ) -> Result<impl Stream<Item = Result<PipelineStatus, ControlError>> + use<>, ControlError>
+    {
+        let stream = self
+            .inner
+            .watch_pipeline(v1::WatchPipelineRequest {
+                pipeline: pipeline.to_string(),
+            })
+            .await?
+            .into_inner();
+        Ok(stream.map(|status| Ok(status_from(&status?)?)))
+    }
+
+    /// Waits (at most `limit`) for a status of `pipeline` that satisfies
+    /// `accept`, and returns it.
+    pub async fn wait_for(
+        &mut self,
+        pipeline: &PipelineName,
+        limit: Duration,
+        accept: impl Fn(&PipelineStatus) -> bool,
+    ) -> Result<PipelineStatus, ControlError> {
+        let mut statuses = Box::pin(self.watch(pipeline).await?);
+        let wait = async {
+            while let Some(status) = statuses.next().await {
+                let status = status?;
+                if accept(&status) {
+                    return Ok(status);
+                }
+            }
+            Err(ControlError::Ended(pipeline.clone()))
+        };
+        tokio::time::timeout(limit, wait)
+            .await
+            .map_err(|_| ControlError::TimedOut {
+                pipeline: pipeline.clone(),
+                limit,
+            })?
+    }
+}
