@@ -4,12 +4,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use cutover_proto::convert::{colour_from, phase_from};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
-use cutover_proto::v1::schedule_transition_request::At;
-use tonic::transport::Channel;
+use anyhow::Context;
+use cutover_client::ControlClient;
+use cutover_core::{
+    Colour, ColourGates, CutoverAt, Key, Mode, PipelineName, PipelineStatus, ScheduleRequest,
+};
 
 /// Where the coordinator is, and which pipeline.
 #[derive(clap::Args, Debug, Clone)]
@@ -137,10 +136,11 @@ impl ControlCommand {
             ControlCommand::Promote(p) => p.target.clone(),
             ControlCommand::Schedule(s) => s.target.clone(),
         };
-        let mut control = ControlServiceClient::connect(target.endpoint.clone())
+        let pipeline = PipelineName::new(target.pipeline.as_str())?;
+        let mut control = ControlClient::connect(target.endpoint.clone())
             .await
             .with_context(|| format!("connecting to {}", target.endpoint))?;
-        let status = self.send(&mut control, &target.pipeline).await?;
+        let status = self.send(&mut control, &pipeline).await?;
         if target.json {
             println!("{}", status_json(&status));
         } else {
@@ -151,93 +151,62 @@ impl ControlCommand {
 
     async fn send(
         &self,
-        control: &mut ControlServiceClient<Channel>,
-        pipeline: &str,
-    ) -> anyhow::Result<v1::PipelineStatus> {
-        let pipeline = pipeline.to_string();
-        let reply = match self {
-            ControlCommand::List(_) => bail!("list names no pipeline"),
-            ControlCommand::Status(_) => {
-                control
-                    .get_pipeline(v1::GetPipelineRequest { pipeline })
-                    .await
-            }
+        control: &mut ControlClient,
+        pipeline: &PipelineName,
+    ) -> anyhow::Result<PipelineStatus> {
+        Ok(match self {
+            ControlCommand::List(_) => anyhow::bail!("list names no pipeline"),
+            ControlCommand::Status(_) => control.get(pipeline).await?,
             ControlCommand::Schedule(s) => {
-                let target = colour_arg(s.to);
-                let mode = if s.watermark_mode {
-                    v1::DecisionMode::Watermark
-                } else {
-                    v1::DecisionMode::EventTime
+                let request = ScheduleRequest {
+                    target: colour(s.to),
+                    at: s.at.map_or(CutoverAt::Earliest, |k| CutoverAt::Key(Key(k))),
+                    mode: if s.watermark_mode {
+                        Mode::Watermark
+                    } else {
+                        Mode::EventTime
+                    },
+                    allowed_lateness: s.allowed_lateness,
+                    auto_promote: !s.manual,
                 };
-                control
-                    .schedule_transition(v1::ScheduleTransitionRequest {
-                        pipeline,
-                        target: target as i32,
-                        at: Some(s.at.map_or(At::Earliest(true), At::Key)),
-                        mode: mode as i32,
-                        allowed_lateness: s.allowed_lateness,
-                        auto_promote: !s.manual,
-                    })
-                    .await
+                control.schedule(pipeline, request).await?
             }
-            ControlCommand::Abort(_) => {
-                control
-                    .abort_transition(v1::AbortTransitionRequest { pipeline })
-                    .await
-            }
-            ControlCommand::Promote(_) => control.promote(v1::PromoteRequest { pipeline }).await,
-            ControlCommand::Complete(_) => {
-                control
-                    .complete_transition(v1::CompleteTransitionRequest { pipeline })
-                    .await
-            }
+            ControlCommand::Abort(_) => control.abort(pipeline).await?,
+            ControlCommand::Promote(_) => control.promote(pipeline).await?,
+            ControlCommand::Complete(_) => control.complete(pipeline).await?,
             ControlCommand::ForgetOperator(f) => {
                 control
-                    .forget_operator(v1::ForgetOperatorRequest {
-                        pipeline,
-                        colour: colour_arg(f.colour) as i32,
-                        gate_uid: f.uid.clone(),
-                    })
-                    .await
+                    .forget_operator(pipeline, colour(f.colour), &f.uid)
+                    .await?
             }
-        };
-        match reply {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => bail!("{:?}: {}", status.code(), status.message()),
-        }
+        })
     }
 }
 
-fn colour_arg(colour: ColourArg) -> v1::Colour {
+fn colour(colour: ColourArg) -> Colour {
     match colour {
-        ColourArg::Blue => v1::Colour::Blue,
-        ColourArg::Green => v1::Colour::Green,
+        ColourArg::Blue => Colour::Blue,
+        ColourArg::Green => Colour::Green,
     }
 }
 
 /// Prints every pipeline in one line, and every broken one with its reason.
 async fn list(endpoint: &str) -> anyhow::Result<ExitCode> {
-    let mut control = ControlServiceClient::connect(endpoint.to_string())
+    let mut control = ControlClient::connect(endpoint)
         .await
         .with_context(|| format!("connecting to {endpoint}"))?;
-    let reply = match control.list_pipelines(v1::ListPipelinesRequest {}).await {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => bail!("{:?}: {}", status.code(), status.message()),
-    };
-    for s in &reply.pipelines {
-        let plan = s.plan.clone().unwrap_or_default();
+    let listing = control.list().await?;
+    for s in &listing.pipelines {
+        let phase = s.phase.map_or_else(|| "none".into(), |p| p.to_string());
         println!(
-            "{}\tepoch {}\tactive {}\t{}",
-            s.pipeline,
-            plan.epoch,
-            colour_name(s.active),
-            phase_name(s.phase)
+            "{}\tepoch {}\tactive {}\t{phase}",
+            s.name, s.plan.epoch, s.active
         );
     }
-    for b in &reply.broken {
+    for b in &listing.broken {
         println!("{}\tBROKEN at {}: {}", b.pipeline, b.location, b.reason);
     }
-    Ok(if reply.broken.is_empty() {
+    Ok(if listing.broken.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
@@ -266,58 +235,35 @@ async fn annotate_for_promotion(name: &str, namespace: Option<&str>) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// A colour field's name (the core type's), `?` if it is not one.
-fn colour_name(raw: i32) -> String {
-    colour_from("colour", raw).map_or_else(|_| "?".into(), |c| c.to_string())
-}
-
-/// A phase field's name (the core type's), `none` when unset.
-fn phase_name(raw: i32) -> String {
-    phase_from(raw).map_or_else(|| "none".into(), |p| p.to_string())
-}
-
-fn key(k: i64) -> String {
-    match k {
-        i64::MIN => "-inf".into(),
-        i64::MAX => "+inf".into(),
-        k => k.to_string(),
-    }
-}
-
 /// A pipeline's status for people.
-pub fn describe(s: &v1::PipelineStatus) -> String {
+pub fn describe(s: &PipelineStatus) -> String {
     let mut out = String::new();
-    let plan = s.plan.clone().unwrap_or_default();
+    let plan = &s.plan;
     out.push_str(&format!(
         "pipeline {}: epoch {}, active {}, horizon {}\n",
-        s.pipeline,
-        plan.epoch,
-        colour_name(s.active),
-        key(plan.horizon)
+        s.name, plan.epoch, s.active, plan.horizon
     ));
-    let floor = |f: Option<i64>| key(f.unwrap_or(i64::MIN));
-    if plan.blue_retired_below.is_some() || plan.green_retired_below.is_some() {
+    if plan.retired.lowest() > Key::MIN {
         out.push_str(&format!(
             "  retired below: BLUE {}, GREEN {}\n",
-            floor(plan.blue_retired_below),
-            floor(plan.green_retired_below)
+            plan.retired.blue, plan.retired.green
         ));
     }
-    for segment in &plan.segments {
+    for segment in plan.timeline.segments() {
         out.push_str(&format!(
             "  from {:>20}  {}\n",
-            key(segment.start),
-            colour_name(segment.owner)
+            segment.start.to_string(),
+            segment.owner
         ));
     }
     match &s.transition {
         Some(t) => out.push_str(&format!(
             "  transition {} -> {} at {}: {}{}\n",
-            colour_name(t.from),
-            colour_name(t.to),
-            key(t.at),
-            phase_name(s.phase),
-            if !t.auto_promote && !t.promoted {
+            t.from,
+            t.to,
+            t.at,
+            s.phase.map_or_else(|| "none".into(), |p| p.to_string()),
+            if t.horizon_cap().is_some() {
                 " (waiting for promote)"
             } else {
                 ""
@@ -325,28 +271,27 @@ pub fn describe(s: &v1::PipelineStatus) -> String {
         )),
         None => out.push_str("  no transition\n"),
     }
-    for (name, gates) in [("BLUE", &s.blue), ("GREEN", &s.green)] {
-        let g = gates.unwrap_or_default();
+    for colour in Colour::ALL {
+        let g = s.gates(colour);
         out.push_str(&format!(
-            "  {name:<5} gates: {} expected, {} connected, {} acked; records: {} emitted, {} dropped, {} held; watermarks {} to {}\n",
+            "  {:<5} gates: {} expected, {} connected, {} acked; records: {} emitted, {} dropped, {} held; watermarks {} to {}\n",
+            colour.to_string(),
             g.expected,
             g.connected,
             g.acked,
             g.emitted,
             g.dropped,
             g.held,
-            key(g.lowest_watermark),
-            key(g.highest_watermark)
+            g.lowest_watermark,
+            g.highest_watermark
         ));
     }
     out
 }
 
-fn status_json(s: &v1::PipelineStatus) -> serde_json::Value {
-    let plan = s.plan.clone().unwrap_or_default();
-    let gates = |g: &Option<v1::ColourGates>| {
-        let g = g.unwrap_or_default();
-        let watermark = |w: i64| (w != i64::MIN).then_some(w);
+fn status_json(s: &PipelineStatus) -> serde_json::Value {
+    let gates = |g: &ColourGates| {
+        let watermark = |w: Key| (w > Key::MIN).then_some(w.0);
         serde_json::json!({
             "expected": g.expected,
             "connected": g.connected,
@@ -358,21 +303,22 @@ fn status_json(s: &v1::PipelineStatus) -> serde_json::Value {
             "highest_watermark": watermark(g.highest_watermark),
         })
     };
+    let floor = |k: Key| (k > Key::MIN).then_some(k.0);
     serde_json::json!({
-        "pipeline": s.pipeline,
-        "epoch": plan.epoch,
-        "active": colour_name(s.active),
-        "horizon": plan.horizon,
+        "pipeline": s.name.to_string(),
+        "epoch": s.plan.epoch.0,
+        "active": s.active.to_string(),
+        "horizon": s.plan.horizon.0,
         "retired_below": {
-            "blue": plan.blue_retired_below,
-            "green": plan.green_retired_below,
+            "blue": floor(s.plan.retired.blue),
+            "green": floor(s.plan.retired.green),
         },
-        "incarnation": format!("{:016x}", plan.incarnation),
-        "phase": phase_name(s.phase),
+        "incarnation": s.plan.incarnation.to_string(),
+        "phase": s.phase.map_or_else(|| "none".into(), |p| p.to_string()),
         "transition": s.transition.as_ref().map(|t| serde_json::json!({
-            "from": colour_name(t.from),
-            "to": colour_name(t.to),
-            "at": t.at,
+            "from": t.from.to_string(),
+            "to": t.to.to_string(),
+            "at": t.at.0,
             "auto_promote": t.auto_promote,
             "promoted": t.promoted,
         })),

@@ -12,17 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use cutover_client::{Colour, PipelineName};
+use anyhow::Context;
+use cutover_client::{Colour, ControlClient, PipelineName};
 use cutover_coordinator::metrics::WriteLabel;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
-use cutover_core::Epoch;
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_core::{CutoverAt, Epoch, Mode, Phase, ScheduleRequest};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::store_spec::{StoreOptions, StoreSpec};
 use job::{JobSpec, run_job};
@@ -189,46 +186,42 @@ impl DemoArgs {
         ));
         wait_until(|| blue_done.load(Ordering::Relaxed) >= total / 10).await;
 
-        let mut control = connect_control(&endpoint).await?;
+        let mut control = ControlClient::connect(endpoint.clone()).await?;
         let mode = if self.watermark_mode {
-            v1::DecisionMode::Watermark
+            Mode::Watermark
         } else {
-            v1::DecisionMode::EventTime
+            Mode::EventTime
         };
         let scheduled_at = Instant::now();
         let status = control
-            .schedule_transition(v1::ScheduleTransitionRequest {
-                pipeline: pipeline.to_string(),
-                target: v1::Colour::Blue as i32,
-                at: Some(v1::schedule_transition_request::At::Earliest(true)),
-                mode: mode as i32,
-                allowed_lateness: 0,
-                auto_promote: true,
-            })
+            .schedule(
+                &pipeline,
+                ScheduleRequest {
+                    target: Colour::Blue,
+                    at: CutoverAt::Earliest,
+                    mode,
+                    allowed_lateness: 0,
+                    auto_promote: true,
+                },
+            )
             .await
-            .context("scheduling the cutover")?
-            .into_inner();
+            .context("scheduling the cutover")?;
         let transition = status.transition.context("no transition in the status")?;
-        let schedule_epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
-        epoch_tx.send_replace(Some(Epoch(schedule_epoch)));
+        let schedule_epoch = status.plan.epoch;
+        epoch_tx.send_replace(Some(schedule_epoch));
 
-        let drained_after = wait_for_phase(&mut control, &pipeline, v1::Phase::Drained).await?;
-        let drained_ms = drained_after.duration_since(scheduled_at).as_secs_f64() * 1e3;
         control
-            .complete_transition(v1::CompleteTransitionRequest {
-                pipeline: pipeline.to_string(),
-            })
+            .wait_for(&pipeline, PHASE_LIMIT, |s| s.phase == Some(Phase::Drained))
+            .await?;
+        let drained_ms = scheduled_at.elapsed().as_secs_f64() * 1e3;
+        control
+            .complete(&pipeline)
             .await
             .context("completing the transition")?;
 
         let green = green.await.context("GREEN job panicked")??;
         let blue = blue.await.context("BLUE job panicked")??;
-        let final_status = control
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: pipeline.to_string(),
-            })
-            .await?
-            .into_inner();
+        let final_status = control.get(&pipeline).await?;
         let _ = stop.send(());
         server.await.context("server task")??;
 
@@ -268,9 +261,9 @@ impl DemoArgs {
             } else {
                 "EVENT_TIME"
             },
-            cutover_key: transition.at,
-            schedule_epoch,
-            final_epoch: final_status.plan.map_or(0, |p| p.epoch),
+            cutover_key: transition.at.0,
+            schedule_epoch: schedule_epoch.0,
+            final_epoch: final_status.plan.epoch.0,
             schedule_to_all_acked_ms: acked,
             schedule_to_drained_ms: drained_ms,
             store_writes,
@@ -283,45 +276,14 @@ impl DemoArgs {
     }
 }
 
+/// How long the demo waits for its transition to drain.
+const PHASE_LIMIT: Duration = Duration::from_secs(600);
+
 async fn wait_until(condition: impl Fn() -> bool) {
     // Polls job progress counters that have no event to await.
     while !condition() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-async fn connect_control(endpoint: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
-    Ok(ControlServiceClient::connect(endpoint.to_string()).await?)
-}
-
-/// Waits on `WatchPipeline` until the transition reaches `phase`.
-pub async fn wait_for_phase(
-    control: &mut ControlServiceClient<Channel>,
-    pipeline: &PipelineName,
-    phase: v1::Phase,
-) -> anyhow::Result<Instant> {
-    wait_for_status(control, pipeline.as_str(), |s| s.phase == phase as i32).await?;
-    Ok(Instant::now())
-}
-
-/// Follows `WatchPipeline` until `predicate` holds; returns that status.
-pub async fn wait_for_status(
-    control: &mut ControlServiceClient<Channel>,
-    pipeline: &str,
-    predicate: impl Fn(&v1::PipelineStatus) -> bool,
-) -> anyhow::Result<v1::PipelineStatus> {
-    let mut statuses = control
-        .watch_pipeline(v1::WatchPipelineRequest {
-            pipeline: pipeline.to_string(),
-        })
-        .await?
-        .into_inner();
-    while let Some(status) = statuses.message().await? {
-        if predicate(&status) {
-            return Ok(status);
-        }
-    }
-    bail!("the status stream of {pipeline} ended first")
 }
 
 fn print_summary(s: &Summary, json: bool) {

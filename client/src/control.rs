@@ -60,6 +60,14 @@ impl ControlError {
             _ => None,
         }
     }
+
+    /// The coordinator's status of a refusal (`None` for other errors).
+    pub fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            ControlError::Refused(status) => Some(status),
+            _ => None,
+        }
+    }
 }
 
 impl From<tonic::Status> for ControlError {

@@ -38,6 +38,28 @@ pub struct ScheduleRequest {
     pub auto_promote: bool,
 }
 
+impl ScheduleRequest {
+    /// A cutover to `target` at EARLIEST: EVENT_TIME, no lateness,
+    /// auto-promoted (change the fields for anything else).
+    pub fn earliest(target: Colour) -> Self {
+        ScheduleRequest {
+            target,
+            at: CutoverAt::Earliest,
+            mode: Mode::EventTime,
+            allowed_lateness: 0,
+            auto_promote: true,
+        }
+    }
+
+    /// Like [`ScheduleRequest::earliest`], at `key`.
+    pub fn at(target: Colour, key: Key) -> Self {
+        ScheduleRequest {
+            at: CutoverAt::Key(key),
+            ..ScheduleRequest::earliest(target)
+        }
+    }
+}
+
 /// What is stored of a transition's progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

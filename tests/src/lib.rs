@@ -18,11 +18,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use cutover_client::ControlClient;
 use cutover_coordinator::store::Store;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
-use cutover_core::{Colour, GateIdentity, HorizonPolicy, PipelineName};
-use cutover_proto::v1;
+use cutover_core::{
+    Colour, GateIdentity, HorizonPolicy, Key, PipelineName, PipelineStatus, ScheduleRequest,
+};
 use cutover_proto::v1::control_service_client::ControlServiceClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -94,7 +96,13 @@ impl TestCoordinator {
     }
 
     /// A control client.
-    pub async fn control(&self) -> anyhow::Result<ControlServiceClient<Channel>> {
+    pub async fn control(&self) -> anyhow::Result<ControlClient> {
+        Ok(ControlClient::connect(self.endpoint()).await?)
+    }
+
+    /// The generated control client, for requests the typed one cannot
+    /// send (malformed ones).
+    pub async fn raw_control(&self) -> anyhow::Result<ControlServiceClient<Channel>> {
         Ok(ControlServiceClient::connect(self.endpoint()).await?)
     }
 
@@ -136,81 +144,53 @@ pub fn identity(
     }
 }
 
+/// `name` as a pipeline name (a test's own, always valid).
+pub fn pipeline(name: &str) -> PipelineName {
+    PipelineName::new(name).expect("a valid pipeline name")
+}
+
 /// Waits (on `WatchPipeline`, at most `limit`) for a status that satisfies
 /// `predicate`, and returns it.
 pub async fn wait_for_status(
-    control: &mut ControlServiceClient<Channel>,
-    pipeline: &str,
+    control: &mut ControlClient,
+    name: &str,
     limit: Duration,
-    predicate: impl Fn(&v1::PipelineStatus) -> bool,
-) -> anyhow::Result<v1::PipelineStatus> {
-    let mut stream = control
-        .watch_pipeline(v1::WatchPipelineRequest {
-            pipeline: pipeline.into(),
-        })
-        .await?
-        .into_inner();
-    let wait = async {
-        while let Some(status) = stream.message().await? {
-            if predicate(&status) {
-                return Ok(status);
-            }
-        }
-        bail!("status stream of {pipeline} ended")
-    };
-    tokio::time::timeout(limit, wait)
-        .await
-        .with_context(|| format!("no matching status of {pipeline} within {limit:?}"))?
-}
-
-/// A schedule request at EARLIEST, auto-promoted, EVENT_TIME.
-pub fn schedule_earliest(pipeline: &str, target: v1::Colour) -> v1::ScheduleTransitionRequest {
-    v1::ScheduleTransitionRequest {
-        pipeline: pipeline.into(),
-        target: target as i32,
-        at: Some(v1::schedule_transition_request::At::Earliest(true)),
-        mode: v1::DecisionMode::EventTime as i32,
-        allowed_lateness: 0,
-        auto_promote: true,
-    }
-}
-
-/// A schedule request at `key`.
-pub fn schedule_at(
-    pipeline: &str,
-    target: v1::Colour,
-    key: i64,
-    auto_promote: bool,
-) -> v1::ScheduleTransitionRequest {
-    v1::ScheduleTransitionRequest {
-        at: Some(v1::schedule_transition_request::At::Key(key)),
-        auto_promote,
-        ..schedule_earliest(pipeline, target)
-    }
+    predicate: impl Fn(&PipelineStatus) -> bool,
+) -> anyhow::Result<PipelineStatus> {
+    Ok(control.wait_for(&pipeline(name), limit, predicate).await?)
 }
 
 /// Schedules a transition; returns the status and the cutover key.
 pub async fn schedule(
-    control: &mut ControlServiceClient<Channel>,
-    request: v1::ScheduleTransitionRequest,
-) -> anyhow::Result<(v1::PipelineStatus, i64)> {
-    let status = control.schedule_transition(request).await?.into_inner();
+    control: &mut ControlClient,
+    name: &str,
+    request: ScheduleRequest,
+) -> anyhow::Result<(PipelineStatus, i64)> {
+    let status = control.schedule(&pipeline(name), request).await?;
     let at = status
         .transition
         .as_ref()
-        .map(|t| t.at)
+        .map(|t| t.at.0)
         .context("the status has no transition")?;
     Ok((status, at))
 }
 
+/// A schedule at `key`, auto-promoted or not.
+pub fn schedule_at(target: Colour, key: i64, auto_promote: bool) -> ScheduleRequest {
+    ScheduleRequest {
+        auto_promote,
+        ..ScheduleRequest::at(target, Key(key))
+    }
+}
+
 /// The epoch of a status.
-pub fn epoch_of(status: &v1::PipelineStatus) -> u64 {
-    status.plan.as_ref().map_or(0, |p| p.epoch)
+pub fn epoch_of(status: &PipelineStatus) -> u64 {
+    status.plan.epoch.0
 }
 
 /// The horizon of a status.
-pub fn horizon_of(status: &v1::PipelineStatus) -> i64 {
-    status.plan.as_ref().map_or(i64::MIN, |p| p.horizon)
+pub fn horizon_of(status: &PipelineStatus) -> i64 {
+    status.plan.horizon.0
 }
 
 /// A GREEN gate (the only gate of pipeline `orders`) whose plan has a
@@ -237,7 +217,12 @@ pub async fn gate_past_a_cutover() -> anyhow::Result<(
     tokio::time::timeout(limit, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
     let mut control = coordinator.control().await?;
     wait_for_status(&mut control, "orders", limit, |s| horizon_of(s) > 10_000).await?;
-    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    let (_, at) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
+    .await?;
     green.observe_watermark(Key(at + 10));
     let passed =
         wait_for_status(&mut control, "orders", limit, |s| horizon_of(s) > at + 10).await?;

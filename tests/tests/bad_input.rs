@@ -6,8 +6,8 @@ use std::time::Duration;
 use cutover_client::{Client, ClientConfig, Key};
 use cutover_coordinator::CoordinatorConfig;
 use cutover_coordinator::store::MemoryStore;
-use cutover_core::{Colour, Epoch, PipelineName};
-use cutover_proto::convert::gate_identity_to;
+use cutover_core::{Colour, Epoch, Phase, PipelineName, PipelineStatus, ScheduleRequest};
+use cutover_proto::convert::{gate_identity_to, schedule_to};
 use cutover_proto::v1;
 use cutover_proto::v1::client_message::Kind;
 use cutover_tests::raw_session::{RawSession, hello};
@@ -20,7 +20,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 /// and a granted horizon; returns the client holding the gate.
 async fn with_pipeline(
     coordinator: &TestCoordinator,
-) -> anyhow::Result<(Client, cutover_client::Gate, v1::PipelineStatus)> {
+) -> anyhow::Result<(Client, cutover_client::Gate, PipelineStatus)> {
     let client = Client::connect(
         ClientConfig::new(coordinator.endpoint()).progress_interval(Duration::from_millis(20)),
     )?;
@@ -37,34 +37,27 @@ async fn with_pipeline(
     Ok((client, gate, status))
 }
 
-async fn get(coordinator: &TestCoordinator) -> anyhow::Result<v1::PipelineStatus> {
+async fn get(coordinator: &TestCoordinator) -> anyhow::Result<PipelineStatus> {
     let mut control = coordinator.control().await?;
-    Ok(control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner())
+    Ok(control.get(&pipeline("orders")).await?)
 }
 
 #[tokio::test]
 async fn unknown_pipeline_is_not_found() -> anyhow::Result<()> {
     let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
     let mut control = coordinator.control().await?;
-    let status = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "nope".into(),
-        })
+    let refused = control.get(&pipeline("nope")).await.expect_err("unknown");
+    assert_eq!(refused.code(), Some(Code::NotFound));
+    assert!(refused.to_string().contains("nope"), "{refused}");
+    let refused = control
+        .schedule(&pipeline("nope"), ScheduleRequest::earliest(Colour::Blue))
         .await
         .expect_err("unknown");
-    assert_eq!(status.code(), Code::NotFound);
-    assert!(status.message().contains("nope"), "{}", status.message());
-    let status = control
-        .schedule_transition(schedule_earliest("nope", v1::Colour::Blue))
-        .await
-        .expect_err("unknown");
-    assert_eq!(status.code(), Code::NotFound);
-    let status = control
+    assert_eq!(refused.code(), Some(Code::NotFound));
+    // A name the typed client cannot even form.
+    let status = coordinator
+        .raw_control()
+        .await?
         .get_pipeline(v1::GetPipelineRequest {
             pipeline: "Not_A_Name".into(),
         })
@@ -79,34 +72,39 @@ async fn a_cutover_below_the_horizon_names_the_earliest_key() -> anyhow::Result<
     let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
     let (_client, _gate, before) = with_pipeline(&coordinator).await?;
     let mut control = coordinator.control().await?;
-    let status = control
-        .schedule_transition(schedule_at("orders", v1::Colour::Blue, 5, true))
+    let refused = control
+        .schedule(&pipeline("orders"), schedule_at(Colour::Blue, 5, true))
         .await
         .expect_err("below the horizon");
-    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(refused.code(), Some(Code::FailedPrecondition));
     let earliest = format!("earliest allowed key is {}", horizon_of(&before));
-    assert!(status.message().contains(&earliest), "{}", status.message());
+    assert!(refused.to_string().contains(&earliest), "{refused}");
     assert_eq!(
         epoch_of(&get(&coordinator).await?),
         epoch_of(&before),
         "nothing changed"
     );
     // A request without a key or EARLIEST is malformed.
-    let mut request = schedule_earliest("orders", v1::Colour::Blue);
+    let mut raw = coordinator.raw_control().await?;
+    let earliest_blue = || {
+        schedule_to(
+            &pipeline("orders"),
+            &ScheduleRequest::earliest(Colour::Blue),
+        )
+    };
+    let mut request = earliest_blue();
     request.at = None;
     assert_eq!(
-        control
-            .schedule_transition(request)
+        raw.schedule_transition(request)
             .await
             .expect_err("no key")
             .code(),
         Code::InvalidArgument
     );
-    let mut request = schedule_earliest("orders", v1::Colour::Blue);
+    let mut request = earliest_blue();
     request.target = 0;
     assert_eq!(
-        control
-            .schedule_transition(request)
+        raw.schedule_transition(request)
             .await
             .expect_err("no colour")
             .code(),
@@ -122,48 +120,37 @@ async fn abort_is_refused_once_irrevocable_and_a_second_schedule_while_pending()
     let (_client, mut gate, before) = with_pipeline(&coordinator).await?;
     let mut control = coordinator.control().await?;
     let far = horizon_of(&before) + 100_000;
+    let orders = pipeline("orders");
     control
-        .schedule_transition(schedule_at("orders", v1::Colour::Blue, far, true))
+        .schedule(&orders, schedule_at(Colour::Blue, far, true))
         .await?;
     let pending = get(&coordinator).await?;
-    let status = control
-        .schedule_transition(schedule_at("orders", v1::Colour::Green, far + 1, true))
+    let refused = control
+        .schedule(&orders, schedule_at(Colour::Green, far + 1, true))
         .await
         .expect_err("one is pending");
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(
-        status.message().contains("still pending"),
-        "{}",
-        status.message()
-    );
+    assert_eq!(refused.code(), Some(Code::FailedPrecondition));
+    assert!(refused.to_string().contains("still pending"), "{refused}");
     assert_eq!(epoch_of(&get(&coordinator).await?), epoch_of(&pending));
 
-    control
-        .abort_transition(v1::AbortTransitionRequest {
-            pipeline: "orders".into(),
-        })
-        .await?;
-    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    control.abort(&orders).await?;
+    let (_, at) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
+    .await?;
     gate.observe_watermark(Key(at + 10));
     let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at).await?;
-    let status = control
-        .abort_transition(v1::AbortTransitionRequest {
-            pipeline: "orders".into(),
-        })
-        .await
-        .expect_err("irrevocable");
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(
-        status.message().contains("irrevocable"),
-        "{}",
-        status.message()
-    );
+    let refused = control.abort(&orders).await.expect_err("irrevocable");
+    assert_eq!(refused.code(), Some(Code::FailedPrecondition));
+    assert!(refused.to_string().contains("irrevocable"), "{refused}");
     let after = get(&coordinator).await?;
     assert_eq!(
-        after.plan.as_ref().map(|p| p.segments.len()),
-        passed.plan.as_ref().map(|p| p.segments.len())
+        after.plan.timeline.segments().len(),
+        passed.plan.timeline.segments().len()
     );
-    assert_ne!(after.phase, v1::Phase::Aborted as i32);
+    assert_ne!(after.phase, Some(Phase::Aborted));
     Ok(())
 }
 
@@ -181,12 +168,8 @@ async fn the_same_gate_on_two_live_sessions_is_refused() -> anyhow::Result<()> {
         status.message()
     );
     let after = get(&coordinator).await?;
-    let count = |s: &v1::PipelineStatus| s.green.as_ref().map(|g| (g.expected, g.connected));
-    assert_eq!(
-        count(&after),
-        Some((1, 1)),
-        "the live registration is untouched"
-    );
+    let count = |s: &PipelineStatus| (s.green.expected, s.green.connected);
+    assert_eq!(count(&after), (1, 1), "the live registration is untouched");
     assert_eq!(count(&after), count(&before));
     Ok(())
 }
@@ -205,14 +188,10 @@ async fn a_subtask_index_beyond_parallelism_is_refused() -> anyhow::Result<()> {
         status.message()
     );
     let mut control = coordinator.control().await?;
-    let missing = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await;
+    let missing = control.get(&pipeline("orders")).await;
     assert_eq!(
         missing.expect_err("not created").code(),
-        Code::NotFound,
+        Some(Code::NotFound),
         "nothing was created"
     );
     Ok(())
@@ -292,7 +271,7 @@ async fn oversized_messages_are_refused() -> anyhow::Result<()> {
         matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
         "{status:?}"
     );
-    let mut control = coordinator.control().await?;
+    let mut control = coordinator.raw_control().await?;
     let big = control
         .get_pipeline(v1::GetPipelineRequest {
             pipeline: "p".repeat(128 * 1024),

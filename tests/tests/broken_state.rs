@@ -12,7 +12,6 @@ use cutover_coordinator::server::pipeline_health_service;
 use cutover_coordinator::store::{FileStore, Store};
 use cutover_core::{Epoch, PipelineName};
 use cutover_proto::convert::gate_identity_to;
-use cutover_proto::v1;
 use cutover_tests::raw_session::{RawSession, hello};
 use cutover_tests::*;
 use tonic::Code;
@@ -63,11 +62,7 @@ async fn unreadable_documents_at_start_are_reported_and_the_others_served() -> a
         first
             .control()
             .await?
-            .create_pipeline(v1::CreatePipelineRequest {
-                pipeline: "healthy".into(),
-                owner: v1::Colour::Green as i32,
-                horizon_window: 0,
-            })
+            .create(&pipeline("healthy"), Colour::Green, None)
             .await?;
         first.stop().await?;
     }
@@ -78,11 +73,8 @@ async fn unreadable_documents_at_start_are_reported_and_the_others_served() -> a
 
     let coordinator = TestCoordinator::start(files.clone(), test_config()).await?;
     let mut control = coordinator.control().await?;
-    let list = control
-        .list_pipelines(v1::ListPipelinesRequest {})
-        .await?
-        .into_inner();
-    let names: Vec<&str> = list.pipelines.iter().map(|p| p.pipeline.as_str()).collect();
+    let list = control.list().await?;
+    let names: Vec<&str> = list.pipelines.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["healthy"]);
     let broken: Vec<(&str, &str)> = list
         .broken
@@ -107,12 +99,8 @@ async fn unreadable_documents_at_start_are_reported_and_the_others_served() -> a
         ServingStatus::Serving as i32
     );
 
-    let refused = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await
-        .expect_err("corrupt");
+    let refused = control.get(&pipeline("orders")).await.expect_err("corrupt");
+    let refused = refused.status().expect("a refusal");
     assert_eq!(refused.code(), Code::DataLoss);
     assert!(
         refused.message().contains(&corrupt_path),
@@ -141,13 +129,8 @@ async fn unreadable_documents_at_start_are_reported_and_the_others_served() -> a
     // at the next request.
     let healthy = std::fs::read_to_string(files.path_of(&PipelineName::new("healthy")?))?;
     std::fs::write(&corrupt, healthy.replace("\"healthy\"", "\"orders\""))?;
-    let status = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
-    assert_eq!(status.pipeline, "orders");
+    let status = control.get(&pipeline("orders")).await?;
+    assert_eq!(status.name.as_str(), "orders");
     assert_eq!(
         coordinator.metrics.broken_pipelines.get(),
         1,
@@ -180,18 +163,13 @@ async fn a_document_corrupted_while_served_answers_data_loss_until_repaired() ->
     std::fs::write(&path, b"[1, 2")?;
 
     eventually(async || {
-        Ok(control
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: "orders".into(),
-            })
-            .await
-            .is_err_and(|s| s.code() == Code::DataLoss && s.message().contains("orders.json")))
+        Ok(control.get(&pipeline).await.is_err_and(|e| {
+            e.status()
+                .is_some_and(|s| s.code() == Code::DataLoss && s.message().contains("orders.json"))
+        }))
     })
     .await?;
-    let list = control
-        .list_pipelines(v1::ListPipelinesRequest {})
-        .await?
-        .into_inner();
+    let list = control.list().await?;
     assert_eq!(list.broken.len(), 1);
     assert!(list.pipelines.is_empty());
     // The gate keeps deciding below the horizon it holds.
@@ -201,15 +179,7 @@ async fn a_document_corrupted_while_served_answers_data_loss_until_repaired() ->
     assert_eq!(std::fs::read(&path)?, b"[1, 2");
 
     std::fs::write(&path, &good)?;
-    eventually(async || {
-        Ok(control
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: "orders".into(),
-            })
-            .await
-            .is_ok())
-    })
-    .await?;
+    eventually(async || Ok(control.get(&pipeline).await.is_ok())).await?;
     assert_eq!(coordinator.metrics.broken_pipelines.get(), 0);
     Ok(())
 }

@@ -131,8 +131,7 @@ async fn a_watch_recovers_from_410_gone_by_re_listing() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_serves_a_cutover_from_configmaps() -> anyhow::Result<()> {
     use cutover_client::{Client, ClientConfig, Key};
-    use cutover_core::Epoch;
-    use cutover_proto::v1;
+    use cutover_core::{Epoch, Phase, ScheduleRequest};
     use cutover_tests::*;
 
     let api = FakeApiServer::start().await?;
@@ -150,10 +149,15 @@ async fn a_coordinator_serves_a_cutover_from_configmaps() -> anyhow::Result<()> 
     gate.observe_watermark(Key(10_000));
     let mut control = coordinator.control().await?;
     wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
-    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    let (_, at) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
+    .await?;
     gate.observe_watermark(Key(at + 10));
     wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.phase == v1::Phase::Drained as i32
+        s.phase == Some(Phase::Drained)
     })
     .await?;
     let object = api.get_raw(CONFIGMAPS, "cutover-orders").expect("stored");

@@ -6,11 +6,10 @@
 //! in the middle of a transition.
 
 use cutover_controller::status_map::PROMOTE_ANNOTATION;
-use cutover_proto::v1;
 use cutover_tests::controller_world::*;
 use std::collections::BTreeSet;
 
-use cutover_core::PipelineName;
+use cutover_core::{Colour, Phase, PipelineName, PipelineStatus};
 use cutover_tests::kube_api::Permission;
 use cutover_tests::process::cutover_binary;
 use kube::api::Patch;
@@ -18,22 +17,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The coordinator's status of the pipeline of resource `name`.
-async fn pipeline(world: &ControllerWorld, name: &str) -> anyhow::Result<v1::PipelineStatus> {
+async fn pipeline(world: &ControllerWorld, name: &str) -> anyhow::Result<PipelineStatus> {
     let mut control = world.coordinator.control().await?;
     Ok(control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: format!("{NAMESPACE}-{name}"),
-        })
-        .await?
-        .into_inner())
-}
-
-fn active(status: &v1::PipelineStatus) -> v1::Colour {
-    v1::Colour::try_from(status.active).unwrap_or(v1::Colour::Unspecified)
-}
-
-fn phase(status: &v1::PipelineStatus) -> v1::Phase {
-    v1::Phase::try_from(status.phase).unwrap_or(v1::Phase::Unspecified)
+        .get(&PipelineName::new(format!("{NAMESPACE}-{name}"))?)
+        .await?)
 }
 
 /// What the ClusterRole in deploy/controller.yaml grants.
@@ -137,9 +125,9 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
         "GREEN"
     );
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(active(&status), v1::Colour::Green);
-    assert_eq!(phase(&status), v1::Phase::Completed);
-    let first_epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
+    assert_eq!(status.active, Colour::Green);
+    assert_eq!(status.phase, Some(Phase::Completed));
+    let first_epoch = status.plan.epoch;
     assert!(green["status"]["epoch"].as_u64().is_some());
 
     // And back: the rollback is the same flow in reverse.
@@ -151,9 +139,9 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
         .wait_for_child("orders-green", "deleted", Value::is_null)
         .await?;
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(active(&status), v1::Colour::Blue);
-    assert_eq!(phase(&status), v1::Phase::Completed);
-    assert!(status.plan.as_ref().map_or(0, |p| p.epoch) > first_epoch);
+    assert_eq!(status.active, Colour::Blue);
+    assert_eq!(status.phase, Some(Phase::Completed));
+    assert!(status.plan.epoch > first_epoch);
 
     for expected in [
         "CreatingBlue",
@@ -179,14 +167,10 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
     world.wait_for("orders", "deleted", Value::is_null).await?;
     assert!(world.child("orders-blue").is_none());
     let mut control = world.coordinator.control().await?;
-    let gone = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "default-orders".into(),
-        })
-        .await;
+    let gone = control.get(&PipelineName::new("default-orders")?).await;
     assert_eq!(
-        gone.map(|_| ()).map_err(|s| s.code()),
-        Err(tonic::Code::NotFound)
+        gone.map(|_| ()).map_err(|e| e.code()),
+        Err(Some(tonic::Code::NotFound))
     );
 
     // deploy/controller.yaml grants what the controller did, and nothing
@@ -214,8 +198,8 @@ async fn a_new_colour_failing_within_the_grace_period_is_aborted() -> anyhow::Re
     // aborted, GREEN deleted, BLUE keeps emitting.
     world.awaiting_promotion("orders").await?;
     assert_eq!(
-        phase(&pipeline(&world, "orders").await?),
-        v1::Phase::Scheduled
+        pipeline(&world, "orders").await?.phase,
+        Some(Phase::Scheduled)
     );
     let crash = json!({"status": {"jobStatus": {"state": "FAILED"}, "error": "TaskManager lost"}});
     world
@@ -239,8 +223,8 @@ async fn a_new_colour_failing_within_the_grace_period_is_aborted() -> anyhow::Re
         "the status shows why: {aborted}"
     );
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(phase(&status), v1::Phase::Aborted);
-    assert_eq!(active(&status), v1::Colour::Blue);
+    assert_eq!(status.phase, Some(Phase::Aborted));
+    assert_eq!(status.active, Colour::Blue);
     world
         .wait_for_event_where("orders", "Aborted", |note| {
             note.contains("GREEN failed: TaskManager lost")
@@ -273,8 +257,8 @@ async fn a_new_colour_failing_within_the_grace_period_is_aborted() -> anyhow::Re
         .wait_for_child("orders-green", "deleted", Value::is_null)
         .await?;
     assert_eq!(
-        phase(&pipeline(&world, "orders").await?),
-        v1::Phase::Aborted
+        pipeline(&world, "orders").await?.phase,
+        Some(Phase::Aborted)
     );
     Ok(())
 }
@@ -287,7 +271,7 @@ async fn manual_promotion_waits_for_the_annotation() -> anyhow::Result<()> {
     let status = pipeline(&world, "orders").await?;
     let transition = status.transition.expect("a transition");
     assert!(!transition.auto_promote && !transition.promoted);
-    let horizon = status.plan.as_ref().map_or(i64::MAX, |p| p.horizon);
+    let horizon = status.plan.horizon;
     assert!(
         horizon <= transition.at,
         "the horizon waits below the cutover"
@@ -320,7 +304,7 @@ async fn manual_promotion_waits_for_the_annotation() -> anyhow::Result<()> {
     );
     assert!(!condition(&promoted, "AwaitingPromotion"));
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(active(&status), v1::Colour::Green);
+    assert_eq!(status.active, Colour::Green);
     assert!(status.transition.is_some_and(|t| t.promoted));
     world.wait_for_event("orders", "Promoted").await?;
     Ok(())
@@ -340,8 +324,8 @@ async fn a_restarted_controller_finishes_the_transition() -> anyhow::Result<()> 
         .annotate("orders", PROMOTE_ANNOTATION, Some("true"))
         .await?;
     assert_eq!(
-        phase(&pipeline(&world, "orders").await?),
-        v1::Phase::Scheduled,
+        pipeline(&world, "orders").await?.phase,
+        Some(Phase::Scheduled),
         "nothing promotes without a controller"
     );
     world.start_controller()?;
@@ -354,8 +338,8 @@ async fn a_restarted_controller_finishes_the_transition() -> anyhow::Result<()> 
     let after = world.child("orders-green").expect("the GREEN child");
     assert_eq!(uid(&after), uid(&green), "GREEN was not recreated");
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(active(&status), v1::Colour::Green);
-    assert_eq!(phase(&status), v1::Phase::Completed);
+    assert_eq!(status.active, Colour::Green);
+    assert_eq!(status.phase, Some(Phase::Completed));
     assert!(
         status.transition.as_ref().map(|t| t.id) == scheduled.transition.as_ref().map(|t| t.id),
         "the same transition completed, no second one was scheduled"
@@ -384,11 +368,7 @@ async fn suspend_stops_the_active_colour_with_a_savepoint_and_resume_restarts_it
     assert_eq!(child["spec"]["job"]["state"], "suspended");
     assert!(child["status"]["jobStatus"]["upgradeSavepointPath"].is_string());
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(
-        status.blue.map(|g| g.connected),
-        Some(0),
-        "BLUE's gates are gone"
-    );
+    assert_eq!(status.blue.connected, 0, "BLUE's gates are gone");
 
     world
         .resources
@@ -438,7 +418,7 @@ async fn a_template_edited_again_before_the_cutover_starts_over() -> anyhow::Res
         .await?;
     world.wait_for_event("orders", "TemplateChanged").await?;
     let status = pipeline(&world, "orders").await?;
-    assert_eq!(active(&status), v1::Colour::Green);
-    assert_eq!(phase(&status), v1::Phase::Completed);
+    assert_eq!(status.active, Colour::Green);
+    assert_eq!(status.phase, Some(Phase::Completed));
     Ok(())
 }

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use cutover_core::{Colour, PipelineName};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_client::ControlClient;
+use cutover_core::{Colour, Phase, PipelineName, PipelineStatus};
 use cutover_tests::etcd::EtcdServer;
 use cutover_tests::process::CoordinatorProcess;
 use cutover_tests::workload::{RunningJob, stream, tally};
@@ -19,14 +18,9 @@ use rand::{Rng, SeedableRng};
 const LIMIT: Duration = Duration::from_secs(60);
 const RECORDS: u32 = 30_000;
 
-async fn status(endpoint: &str, pipeline: &str) -> anyhow::Result<v1::PipelineStatus> {
-    let mut control = ControlServiceClient::connect(endpoint.to_string()).await?;
-    Ok(control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: pipeline.into(),
-        })
-        .await?
-        .into_inner())
+async fn status(endpoint: &str, name: &str) -> anyhow::Result<PipelineStatus> {
+    let mut control = ControlClient::connect(endpoint).await?;
+    Ok(control.get(&pipeline(name)).await?)
 }
 
 /// Kills the coordinator (after a random pause), restarts it, and checks
@@ -56,7 +50,7 @@ async fn crash(
         horizon_of(&after) >= horizon_of(&before),
         "the horizon went back"
     );
-    let segments = |s: &v1::PipelineStatus| s.plan.as_ref().map(|p| p.segments.clone());
+    let segments = |s: &PipelineStatus| s.plan.timeline.clone();
     assert_eq!(
         segments(&after),
         segments(&before),
@@ -67,11 +61,9 @@ async fn crash(
         return Ok(());
     }
     // Every gate that was connected before is back.
-    let connected = |s: &v1::PipelineStatus| {
-        s.blue.map_or(0, |g| g.connected) + s.green.map_or(0, |g| g.connected)
-    };
+    let connected = |s: &PipelineStatus| s.blue.connected + s.green.connected;
     let expected = connected(&before);
-    let mut control = ControlServiceClient::connect(coordinator.endpoint()).await?;
+    let mut control = ControlClient::connect(coordinator.endpoint()).await?;
     wait_for_status(&mut control, pipeline, LIMIT, |s| connected(s) >= expected).await?;
     println!(
         "restart after kill: serving in {serving:?}, {expected} gates reconnected in {:?}",
@@ -96,42 +88,39 @@ async fn crash_through_a_transition(store: &str, seed: u64) -> anyhow::Result<()
 
     // Scheduled a few windows ahead, so the first crash lands while it is
     // still abortable.
-    let mut control = ControlServiceClient::connect(coordinator.endpoint()).await?;
+    let mut control = ControlClient::connect(coordinator.endpoint()).await?;
     // The horizon moves on while we ask: retry on "below the horizon".
     loop {
         let now = status(&coordinator.endpoint(), &name).await?;
         let at = horizon_of(&now) + 30_000;
-        match schedule(&mut control, schedule_at(&name, v1::Colour::Blue, at, true)).await {
+        match schedule(&mut control, &name, schedule_at(Colour::Blue, at, true)).await {
             Ok(_) => break,
             Err(e) if e.to_string().contains("below the horizon") => continue,
             Err(e) => return Err(e),
         }
     }
     let phase = status(&coordinator.endpoint(), &name).await?.phase;
-    assert_eq!(phase, v1::Phase::Scheduled as i32);
+    assert_eq!(phase, Some(Phase::Scheduled));
     crash(&mut coordinator, &name, &mut rng, true)
         .await
         .map_err(|e| e.context("crash while SCHEDULED"))?;
 
-    for phase in [v1::Phase::CuttingOver, v1::Phase::Drained] {
-        let mut control = ControlServiceClient::connect(coordinator.endpoint()).await?;
-        wait_for_status(&mut control, &name, LIMIT, |s| s.phase >= phase as i32).await?;
+    // Waits for the phase or a later one.
+    let reached = |phase: Phase, s: &PipelineStatus| match phase {
+        Phase::CuttingOver => matches!(s.phase, Some(Phase::CuttingOver | Phase::Drained)),
+        other => s.phase == Some(other),
+    };
+    for phase in [Phase::CuttingOver, Phase::Drained] {
+        let mut control = ControlClient::connect(coordinator.endpoint()).await?;
+        wait_for_status(&mut control, &name, LIMIT, |s| reached(phase, s)).await?;
         crash(&mut coordinator, &name, &mut rng, false)
             .await
             .map_err(|e| e.context(format!("crash while {phase:?}")))?;
     }
     let after = status(&coordinator.endpoint(), &name).await?;
-    assert_eq!(
-        after.phase,
-        v1::Phase::Drained as i32,
-        "DRAINED is persisted"
-    );
-    let mut control = ControlServiceClient::connect(coordinator.endpoint()).await?;
-    control
-        .complete_transition(v1::CompleteTransitionRequest {
-            pipeline: name.clone(),
-        })
-        .await?;
+    assert_eq!(after.phase, Some(Phase::Drained), "DRAINED is persisted");
+    let mut control = ControlClient::connect(coordinator.endpoint()).await?;
+    control.complete(&pipeline).await?;
 
     let (green, blue) = (green.finish().await?, blue.finish().await?);
     let (duplicates, gaps) = tally(total, &green, &blue);

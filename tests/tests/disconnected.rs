@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use cutover_client::{Client, ClientConfig, Decision, Key};
 use cutover_coordinator::store::FileStore;
-use cutover_core::{Colour, Epoch, PipelineName};
-use cutover_proto::v1;
+use cutover_core::{Colour, Epoch, PipelineName, ScheduleRequest};
 use cutover_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -32,7 +31,12 @@ async fn a_gate_cut_off_decides_below_its_horizon_holds_at_it_and_resumes() -> a
     blue.observe_watermark(Key(10_000));
     let mut control = coordinator.control().await?;
     wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
-    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    let (_, at) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
+    .await?;
     green.observe_watermark(Key(at + 100));
     let passed =
         wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at + 100).await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cutover_client::{Client, ClientConfig, Colour, Decision, Key};
 use cutover_coordinator::store::{FileStore, MemoryStore};
-use cutover_core::{Epoch, Incarnation, PipelineName};
+use cutover_core::{CutoverAt, Epoch, Phase, PipelineName, ScheduleRequest};
 use cutover_proto::convert::gate_identity_to;
 use cutover_proto::v1;
 use cutover_proto::v1::client_message::Kind;
@@ -55,22 +55,11 @@ async fn a_pipeline_deleted_and_created_again_reaches_gates_that_held_the_old_on
     // again, owned by BLUE, through another coordinator on the same store.
     let other = TestCoordinator::start(store()?, test_config()).await?;
     let mut control = other.control().await?;
-    control
-        .delete_pipeline(v1::DeletePipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?;
-    let created = control
-        .create_pipeline(v1::CreatePipelineRequest {
-            pipeline: "orders".into(),
-            owner: v1::Colour::Blue as i32,
-            horizon_window: 0,
-        })
-        .await?
-        .into_inner();
-    let plan = created.plan.expect("a plan");
-    assert_eq!(plan.epoch, 1);
-    assert_ne!(plan.incarnation, old.incarnation.0);
+    control.delete(&pipeline).await?;
+    let created = control.create(&pipeline, Colour::Blue, None).await?;
+    let plan = created.plan;
+    assert_eq!(plan.epoch, Epoch(1));
+    assert_ne!(plan.incarnation, old.incarnation);
     other.stop().await?;
 
     // The gate's coordinator comes back: the gate installs the new
@@ -81,7 +70,7 @@ async fn a_pipeline_deleted_and_created_again_reaches_gates_that_held_the_old_on
         client.wait_for_plan(&pipeline, |p| p.incarnation != old.incarnation),
     )
     .await?;
-    assert_eq!(new.incarnation, Incarnation(plan.incarnation));
+    assert_eq!(new.incarnation, plan.incarnation);
     gate.observe_watermark(Key(30_000));
     tokio::time::timeout(LIMIT, gate.wait_until_decidable(Key(30_000))).await?;
     assert_eq!(gate.decide(Key(30_000)), Decision::Drop, "BLUE owns it now");
@@ -173,57 +162,33 @@ async fn protocol_leniency_is_gone() -> anyhow::Result<()> {
 async fn values_that_break_arithmetic_are_refused_and_change_nothing() -> anyhow::Result<()> {
     let (coordinator, _client, _gate, _) = gate_past_a_cutover().await?;
     let mut control = coordinator.control().await?;
-    let before = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
+    let before = control.get(&pipeline("orders")).await?;
     for window in [1u64 << 63, u64::MAX, (1 << 40) + 1] {
         let refused = control
-            .create_pipeline(v1::CreatePipelineRequest {
-                pipeline: "wide".into(),
-                owner: v1::Colour::Green as i32,
-                horizon_window: window,
-            })
+            .create(&pipeline("wide"), Colour::Green, Some(window))
             .await
             .expect_err("window out of bounds");
-        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-        assert!(refused.message().contains("2^40"), "{}", refused.message());
+        assert_eq!(refused.code(), Some(Code::InvalidArgument), "{refused:?}");
+        assert!(refused.to_string().contains("2^40"), "{refused}");
     }
-    let rollback =
-        |at: Option<v1::schedule_transition_request::At>, lateness| v1::ScheduleTransitionRequest {
-            at,
-            allowed_lateness: lateness,
-            ..schedule_earliest("orders", v1::Colour::Green)
-        };
+    let rollback = |at, allowed_lateness| ScheduleRequest {
+        at,
+        allowed_lateness,
+        ..ScheduleRequest::earliest(Colour::Green)
+    };
     let cases = [
-        (
-            rollback(
-                Some(v1::schedule_transition_request::At::Earliest(true)),
-                u64::MAX,
-            ),
-            "2^40",
-        ),
-        (
-            rollback(Some(v1::schedule_transition_request::At::Key(i64::MAX)), 0),
-            "2^62",
-        ),
+        (rollback(CutoverAt::Earliest, u64::MAX), "2^40"),
+        (rollback(CutoverAt::Key(Key(i64::MAX)), 0), "2^62"),
     ];
     for (request, bound) in cases {
         let refused = control
-            .schedule_transition(request)
+            .schedule(&pipeline("orders"), request)
             .await
             .expect_err("out of bounds");
-        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-        assert!(refused.message().contains(bound), "{}", refused.message());
+        assert_eq!(refused.code(), Some(Code::InvalidArgument), "{refused:?}");
+        assert!(refused.to_string().contains(bound), "{refused}");
     }
-    let after = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
+    let after = control.get(&pipeline("orders")).await?;
     assert_eq!(epoch_of(&after), epoch_of(&before), "nothing was written");
     Ok(())
 }
@@ -244,54 +209,39 @@ async fn promote_and_abort_racing_never_both_succeed() -> anyhow::Result<()> {
     let base = horizon_of(&ready);
     let (mut promoted, mut aborted) = (0, 0);
     for round in 0..40i64 {
-        let status = control
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: "orders".into(),
-            })
-            .await?
-            .into_inner();
-        let target = if status.active == v1::Colour::Green as i32 {
-            v1::Colour::Blue
-        } else {
-            v1::Colour::Green
-        };
+        let status = control.get(&pipeline("orders")).await?;
+        let target = status.active.other();
         let at = base + (round + 1) * 100_000;
         control
-            .schedule_transition(schedule_at("orders", target, at, false))
+            .schedule(&pipeline("orders"), schedule_at(target, at, false))
             .await?;
         let (mut a, mut b) = (control.clone(), control.clone());
-        let promote = async move {
-            a.promote(v1::PromoteRequest {
-                pipeline: "orders".into(),
-            })
-            .await
-        };
-        let abort = async move {
-            b.abort_transition(v1::AbortTransitionRequest {
-                pipeline: "orders".into(),
-            })
-            .await
-        };
+        let name = pipeline("orders");
+        let promote = async { a.promote(&name).await };
+        let abort = async { b.abort(&name).await };
         let (p, ab) = tokio::join!(promote, abort);
-        let status = control
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: "orders".into(),
-            })
-            .await?
-            .into_inner();
+        let status = control.get(&pipeline("orders")).await?;
         match (p, ab) {
             (Ok(_), Err(refused)) => {
                 promoted += 1;
-                assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+                assert_eq!(
+                    refused.code(),
+                    Some(Code::FailedPrecondition),
+                    "{refused:?}"
+                );
                 // Promoted: irrevocable, although the horizon has not
                 // reached the cutover yet.
-                assert_eq!(status.phase, v1::Phase::CuttingOver as i32, "round {round}");
+                assert_eq!(status.phase, Some(Phase::CuttingOver), "round {round}");
                 assert!(horizon_of(&status) <= at);
             }
             (Err(refused), Ok(_)) => {
                 aborted += 1;
-                assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-                assert_eq!(status.phase, v1::Phase::Aborted as i32, "round {round}");
+                assert_eq!(
+                    refused.code(),
+                    Some(Code::FailedPrecondition),
+                    "{refused:?}"
+                );
+                assert_eq!(status.phase, Some(Phase::Aborted), "round {round}");
             }
             (p, ab) => panic!("round {round}: promote {p:?}, abort {ab:?}"),
         }
@@ -317,42 +267,34 @@ async fn a_recorded_operator_is_forgotten_through_the_control_api_and_the_cli() 
     let mut stray = identity("orders", Colour::Green, 0, 5_000);
     stray.gate_uid = "stray".into();
     let stray_gate = stray_client.gate(stray)?;
-    wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.green.is_some_and(|g| g.connected == 2)
-    })
+    wait_for_status(&mut control, "orders", LIMIT, |s| s.green.connected == 2).await?;
+    let (_, at) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
     .await?;
-    let (_, at) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
     sink.observe_watermark(Key(at + 10));
     wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.phase == v1::Phase::CuttingOver as i32
+        s.phase == Some(Phase::CuttingOver)
     })
     .await?;
 
-    let forget = v1::ForgetOperatorRequest {
-        pipeline: "orders".into(),
-        colour: v1::Colour::Green as i32,
-        gate_uid: "stray".into(),
-    };
     let refused = control
-        .forget_operator(forget.clone())
+        .forget_operator(&pipeline, Colour::Green, "stray")
         .await
         .expect_err("connected");
-    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        Some(Code::FailedPrecondition),
+        "{refused:?}"
+    );
     drop(stray_gate);
     stray_client.shutdown().await;
-    wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.green.is_some_and(|g| g.connected == 1)
-    })
-    .await?;
+    wait_for_status(&mut control, "orders", LIMIT, |s| s.green.connected == 1).await?;
     assert_eq!(
-        control
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: "orders".into()
-            })
-            .await?
-            .into_inner()
-            .phase,
-        v1::Phase::CuttingOver as i32,
+        control.get(&pipeline).await?.phase,
+        Some(Phase::CuttingOver),
         "the stray operator holds DRAINED back"
     );
 
@@ -380,15 +322,14 @@ async fn a_recorded_operator_is_forgotten_through_the_control_api_and_the_cli() 
         String::from_utf8_lossy(&output.stderr)
     );
     wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.phase == v1::Phase::Drained as i32
+        s.phase == Some(Phase::Drained)
     })
     .await?;
     let unknown = control
-        .forget_operator(forget)
+        .forget_operator(&pipeline, Colour::Green, "stray")
         .await
         .expect_err("forgotten already");
-    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    assert_eq!(unknown.code(), Some(Code::NotFound), "{unknown:?}");
     drop(sink);
-    let _ = pipeline;
     Ok(())
 }

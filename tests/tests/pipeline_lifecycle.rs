@@ -11,6 +11,7 @@ use cutover_coordinator::store::{MemoryStore, Store};
 use cutover_core::{Epoch, PipelineName};
 use cutover_proto::v1;
 use cutover_tests::*;
+use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<()> {
@@ -22,14 +23,11 @@ async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<
     let gate = client.gate(identity("orders", Colour::Blue, 0, 1))?;
     tokio::time::timeout(limit, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
     let mut control = coordinator.control().await?;
-    let delete = v1::DeletePipelineRequest {
-        pipeline: "orders".into(),
-    };
-
     let refused = control
-        .delete_pipeline(delete.clone())
+        .delete(&pipeline)
         .await
         .expect_err("a connected gate blocks the deletion");
+    let refused = refused.status().expect("a refusal");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(
         refused.message().contains("1 connected gates"),
@@ -41,56 +39,38 @@ async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<
         "nothing was deleted"
     );
 
-    let mut watch = control
-        .watch_pipeline(v1::WatchPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
+    let mut watch = Box::pin(control.watch(&pipeline).await?);
     drop(gate);
     client.shutdown().await;
-    wait_for_status(&mut control, "orders", limit, |s| {
-        s.blue.is_some_and(|g| g.connected == 0)
-    })
-    .await?;
-    let deleted = control.delete_pipeline(delete.clone()).await?.into_inner();
-    assert_eq!(deleted.epoch, 1);
+    wait_for_status(&mut control, "orders", limit, |s| s.blue.connected == 0).await?;
+    let deleted = control.delete(&pipeline).await?;
+    assert_eq!(deleted, Epoch(1));
     assert!(store.load(&pipeline).await?.is_none());
-    let gone = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await
-        .expect_err("deleted");
-    assert_eq!(gone.code(), tonic::Code::NotFound);
+    let gone = control.get(&pipeline).await.expect_err("deleted");
+    assert_eq!(gone.code(), Some(tonic::Code::NotFound));
     let ended = tokio::time::timeout(limit, async {
         loop {
-            match watch.message().await {
-                Ok(Some(_)) => continue,
+            match watch.next().await {
+                Some(Ok(_)) => continue,
                 other => return other,
             }
         }
     })
     .await?;
     assert_eq!(
-        ended.map(|_| ()).map_err(|s| s.code()),
-        Err(tonic::Code::NotFound),
+        ended.map(|e| e.map(|_| ()).map_err(|e| e.code())),
+        Some(Err(Some(tonic::Code::NotFound))),
         "the watch ends with NOT_FOUND"
     );
-    let again = control.delete_pipeline(delete).await.expect_err("gone");
-    assert_eq!(again.code(), tonic::Code::NotFound);
+    let again = control.delete(&pipeline).await.expect_err("gone");
+    assert_eq!(again.code(), Some(tonic::Code::NotFound));
 
     // A gate of the other colour starts a fresh pipeline owned by it.
     let client = Client::connect(ClientConfig::new(coordinator.endpoint()))?;
     let _gate = client.gate(identity("orders", Colour::Green, 0, 1))?;
     tokio::time::timeout(limit, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
-    let fresh = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
-    assert_eq!(fresh.active, v1::Colour::Green as i32);
+    let fresh = control.get(&pipeline).await?;
+    assert_eq!(fresh.active, Colour::Green);
     assert_eq!(epoch_of(&fresh), 1);
     Ok(())
 }
@@ -99,30 +79,20 @@ async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<
 async fn create_pipeline_sets_owner_and_window_once() -> anyhow::Result<()> {
     let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
     let mut control = coordinator.control().await?;
-    let create = |owner: v1::Colour, window: u64| v1::CreatePipelineRequest {
-        pipeline: "orders".into(),
-        owner: owner as i32,
-        horizon_window: window,
-    };
-    let created = control
-        .create_pipeline(create(v1::Colour::Green, 2_500))
-        .await?
-        .into_inner();
-    assert_eq!(created.active, v1::Colour::Green as i32);
     let name = PipelineName::new("orders")?;
+    let created = control.create(&name, Colour::Green, Some(2_500)).await?;
+    assert_eq!(created.active, Colour::Green);
     let cell = coordinator.coordinator.cell(&name).await?;
     assert_eq!(cell.doc().policy.window, 2_500);
 
     // Again, with other values: the pipeline is returned unchanged.
-    let again = control
-        .create_pipeline(create(v1::Colour::Blue, 9_000))
-        .await?
-        .into_inner();
-    assert_eq!(again.active, v1::Colour::Green as i32);
+    let again = control.create(&name, Colour::Blue, Some(9_000)).await?;
+    assert_eq!(again.active, Colour::Green);
     assert_eq!(cell.doc().policy.window, 2_500);
 
     // Bad input is refused with the reason and creates nothing.
     let bad = control
+        .raw()
         .create_pipeline(v1::CreatePipelineRequest {
             pipeline: "payments".into(),
             owner: 0,
@@ -133,11 +103,9 @@ async fn create_pipeline_sets_owner_and_window_once() -> anyhow::Result<()> {
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("owner"), "{}", bad.message());
     let unknown = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "payments".into(),
-        })
+        .get(&PipelineName::new("payments")?)
         .await
         .expect_err("not created");
-    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert_eq!(unknown.code(), Some(tonic::Code::NotFound));
     Ok(())
 }

@@ -7,9 +7,8 @@
 
 use std::time::Duration;
 
-use cutover_core::{Colour, PipelineName};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_client::control::ControlClient;
+use cutover_core::{Colour, Key, Phase, PipelineName, ScheduleRequest};
 use cutover_tests::etcd::EtcdServer;
 use cutover_tests::process::CoordinatorProcess;
 use cutover_tests::workload::{RunningJob, stream, tally};
@@ -18,10 +17,8 @@ use cutover_tests::*;
 const LIMIT: Duration = Duration::from_secs(60);
 const RECORDS: u32 = 30_000;
 
-async fn control(
-    process: &CoordinatorProcess,
-) -> anyhow::Result<ControlServiceClient<tonic::transport::Channel>> {
-    Ok(ControlServiceClient::connect(process.endpoint()).await?)
+async fn control(process: &CoordinatorProcess) -> anyhow::Result<ControlClient> {
+    Ok(ControlClient::connect(process.endpoint()).await?)
 }
 
 async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
@@ -48,19 +45,9 @@ async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
     // Schedule through A, far ahead and waiting for promotion.
     let far = loop {
         let mut control_a = control(a).await?;
-        let now = control_a
-            .get_pipeline(v1::GetPipelineRequest {
-                pipeline: name.clone(),
-            })
-            .await?
-            .into_inner();
+        let now = control_a.get(&pipeline).await?;
         let at = horizon_of(&now) + 60_000;
-        match schedule(
-            &mut control_a,
-            schedule_at(&name, v1::Colour::Blue, at, false),
-        )
-        .await
-        {
+        match schedule(&mut control_a, &name, schedule_at(Colour::Blue, at, false)).await {
             Ok(_) => break at,
             Err(e) if e.to_string().contains("below the horizon") => continue,
             Err(e) => return Err(e),
@@ -69,37 +56,31 @@ async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
     // B sees it through the store, and aborts it.
     let mut control_b = control(b).await?;
     wait_for_status(&mut control_b, &name, LIMIT, |s| {
-        s.transition.as_ref().is_some_and(|t| t.at == far)
+        s.transition.as_ref().is_some_and(|t| t.at == Key(far))
     })
     .await?;
-    control_b
-        .abort_transition(v1::AbortTransitionRequest {
-            pipeline: name.clone(),
-        })
-        .await?;
+    control_b.abort(&pipeline).await?;
     // C sees the abort, and schedules again at EARLIEST, waiting for
     // promotion.
     let mut control_c = control(c).await?;
     wait_for_status(&mut control_c, &name, LIMIT, |s| {
-        s.phase == v1::Phase::Aborted as i32
+        s.phase == Some(Phase::Aborted)
     })
     .await?;
-    let mut request = schedule_earliest(&name, v1::Colour::Blue);
-    request.auto_promote = false;
-    let (_, at) = schedule(&mut control_c, request).await?;
+    let request = ScheduleRequest {
+        auto_promote: false,
+        ..ScheduleRequest::earliest(Colour::Blue)
+    };
+    let (_, at) = schedule(&mut control_c, &name, request).await?;
     // B promotes; A sees the cutover pass.
     wait_for_status(&mut control_b, &name, LIMIT, |s| {
-        s.transition.as_ref().is_some_and(|t| t.at == at)
+        s.transition.as_ref().is_some_and(|t| t.at == Key(at))
     })
     .await?;
-    control_b
-        .promote(v1::PromoteRequest {
-            pipeline: name.clone(),
-        })
-        .await?;
+    control_b.promote(&pipeline).await?;
     let mut control_a = control(a).await?;
     let passed = wait_for_status(&mut control_a, &name, LIMIT, |s| horizon_of(s) > at).await?;
-    let segments = passed.plan.as_ref().map_or(0, |p| p.segments.len());
+    let segments = passed.plan.timeline.segments().len();
     assert_eq!(
         segments, 2,
         "one cutover in the plan: the aborted one left no trace"

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use cutover_client::{Client, ClientConfig, Decision, Gate, Key};
 use cutover_coordinator::store::MemoryStore;
-use cutover_core::{Colour, Epoch, PipelineName};
-use cutover_proto::v1;
+use cutover_core::{Colour, Epoch, Phase, PipelineName, ScheduleRequest};
 use cutover_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -89,21 +88,23 @@ async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<(
     let mut control = coordinator.control().await?;
     let mut fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
     let ready = wait_for_status(&mut control, "orders", LIMIT, |s| {
-        horizon_of(s) > i64::MIN
-            && s.blue.as_ref().is_some_and(|b| b.expected == 2)
-            && s.green.as_ref().is_some_and(|g| g.connected == 3)
+        horizon_of(s) > i64::MIN && s.blue.expected == 2 && s.green.connected == 3
     })
     .await?;
     assert_eq!(
         ready.active,
-        v1::Colour::Green as i32,
+        Colour::Green,
         "the first gate's colour owns the new pipeline"
     );
 
-    let (scheduled, at) =
-        schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    let (scheduled, at) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
+    .await?;
     assert_eq!(at, horizon_of(&ready), "EARLIEST is the persisted horizon");
-    assert_eq!(scheduled.phase, v1::Phase::Scheduled as i32);
+    assert_eq!(scheduled.phase, Some(Phase::Scheduled));
     fleet.all_installed("orders", epoch_of(&scheduled)).await?;
     assert_eq!(
         fleet.decisions(at - 1),
@@ -118,7 +119,7 @@ async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<(
     // Gates move past the cutover: the horizon follows, the old colour drains.
     fleet.watermark(at + 10);
     let drained = wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.phase == v1::Phase::Drained as i32
+        s.phase == Some(Phase::Drained)
     })
     .await?;
     fleet.all_installed("orders", epoch_of(&drained)).await?;
@@ -132,23 +133,17 @@ async fn cutover_at_earliest_runs_to_drained_and_completed() -> anyhow::Result<(
         "keys below the cutover never change hands"
     );
     let acked = wait_for_status(&mut control, "orders", LIMIT, |s| {
-        let (b, g) = (s.blue.unwrap_or_default(), s.green.unwrap_or_default());
-        b.acked == 2 && g.acked == 3
+        s.blue.acked == 2 && s.green.acked == 3
     })
     .await?;
     assert!(epoch_of(&acked) >= epoch_of(&drained));
 
-    let completed = control
-        .complete_transition(v1::CompleteTransitionRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
-    assert_eq!(completed.phase, v1::Phase::Completed as i32);
+    let completed = control.complete(&pipeline("orders")).await?;
+    assert_eq!(completed.phase, Some(Phase::Completed));
     // GREEN's job is stopped: the completion retires the keys below the
     // cutover for both colours (GREEN decided them; BLUE never owned them)
     // and compacts the timeline into BLUE's one segment.
-    assert_eq!(completed.plan.as_ref().map(|p| p.segments.len()), Some(1));
+    assert_eq!(completed.plan.timeline.segments().len(), 1);
     fleet.all_installed("orders", epoch_of(&completed)).await?;
     assert_eq!(
         fleet.decisions(at - 1),
@@ -171,18 +166,12 @@ async fn abort_before_the_horizon_passes_restores_the_plan() -> anyhow::Result<(
         wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
     let far = horizon_of(&ready) + 1_000_000;
     let scheduled = control
-        .schedule_transition(schedule_at("orders", v1::Colour::Blue, far, true))
-        .await?
-        .into_inner();
+        .schedule(&pipeline("orders"), schedule_at(Colour::Blue, far, true))
+        .await?;
     fleet.all_installed("orders", epoch_of(&scheduled)).await?;
-    let aborted = control
-        .abort_transition(v1::AbortTransitionRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
-    assert_eq!(aborted.phase, v1::Phase::Aborted as i32);
-    assert_eq!(aborted.plan.as_ref().map(|p| p.segments.len()), Some(1));
+    let aborted = control.abort(&pipeline("orders")).await?;
+    assert_eq!(aborted.phase, Some(Phase::Aborted));
+    assert_eq!(aborted.plan.timeline.segments().len(), 1);
     fleet.all_installed("orders", epoch_of(&aborted)).await?;
     let plan = fleet.clients[0]
         .plan(&PipelineName::new("orders")?)
@@ -202,14 +191,24 @@ async fn rollback_after_the_cutover_hands_back_later_keys() -> anyhow::Result<()
     let mut control = coordinator.control().await?;
     let mut fleet = fleet(&coordinator.endpoint(), "orders", 10_000).await?;
     wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
-    let (_, t1) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Blue)).await?;
+    let (_, t1) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Blue),
+    )
+    .await?;
     fleet.watermark(t1 + 10);
     wait_for_status(&mut control, "orders", LIMIT, |s| {
-        s.phase == v1::Phase::Drained as i32
+        s.phase == Some(Phase::Drained)
     })
     .await?;
     // Roll back without completing: GREEN takes keys from the new horizon on.
-    let (_, t2) = schedule(&mut control, schedule_earliest("orders", v1::Colour::Green)).await?;
+    let (_, t2) = schedule(
+        &mut control,
+        "orders",
+        ScheduleRequest::earliest(Colour::Green),
+    )
+    .await?;
     assert!(t2 > t1);
     fleet.watermark(t2 + 10);
     let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > t2).await?;
@@ -248,11 +247,11 @@ async fn manual_promotion_holds_the_horizon_at_the_cutover() -> anyhow::Result<(
         wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > i64::MIN).await?;
     let at = horizon_of(&ready) + 500;
     control
-        .schedule_transition(schedule_at("orders", v1::Colour::Blue, at, false))
+        .schedule(&pipeline("orders"), schedule_at(Colour::Blue, at, false))
         .await?;
     fleet.watermark(at + 5_000);
     let capped = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) == at).await?;
-    assert_eq!(capped.phase, v1::Phase::Scheduled as i32, "still abortable");
+    assert_eq!(capped.phase, Some(Phase::Scheduled), "still abortable");
     fleet.all_installed("orders", epoch_of(&capped)).await?;
     assert_eq!(
         fleet.decisions(at),
@@ -260,23 +259,17 @@ async fn manual_promotion_holds_the_horizon_at_the_cutover() -> anyhow::Result<(
     );
     // The horizon stays put while the gates push against it.
     fleet.watermark(at + 9_000);
-    let status = control
-        .get_pipeline(v1::GetPipelineRequest {
-            pipeline: "orders".into(),
-        })
-        .await?
-        .into_inner();
+    let status = control.get(&pipeline("orders")).await?;
     assert_eq!(horizon_of(&status), at);
 
-    control
-        .promote(v1::PromoteRequest {
-            pipeline: "orders".into(),
-        })
-        .await?;
+    control.promote(&pipeline("orders")).await?;
     let passed = wait_for_status(&mut control, "orders", LIMIT, |s| horizon_of(s) > at).await?;
     // Irrevocable now; the GREEN gates are already past the cutover, so it
     // may be drained in the same step.
-    assert!([v1::Phase::CuttingOver as i32, v1::Phase::Drained as i32].contains(&passed.phase));
+    assert!(matches!(
+        passed.phase,
+        Some(Phase::CuttingOver | Phase::Drained)
+    ));
     fleet.all_installed("orders", epoch_of(&passed)).await?;
     assert_eq!(
         fleet.decisions(at),

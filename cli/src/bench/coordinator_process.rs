@@ -7,10 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_client::ControlClient;
 use tokio::process::{Child, Command};
-use tonic::transport::Channel;
 
 /// A running coordinator process.
 pub struct CoordinatorProcess {
@@ -20,10 +18,10 @@ pub struct CoordinatorProcess {
 
 /// Connects to a control service, retrying refused or reset connections
 /// for up to 30 s.
-pub async fn connect_control(endpoint: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
+pub async fn connect_control(endpoint: &str) -> anyhow::Result<ControlClient> {
     let started = Instant::now();
     loop {
-        match ControlServiceClient::connect(endpoint.to_string()).await {
+        match ControlClient::connect(endpoint).await {
             Ok(control) => return Ok(control),
             Err(e) if started.elapsed() < Duration::from_secs(30) => {
                 tracing::debug!(error = %e, "control connection failed; retrying");
@@ -65,7 +63,7 @@ impl CoordinatorProcess {
 
     /// A control client (retried for a while: under a storm of gate
     /// connections the listen queue may refuse a few).
-    pub async fn control(&self) -> anyhow::Result<ControlServiceClient<Channel>> {
+    pub async fn control(&self) -> anyhow::Result<ControlClient> {
         connect_control(&self.endpoint()).await
     }
 
@@ -75,11 +73,8 @@ impl CoordinatorProcess {
             if let Some(status) = self.child.try_wait()? {
                 bail!("cutover serve exited with {status}");
             }
-            if let Ok(mut control) = ControlServiceClient::connect(self.endpoint()).await
-                && control
-                    .list_pipelines(v1::ListPipelinesRequest {})
-                    .await
-                    .is_ok()
+            if let Ok(mut control) = ControlClient::connect(self.endpoint()).await
+                && control.list().await.is_ok()
             {
                 return Ok(());
             }

@@ -18,14 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use cutover_client::{Colour, ControlClient, Key, PipelineName};
 use cutover_coordinator::store::MemoryStore;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_core::ScheduleRequest;
+use futures::StreamExt;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use super::coordinator_process::connect_control;
 use super::etcd_fanout;
@@ -158,11 +158,11 @@ impl FanoutArgs {
     }
 
     async fn measure(&self, endpoint: &str) -> anyhow::Result<FanoutResult> {
-        let pipeline = format!("fanout-{}", unix_nanos() % 1_000_000_000);
+        let pipeline = PipelineName::new(format!("fanout-{}", unix_nanos() % 1_000_000_000))?;
         let shares = self.layout();
         // Connected before the gates storm the listener.
         let mut control = connect_control(endpoint).await?;
-        let mut fleet = Fleet::spawn(endpoint, &pipeline, &shares)?;
+        let mut fleet = Fleet::spawn(endpoint, pipeline.as_str(), &shares)?;
         wait_for_all_gates(
             &mut control,
             &pipeline,
@@ -224,7 +224,7 @@ fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
 
 /// Plan changes and the coordinator's ack counts, across rounds.
 struct Rounds {
-    pipeline: String,
+    pipeline: PipelineName,
     next: u32,
     /// (GREEN gates acked, epoch, Unix nanoseconds seen).
     acked: watch::Receiver<(u32, u64, u128)>,
@@ -232,26 +232,17 @@ struct Rounds {
 }
 
 impl Rounds {
-    async fn start(
-        control: &mut ControlServiceClient<Channel>,
-        pipeline: &str,
-    ) -> anyhow::Result<Rounds> {
-        let mut statuses = control
-            .watch_pipeline(v1::WatchPipelineRequest {
-                pipeline: pipeline.to_string(),
-            })
-            .await?
-            .into_inner();
+    async fn start(control: &mut ControlClient, pipeline: &PipelineName) -> anyhow::Result<Rounds> {
+        let statuses = control.watch(pipeline).await?;
         let (acked_tx, acked) = watch::channel((0u32, 0u64, 0u128));
         let watcher = tokio::spawn(async move {
-            while let Ok(Some(status)) = statuses.message().await {
-                let gates = status.green.as_ref().map_or(0, |g| g.acked);
-                let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
-                acked_tx.send_replace((gates, epoch, unix_nanos()));
+            let mut statuses = Box::pin(statuses);
+            while let Some(Ok(status)) = statuses.next().await {
+                acked_tx.send_replace((status.green.acked, status.plan.epoch.0, unix_nanos()));
             }
         });
         Ok(Rounds {
-            pipeline: pipeline.to_string(),
+            pipeline: pipeline.clone(),
             next: 0,
             acked,
             watcher,
@@ -262,7 +253,7 @@ impl Rounds {
     /// `live` holds it and until `gates` gates acked it.
     async fn run(
         &mut self,
-        control: &mut ControlServiceClient<Channel>,
+        control: &mut ControlClient,
         fleet: &Fleet,
         live: &[usize],
         gates: u32,
@@ -285,30 +276,18 @@ impl Rounds {
     }
 
     /// A schedule far ahead or its abort, in turn; returns the new epoch.
-    async fn change(&mut self, control: &mut ControlServiceClient<Channel>) -> anyhow::Result<u64> {
+    async fn change(&mut self, control: &mut ControlClient) -> anyhow::Result<u64> {
         let update = self.next;
         self.next += 1;
-        let pipeline = self.pipeline.clone();
         let status = if update.is_multiple_of(2) {
+            let at = Key((1i64 << 50) + i64::from(update));
             control
-                .schedule_transition(v1::ScheduleTransitionRequest {
-                    pipeline,
-                    target: v1::Colour::Blue as i32,
-                    at: Some(v1::schedule_transition_request::At::Key(
-                        (1i64 << 50) + i64::from(update),
-                    )),
-                    mode: v1::DecisionMode::EventTime as i32,
-                    allowed_lateness: 0,
-                    auto_promote: true,
-                })
+                .schedule(&self.pipeline, ScheduleRequest::at(Colour::Blue, at))
                 .await?
         } else {
-            control
-                .abort_transition(v1::AbortTransitionRequest { pipeline })
-                .await?
-        }
-        .into_inner();
-        Ok(status.plan.as_ref().map_or(0, |p| p.epoch))
+            control.abort(&self.pipeline).await?
+        };
+        Ok(status.plan.epoch.0)
     }
 }
 

@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_client::ControlClient;
+use cutover_core::PipelineName;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use super::share;
-use crate::demo::wait_for_status;
 
 /// Sessions and gates of one client process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,34 +149,31 @@ fn spawn_client(
 /// Waits until the coordinator sees `gates` GREEN gates connected and
 /// acked at its current epoch.
 pub async fn wait_for_all_gates(
-    control: &mut ControlServiceClient<Channel>,
-    pipeline: &str,
+    control: &mut ControlClient,
+    pipeline: &PipelineName,
     gates: u32,
     limit: Duration,
 ) -> anyhow::Result<()> {
     // The pipeline exists once the first gate arrived: poll for that only.
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let request = v1::GetPipelineRequest {
-            pipeline: pipeline.to_string(),
-        };
-        match control.get_pipeline(request).await {
+        match control.get(pipeline).await {
             Ok(_) => break,
-            Err(status) if status.code() == tonic::Code::NotFound => {}
-            Err(status) => return Err(status.into()),
+            Err(e) if e.code() == Some(tonic::Code::NotFound) => {}
+            Err(e) => return Err(e.into()),
         }
         if tokio::time::Instant::now() > deadline {
             bail!("no gate arrived within {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let all_acked = |s: &v1::PipelineStatus| {
-        let green = s.green.unwrap_or_default();
-        green.connected == gates && green.acked == gates
-    };
-    tokio::time::timeout_at(deadline, wait_for_status(control, pipeline, all_acked))
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    control
+        .wait_for(pipeline, left, |s| {
+            s.green.connected == gates && s.green.acked == gates
+        })
         .await
-        .with_context(|| format!("not every gate connected within {limit:?}"))??;
+        .with_context(|| format!("not every gate connected within {limit:?}"))?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
+use cutover_client::PipelineName;
 use serde::Serialize;
 
 use super::coordinator_process::{CoordinatorProcess, free_address};
@@ -94,11 +95,11 @@ async fn footprint(gates: u32, sessions: u32, processes: u32) -> anyhow::Result<
     let limit = Duration::from_secs(120);
     let coordinator = CoordinatorProcess::start(free_address()?, "memory", limit).await?;
     let empty_bytes = coordinator.rss_bytes()?;
-    let pipeline = format!("memory-{}", unix_nanos() % 1_000_000_000);
+    let pipeline = PipelineName::new(format!("memory-{}", unix_nanos() % 1_000_000_000))?;
     let mut control = coordinator.control().await?;
     let mut fleet = Fleet::spawn(
         &coordinator.endpoint(),
-        &pipeline,
+        pipeline.as_str(),
         &layout(gates, sessions, processes.min(sessions)),
     )?;
     wait_for_all_gates(&mut control, &pipeline, gates, limit).await?;

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cutover_proto::v1;
+use cutover_client::{Colour, Key, PipelineName};
+use cutover_core::ScheduleRequest;
 use serde::Serialize;
 
 use super::coordinator_process::{CoordinatorProcess, free_address};
@@ -70,27 +71,22 @@ impl ReconnectArgs {
             .unwrap_or_else(|| format!("file:{}", tempdir.path().join("state").display()));
         let limit = Duration::from_secs(120);
         let mut coordinator = CoordinatorProcess::start(free_address()?, &store, limit).await?;
-        let pipeline = format!("reconnect-{}", unix_nanos() % 1_000_000_000);
+        let pipeline = PipelineName::new(format!("reconnect-{}", unix_nanos() % 1_000_000_000))?;
         let mut control = coordinator.control().await?;
         let mut fleet = Fleet::spawn(
             &coordinator.endpoint(),
-            &pipeline,
+            pipeline.as_str(),
             &layout(self.gates, self.sessions, self.processes.min(self.sessions)),
         )?;
         wait_for_all_gates(&mut control, &pipeline, self.gates, limit).await?;
         // Move past the first epoch so "current" means something.
         let status = control
-            .schedule_transition(v1::ScheduleTransitionRequest {
-                pipeline: pipeline.clone(),
-                target: v1::Colour::Blue as i32,
-                at: Some(v1::schedule_transition_request::At::Key(1i64 << 50)),
-                mode: v1::DecisionMode::EventTime as i32,
-                allowed_lateness: 0,
-                auto_promote: true,
-            })
-            .await?
-            .into_inner();
-        let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
+            .schedule(
+                &pipeline,
+                ScheduleRequest::at(Colour::Blue, Key(1i64 << 50)),
+            )
+            .await?;
+        let epoch = status.plan.epoch;
         wait_for_all_gates(&mut control, &pipeline, self.gates, limit).await?;
 
         let (mut serving, mut all_back) = (Vec::new(), Vec::new());
@@ -103,13 +99,7 @@ impl ReconnectArgs {
             let mut control = coordinator.control().await?;
             wait_for_all_gates(&mut control, &pipeline, self.gates, limit).await?;
             all_back.push(killed.elapsed());
-            let now = control
-                .get_pipeline(v1::GetPipelineRequest {
-                    pipeline: pipeline.clone(),
-                })
-                .await?
-                .into_inner();
-            let current = now.plan.as_ref().map_or(0, |p| p.epoch);
+            let current = control.get(&pipeline).await?.plan.epoch;
             if current != epoch {
                 bail!("the epoch moved from {epoch} to {current} across a restart");
             }

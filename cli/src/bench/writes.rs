@@ -13,18 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cutover_client::{Client, ClientConfig, Colour, Gate, GateIdentity, Key, PipelineName};
+use cutover_client::{
+    Client, ClientConfig, Colour, ControlClient, Gate, GateIdentity, Key, PipelineName,
+};
 use cutover_coordinator::metrics::WriteLabel;
 use cutover_coordinator::store::Store;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
-use cutover_core::{Epoch, HorizonPolicy};
-use cutover_proto::v1;
-use cutover_proto::v1::control_service_client::ControlServiceClient;
+use cutover_core::{Epoch, HorizonPolicy, Phase, ScheduleRequest};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
 use super::fanout_client::unix_nanos;
-use crate::demo::wait_for_status;
 use crate::store_spec::{StoreOptions, StoreSpec};
 
 /// Event time of one horizon window in the scripted run (ms).
@@ -169,33 +168,22 @@ async fn script(
         }
         tokio::time::timeout(LIMIT, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
     }
-    let mut control = ControlServiceClient::connect(endpoint.to_string()).await?;
+    let mut control = ControlClient::connect(endpoint.to_string()).await?;
     let windows = i64::from(windows);
     for step in 1..=windows / 2 {
         advance(&clients, &mut gates, &pipeline, step * WINDOW).await?;
     }
     control
-        .schedule_transition(v1::ScheduleTransitionRequest {
-            pipeline: name.clone(),
-            target: v1::Colour::Blue as i32,
-            at: Some(v1::schedule_transition_request::At::Earliest(true)),
-            mode: v1::DecisionMode::EventTime as i32,
-            allowed_lateness: 0,
-            auto_promote: true,
-        })
+        .schedule(&pipeline, ScheduleRequest::earliest(Colour::Blue))
         .await?;
     for step in windows / 2 + 1..=windows {
         advance(&clients, &mut gates, &pipeline, step * WINDOW).await?;
     }
-    let drained = |s: &v1::PipelineStatus| s.phase == v1::Phase::Drained as i32;
-    tokio::time::timeout(LIMIT, wait_for_status(&mut control, &name, drained))
-        .await
-        .context("DRAINED did not come")??;
     control
-        .complete_transition(v1::CompleteTransitionRequest {
-            pipeline: name.clone(),
-        })
-        .await?;
+        .wait_for(&pipeline, LIMIT, |s| s.phase == Some(Phase::Drained))
+        .await
+        .context("DRAINED did not come")?;
+    control.complete(&pipeline).await?;
     let label = WriteLabel {
         pipeline: name,
         outcome: "written",
