@@ -24,7 +24,7 @@ pub enum ClientError {
     Closed,
     /// The pool's runtime could not start.
     #[error("cannot start the gate runtime: {0}")]
-    Runtime(String),
+    Runtime(std::io::Error),
     /// A pooled client was used without acquiring it.
     #[error("no client for {0} (acquire the endpoint first)")]
     NotAcquired(String),

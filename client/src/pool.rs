@@ -31,7 +31,7 @@ impl ClientPool {
             .thread_name("cutover-gate")
             .enable_all()
             .build()
-            .map_err(|e| ClientError::Runtime(e.to_string()))?;
+            .map_err(ClientError::Runtime)?;
         Ok(ClientPool {
             runtime,
             client_name: client_name.into(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cutover_core::{Colour, Phase};
+use cutover_core::{Colour, Epoch, Phase};
 use cutover_crds::BlueGreenState;
 
 /// A child FlinkDeployment as its status shows it.
@@ -44,7 +44,7 @@ pub struct TransitionView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineView {
     /// Plan epoch.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// Colour owning the end of the timeline.
     pub active: Colour,
     /// Latest transition, if any.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutover_core::Phase;
 use cutover_crds::{
-    BlueGreenState, Condition, FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentStatus,
-    GatesByColour,
+    BlueGreenState, Condition, ConfigurationError, FlinkBlueGreenDeployment,
+    FlinkBlueGreenDeploymentStatus, GatesByColour,
 };
 use serde_json::Value;
 
@@ -63,9 +63,9 @@ pub fn observe(
     green: Option<&Value>,
     pipeline: Option<PipelineView>,
     now: i64,
-) -> Result<Observed, String> {
+) -> Result<Observed, ConfigurationError> {
     let configuration = &resource.spec.configuration;
-    configuration.validate()?;
+    let durations = configuration.validate()?;
     let promote_requested = resource
         .metadata
         .annotations
@@ -76,8 +76,8 @@ pub fn observe(
         desired_hash: template_hash(&resource.spec.template),
         suspend: resource.spec.suspend,
         auto_promote: configuration.auto_promote,
-        abort_grace_period: configuration.abort_grace_period.parse()?,
-        deletion_delay: configuration.deletion_delay.parse()?,
+        abort_grace_period: durations.abort_grace_period,
+        deletion_delay: durations.deletion_delay,
         promote_requested,
         memory: memory_from_status(resource.status.as_ref()),
         blue: blue.map(observe_child),
@@ -190,7 +190,7 @@ pub fn status_after(
     FlinkBlueGreenDeploymentStatus {
         state: m.state,
         active_colour: pipeline.map(|p| p.active.to_string()),
-        epoch: pipeline.map(|p| p.epoch),
+        epoch: pipeline.map(|p| p.epoch.0),
         transition_phase: pipeline
             .and_then(|p| p.transition)
             .map(|t| t.phase.to_string()),

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cutover_controller::*;
-use cutover_core::{Colour, Phase};
+use cutover_core::{Colour, Epoch, Phase};
 use cutover_crds::BlueGreenState;
 
 const STEP: i64 = 10;
@@ -192,7 +192,7 @@ impl World {
             blue: self.blue.as_ref().map(|(c, _)| c.clone()),
             green: self.green.as_ref().map(|(c, _)| c.clone()),
             pipeline: Some(PipelineView {
-                epoch: 1,
+                epoch: Epoch(1),
                 active: self.active,
                 transition: self.transition,
             }),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cutover_controller::*;
-use cutover_core::{Colour, Phase};
+use cutover_core::{Colour, Epoch, Phase};
 use cutover_crds::BlueGreenState;
 
 const V1: &str = "hash-v1";
@@ -47,7 +47,7 @@ fn transitioning_to_green() -> Memory {
 
 fn pipeline(to: Colour, phase: Phase, auto_promote: bool) -> Option<PipelineView> {
     Some(PipelineView {
-        epoch: 7,
+        epoch: Epoch(7),
         active: to.other(),
         transition: Some(TransitionView {
             to,
@@ -71,7 +71,7 @@ fn base() -> Observed {
         blue: running(V1),
         green: None,
         pipeline: Some(PipelineView {
-            epoch: 3,
+            epoch: Epoch(3),
             active: Colour::Blue,
             transition: None,
         }),

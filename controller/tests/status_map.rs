@@ -4,9 +4,10 @@
 
 use cutover_controller::status_map::*;
 use cutover_controller::*;
-use cutover_core::{Colour, Phase};
+use cutover_core::{Colour, Epoch, Phase};
 use cutover_crds::{
-    BlueGreenState, FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec, GatesByColour,
+    BlueGreenState, ConfigurationError, FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec,
+    GatesByColour,
 };
 use serde_json::json;
 
@@ -74,7 +75,17 @@ fn observe_reads_the_spec_the_annotation_and_the_children() {
 
     r.spec.configuration.deletion_delay = "later".into();
     let error = observe(&r, None, None, None, NOW).expect_err("a bad duration");
-    assert!(error.contains("deletionDelay"), "{error}");
+    assert!(
+        matches!(
+            error,
+            ConfigurationError::NotADuration {
+                field: "deletionDelay",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("\"later\""), "{error}");
 }
 
 #[test]
@@ -90,7 +101,7 @@ fn conditions_follow_the_state_and_keep_their_times() {
         requeue_after: None,
     };
     let pipeline = PipelineView {
-        epoch: 9,
+        epoch: Epoch(9),
         active: Colour::Blue,
         transition: Some(TransitionView {
             to: Colour::Green,

@@ -13,9 +13,43 @@ pub struct DurationText(pub String);
 
 impl DurationText {
     /// The parsed duration, or why it is not one.
-    pub fn parse(&self) -> Result<Duration, String> {
-        humantime::parse_duration(&self.0).map_err(|e| format!("{:?}: {e}", self.0))
+    pub fn parse(&self) -> Result<Duration, humantime::DurationError> {
+        humantime::parse_duration(&self.0)
     }
+}
+
+/// Why a `spec.configuration` cannot be used (the field is named).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ConfigurationError {
+    /// A duration field does not parse.
+    #[error("spec.configuration.{field}: {value:?} is not a duration: {reason}")]
+    NotADuration {
+        /// The field, as written in the resource.
+        field: &'static str,
+        /// What it holds.
+        value: String,
+        /// Why it is not a duration.
+        reason: humantime::DurationError,
+    },
+    /// `horizonWindow` is zero: the horizon could never run ahead.
+    #[error("spec.configuration.horizonWindow must be positive")]
+    ZeroHorizonWindow,
+    /// `coordinator` is not an `http://` or `https://` address.
+    #[error("spec.configuration.coordinator must be an http:// or https:// address, not {0:?}")]
+    NotAnHttpAddress(String),
+}
+
+/// A configuration with its durations parsed: what the controller acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durations {
+    /// `abortGracePeriod`.
+    pub abort_grace_period: Duration,
+    /// `deletionDelay`.
+    pub deletion_delay: Duration,
+    /// `horizonWindow` (positive).
+    pub horizon_window: Duration,
+    /// `allowedLateness`.
+    pub allowed_lateness: Duration,
 }
 
 impl From<&str> for DurationText {
@@ -81,28 +115,32 @@ impl Default for BlueGreenConfiguration {
 }
 
 impl BlueGreenConfiguration {
-    /// Every duration parsed, or the first field that is not one.
-    pub fn validate(&self) -> Result<(), String> {
-        for (field, value) in [
-            ("abortGracePeriod", &self.abort_grace_period),
-            ("deletionDelay", &self.deletion_delay),
-            ("horizonWindow", &self.horizon_window),
-            ("allowedLateness", &self.allowed_lateness),
-        ] {
+    /// Every duration parsed, or the first field that is wrong.
+    pub fn validate(&self) -> Result<Durations, ConfigurationError> {
+        let field = |field: &'static str, value: &DurationText| {
             value
                 .parse()
-                .map_err(|e| format!("spec.configuration.{field}: {e}"))?;
-        }
-        if self.horizon_window.parse().is_ok_and(|d| d.is_zero()) {
-            return Err("spec.configuration.horizonWindow must be positive".into());
+                .map_err(|reason| ConfigurationError::NotADuration {
+                    field,
+                    value: value.0.clone(),
+                    reason,
+                })
+        };
+        let durations = Durations {
+            abort_grace_period: field("abortGracePeriod", &self.abort_grace_period)?,
+            deletion_delay: field("deletionDelay", &self.deletion_delay)?,
+            horizon_window: field("horizonWindow", &self.horizon_window)?,
+            allowed_lateness: field("allowedLateness", &self.allowed_lateness)?,
+        };
+        if durations.horizon_window.is_zero() {
+            return Err(ConfigurationError::ZeroHorizonWindow);
         }
         if !(self.coordinator.starts_with("http://") || self.coordinator.starts_with("https://")) {
-            return Err(format!(
-                "spec.configuration.coordinator must be an http:// or https:// address, not {:?}",
-                self.coordinator
+            return Err(ConfigurationError::NotAnHttpAddress(
+                self.coordinator.clone(),
             ));
         }
-        Ok(())
+        Ok(durations)
     }
 }
 
@@ -114,8 +152,9 @@ mod tests {
     fn an_empty_block_takes_every_default() {
         let parsed: BlueGreenConfiguration = serde_json::from_str("{}").expect("valid");
         assert_eq!(parsed, BlueGreenConfiguration::default());
-        assert_eq!(parsed.validate(), Ok(()));
-        assert_eq!(parsed.horizon_window.parse(), Ok(Duration::from_secs(10)));
+        let durations = parsed.validate().expect("valid");
+        assert_eq!(durations.horizon_window, Duration::from_secs(10));
+        assert_eq!(durations.abort_grace_period, Duration::from_secs(600));
     }
 
     #[test]
@@ -130,7 +169,7 @@ mod tests {
         ];
         for (json, expected) in table {
             let parsed: BlueGreenConfiguration = serde_json::from_str(json).expect("parses");
-            let error = parsed.validate().expect_err(json);
+            let error = parsed.validate().expect_err(json).to_string();
             assert!(error.contains(expected), "{json}: {error}");
         }
         let mode: Result<BlueGreenConfiguration, _> =

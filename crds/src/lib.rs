@@ -11,7 +11,9 @@ mod configuration;
 mod resource;
 mod status;
 
-pub use configuration::{BlueGreenConfiguration, DecisionMode, DurationText};
+pub use configuration::{
+    BlueGreenConfiguration, ConfigurationError, DecisionMode, DurationText, Durations,
+};
 pub use resource::{
     FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec, FlinkDeploymentTemplate,
 };

@@ -13,6 +13,15 @@ use cutover_proto::v1;
 use cutover_tests::*;
 use futures::StreamExt;
 
+/// The coordinator's metrics in the text exposition format.
+fn exposition(coordinator: &TestCoordinator) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    coordinator.metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<()> {
     let store = Arc::new(MemoryStore::new());
@@ -43,9 +52,18 @@ async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<
     drop(gate);
     client.shutdown().await;
     wait_for_status(&mut control, "orders", limit, |s| s.blue.connected == 0).await?;
+    assert!(
+        exposition(&coordinator).contains("pipeline=\"orders\""),
+        "the pipeline has metric series while it exists"
+    );
     let deleted = control.delete(&pipeline).await?;
     assert_eq!(deleted, Epoch(1));
     assert!(store.load(&pipeline).await?.is_none());
+    let metrics = exposition(&coordinator);
+    assert!(
+        !metrics.contains("pipeline=\"orders\""),
+        "a deleted pipeline's series are removed:\n{metrics}"
+    );
     let gone = control.get(&pipeline).await.expect_err("deleted");
     assert_eq!(gone.code(), Some(tonic::Code::NotFound));
     let ended = tokio::time::timeout(limit, async {

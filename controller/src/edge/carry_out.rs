@@ -79,10 +79,7 @@ pub(super) async fn carry_out(
             auto_promote,
         } => {
             let configuration = &target.resource.spec.configuration;
-            let lateness = configuration
-                .allowed_lateness
-                .parse()
-                .map_err(|reason| EdgeError::Configuration { reason })?;
+            let lateness = configuration.validate()?.allowed_lateness;
             let mode = match configuration.decision_mode {
                 DecisionMode::EventTime => Mode::EventTime,
                 DecisionMode::Watermark => Mode::Watermark,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cutover_client::{ControlClient, ControlError};
-use cutover_core::{Colour, PipelineName, PipelineStatus};
+use cutover_core::{Colour, Epoch, PipelineName, PipelineStatus};
 use cutover_crds::FlinkBlueGreenDeployment;
 use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
@@ -188,7 +188,7 @@ async fn forward_changes(
 /// resource's status shows them as of the last reconciliation.
 fn decision_view(status: &PipelineStatus) -> (Option<PipelineView>, [[u32; 2]; 2]) {
     let view = pipeline_view(status).map(|mut v| {
-        v.epoch = 0;
+        v.epoch = Epoch(0);
         v
     });
     let counts = |c: Colour| {

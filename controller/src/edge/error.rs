@@ -1,6 +1,7 @@
 //! Why a reconciliation failed: [`EdgeError`].
 
 use crate::child::ChildError;
+use cutover_crds::ConfigurationError;
 
 /// Why a reconciliation (or one of its actions) failed. The resource's
 /// status shows it as `lastError`; the controller retries.
@@ -37,11 +38,8 @@ pub enum EdgeError {
     #[error("child object: {0}")]
     Json(#[from] serde_json::Error),
     /// `spec.configuration` holds a value that is not valid.
-    #[error("spec.configuration: {reason}")]
-    Configuration {
-        /// Which field, and why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Configuration(#[from] ConfigurationError),
     /// The resource lacks a namespace (it was not read from the API
     /// server).
     #[error("the resource has no namespace")]

@@ -35,7 +35,7 @@ pub fn pipeline_view(status: &PipelineStatus) -> Option<PipelineView> {
         })
     });
     Some(PipelineView {
-        epoch: status.plan.epoch.0,
+        epoch: status.plan.epoch,
         active: status.active,
         transition,
     })
@@ -120,8 +120,7 @@ async fn reconcile_in(
     let observed = match observe(resource, blue.as_ref(), green.as_ref(), view, now) {
         Ok(observed) => observed,
         Err(reason) => {
-            let message = format!("spec.configuration: {reason}");
-            write_error(ctx, resource, &resources, name, &message).await?;
+            write_error(ctx, resource, &resources, name, &reason.to_string()).await?;
             return Ok(Requeue::await_change());
         }
     };
@@ -180,12 +179,7 @@ async fn ensure_pipeline(
     if let Some(status) = ctx.coordinators.pipeline(endpoint, pipeline).await? {
         return Ok(status);
     }
-    let window = resource
-        .spec
-        .configuration
-        .horizon_window
-        .parse()
-        .map_err(|reason| EdgeError::Configuration { reason })?;
+    let window = resource.spec.configuration.validate()?.horizon_window;
     let state = resource
         .status
         .as_ref()
