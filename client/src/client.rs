@@ -1,19 +1,16 @@
 //! The process-wide client: one coordinator session for every gate handle.
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cutover_core::{GateIdentity, PipelineName, Plan};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Endpoint;
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::gate::Gate;
-use crate::shared::{Command, GateShared, Shared};
+use crate::shared::Shared;
 
 /// A connection to the coordinator shared by every gate of the process.
 pub struct Client {
@@ -34,20 +31,8 @@ impl Client {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(10))
             .keep_alive_while_idle(true);
-        let (commands, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            config,
-            pipelines: Mutex::new(HashMap::new()),
-            gates: Mutex::new(BTreeMap::new()),
-            commands,
-            urgent: Notify::new(),
-            progress_pending: AtomicBool::new(false),
-            progress_wanted: Notify::new(),
-            connected: watch::channel(false).0,
-            stop: watch::channel(false).0,
-            sessions_opened: AtomicU64::new(0),
-        });
-        let task = tokio::spawn(crate::session::run(shared.clone(), endpoint, rx));
+        let shared = Arc::new(Shared::new(config));
+        let task = tokio::spawn(crate::session::run(shared.clone(), endpoint));
         Ok(Client {
             shared,
             task: Some(task),
@@ -57,34 +42,17 @@ impl Client {
     /// Registers a gate. Fails if the identity is malformed or already
     /// registered in this client.
     pub fn gate(&self, identity: GateIdentity) -> Result<Gate, ClientError> {
-        identity.validate()?;
-        let key = (identity.pipeline.clone(), identity.key());
-        let slot = self.shared.slot(&identity.pipeline);
-        let gate = Arc::new(GateShared::new(identity));
-        {
-            let mut gates = self.shared.gates();
-            if gates.contains_key(&key) {
-                return Err(ClientError::DuplicateGate(key.1.to_string()));
-            }
-            gates.insert(key, gate.clone());
-        }
-        self.shared
-            .commands
-            .send(Command::Attach(gate.clone()))
-            .map_err(|_| ClientError::Closed)?;
-        Ok(Gate::new(self.shared.clone(), slot, gate))
+        self.shared.gate(identity)
     }
 
     /// `true` while a session is open.
     pub fn connected(&self) -> watch::Receiver<bool> {
-        self.shared.connected.subscribe()
+        self.shared.connected()
     }
 
     /// Sessions opened so far (1 + reconnections).
     pub fn sessions_opened(&self) -> u64 {
-        self.shared
-            .sessions_opened
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.shared.sessions_opened()
     }
 
     /// The plan held for `pipeline`, if any.
@@ -123,7 +91,7 @@ impl Client {
 
     /// Sends a last progress report and closes the session.
     pub async fn shutdown(mut self) {
-        self.shared.stop.send_replace(true);
+        self.shared.stop();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -132,6 +100,6 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.shared.stop.send_replace(true);
+        self.shared.stop();
     }
 }

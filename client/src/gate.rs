@@ -8,13 +8,15 @@
 //! pointer changes; keys older than that tail ask the plan itself.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arc_swap::{ArcSwapOption, Cache};
 use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, Plan};
 
-use crate::shared::{Command, GateShared, PipelineSlot, Shared};
+use crate::published::PublishedGate;
+use crate::shared::Shared;
+use crate::slot::PipelineSlot;
+use crate::wake::Signal;
 
 /// What `decide` needs of a plan for the keys it sees most: those near the
 /// end of the timeline. Copied out of the plan each time the plan changes.
@@ -104,7 +106,7 @@ pub struct Gate {
     tail: Tail,
     cache: Cache<Arc<ArcSwapOption<Plan>>, Option<Arc<Plan>>>,
     slot: Arc<PipelineSlot>,
-    gate: Arc<GateShared>,
+    gate: Arc<PublishedGate>,
     client: Arc<Shared>,
     emitted: u64,
     dropped: u64,
@@ -113,9 +115,13 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub(crate) fn new(client: Arc<Shared>, slot: Arc<PipelineSlot>, gate: Arc<GateShared>) -> Self {
+    pub(crate) fn new(
+        client: Arc<Shared>,
+        slot: Arc<PipelineSlot>,
+        gate: Arc<PublishedGate>,
+    ) -> Self {
         Gate {
-            colour: gate.identity.colour,
+            colour: gate.identity().colour,
             tail: Tail::NONE,
             cache: Cache::new(slot.plan.clone()),
             slot,
@@ -130,7 +136,7 @@ impl Gate {
 
     /// The gate's identity.
     pub fn identity(&self) -> &GateIdentity {
-        &self.gate.identity
+        self.gate.identity()
     }
 
     /// What to do with a record at `key`. `Hold` before the first plan and
@@ -185,9 +191,9 @@ impl Gate {
     #[cold]
     fn note_hold(&mut self, key: Key) {
         self.lowest_held = key.0;
-        self.gate.lowest_held.fetch_min(key.0, Ordering::Relaxed);
+        self.gate.note_held(key);
         self.flush();
-        self.client.urgent.notify_one();
+        self.client.raise(Signal::Urgent);
     }
 
     /// The decision for `key` without counting it (for callers that decide
@@ -209,9 +215,8 @@ impl Gate {
             if decision != Decision::Hold {
                 return decision;
             }
-            self.gate.lowest_held.fetch_min(key.0, Ordering::Relaxed);
-            self.gate.dirty.store(true, Ordering::Relaxed);
-            self.client.urgent.notify_one();
+            self.gate.note_held(key);
+            self.client.raise(Signal::Urgent);
             if installed.changed().await.is_err() {
                 return Decision::Hold;
             }
@@ -231,9 +236,8 @@ impl Gate {
             if decision != Decision::Hold || remaining.is_zero() {
                 return decision;
             }
-            self.gate.lowest_held.fetch_min(key.0, Ordering::Relaxed);
-            self.gate.dirty.store(true, Ordering::Relaxed);
-            self.client.urgent.notify_one();
+            self.gate.note_held(key);
+            self.client.raise(Signal::Urgent);
             let seen = *epoch;
             // Installs take the lock before notifying, so a plan installed
             // after `peek` above is not missed.
@@ -268,24 +272,17 @@ impl Gate {
             self.finish();
             return;
         }
-        // Release: the held records set before are seen with it.
-        let previous = self
-            .gate
-            .watermark
-            .fetch_max(watermark.0, Ordering::Release);
+        let previous = self.gate.raise_watermark(watermark);
         self.flush();
-        if watermark.0 > previous && self.slot.near_horizon(watermark) {
-            self.client.urgent.notify_one();
+        if watermark > previous && self.slot.near_horizon(watermark) {
+            self.client.raise(Signal::Urgent);
         }
     }
 
     /// How many records the caller holds now and the lowest key among them.
     pub fn set_held(&mut self, count: u64, lowest: Option<Key>) {
         self.lowest_held = lowest.map_or(i64::MAX, |k| k.0);
-        self.gate.held.store(count, Ordering::Relaxed);
-        self.gate
-            .lowest_held
-            .store(self.lowest_held, Ordering::Relaxed);
+        self.gate.set_held(count, lowest);
         self.flush();
     }
 
@@ -299,10 +296,7 @@ impl Gate {
     /// its watermark (see the README's guarantees for what that leaves
     /// open).
     pub fn track_checkpoints(&mut self, restored: Key) {
-        self.gate
-            .checkpointed
-            .fetch_max(restored.0, Ordering::Relaxed);
-        self.gate.tracks_checkpoints.store(true, Ordering::Release);
+        self.gate.checkpointed(restored);
         self.flush();
     }
 
@@ -311,33 +305,28 @@ impl Gate {
     /// task there). Also declares checkpoint tracking
     /// ([`Gate::track_checkpoints`]).
     pub fn checkpoint_completed(&mut self, watermark: Key) {
-        self.gate
-            .checkpointed
-            .fetch_max(watermark.0, Ordering::Relaxed);
-        self.gate.tracks_checkpoints.store(true, Ordering::Release);
+        self.gate.checkpointed(watermark);
         self.flush();
     }
 
     /// Marks the subtask's input idle (or active again).
     pub fn set_idle(&mut self, idle: bool) {
-        self.gate.idle.store(idle, Ordering::Relaxed);
+        self.gate.set_idle(idle);
         self.flush();
     }
 
     /// Marks the subtask's input finished.
     pub fn finish(&mut self) {
-        self.gate.finished.store(true, Ordering::Relaxed);
+        self.gate.set_finished();
         self.flush();
-        self.client.urgent.notify_one();
+        self.client.raise(Signal::Urgent);
     }
 
     /// Publishes the local counters for the next progress report.
     pub fn flush(&mut self) {
-        self.gate.emitted.store(self.emitted, Ordering::Relaxed);
-        self.gate.dropped.store(self.dropped, Ordering::Relaxed);
-        self.gate.max_key.fetch_max(self.max_key, Ordering::Relaxed);
-        self.gate.dirty.store(true, Ordering::SeqCst);
-        self.client.want_progress();
+        self.gate
+            .publish_counts(self.emitted, self.dropped, self.max_key);
+        self.client.raise(Signal::Changed);
     }
 
     /// Records emitted so far.
@@ -354,12 +343,9 @@ impl Gate {
 impl Drop for Gate {
     fn drop(&mut self) {
         self.flush();
-        let key = (
-            self.gate.identity.pipeline.clone(),
-            self.gate.identity.key(),
-        );
-        self.client.gates().remove(&key);
-        let _ = self.client.commands.send(Command::Detach(key.0, key.1));
+        let identity = self.gate.identity();
+        self.client
+            .remove_gate((identity.pipeline.clone(), identity.key()));
     }
 }
 

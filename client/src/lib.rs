@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  subtask ──► Gate::decide(key) ──► arc_swap::Cache<Plan> (no lock, no alloc)
-//!                 │ counters (plain fields) ── flush ──► GateShared atomics
-//!  session task ◄─┘ progress on a timer / at once on hold ──► coordinator
+//!                 │ counters (plain fields) ── flush ──► PublishedGate atomics
+//!                 └─ raise(Changed | Urgent) ──► Wake (one Notify)
+//!  session task: SessionState::turn ── progress on a timer / at once on hold ──► coordinator
 //!  session task ◄── snapshot | horizon grant ── apply() ──► PipelineSlot::install ──► ack
 //! ```
 //!
@@ -38,8 +39,12 @@ pub mod control;
 mod error;
 mod gate;
 pub mod pool;
+mod published;
 mod session;
+mod session_state;
 mod shared;
+mod slot;
+mod wake;
 
 pub use client::Client;
 pub use config::ClientConfig;

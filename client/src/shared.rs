@@ -1,157 +1,44 @@
-//! State shared between gate handles and the session task: the latest plan
-//! per pipeline and the progress counters of every gate.
+//! What a client's handles and its session task share, behind methods: the
+//! plan slot of each pipeline, the registered gates, the gate changes not
+//! yet told to the coordinator, the wake-up of the session task, and the
+//! connection state shown to callers. Every field is private; the session
+//! task owns its own state (`session_state`) and reads this.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::ArcSwapOption;
-use cutover_core::{
-    Epoch, GateIdentity, GateKey, GateProgress, Incarnation, Key, PipelineName, Plan,
-};
-use tokio::sync::{Notify, mpsc, watch};
+use cutover_core::{Epoch, GateIdentity, GateKey, Incarnation, PipelineName};
+use tokio::sync::watch;
 
 use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::gate::Gate;
+use crate::published::PublishedGate;
+use crate::slot::PipelineSlot;
+use crate::wake::{Signal, Signals, Wake};
 
-/// "No record held" in [`GateShared::lowest_held`].
-pub(crate) const NONE_HELD: i64 = i64::MAX;
+/// A gate by pipeline and key.
+pub(crate) type GateRef = (PipelineName, GateKey);
 
-/// The latest plan of one pipeline in this process.
-pub(crate) struct PipelineSlot {
-    /// Read by every gate's `decide()` through an `arc_swap::Cache`.
-    pub(crate) plan: Arc<ArcSwapOption<Plan>>,
-    /// Epoch of the installed plan; waiters wake on change.
-    pub(crate) installed: watch::Sender<Epoch>,
-    /// Horizon before the last raise, to tell when a gate nears the current one.
-    pub(crate) previous_horizon: AtomicI64,
-    /// Epoch of the installed plan, for threads that block until it changes.
-    pub(crate) blocking: (Mutex<Epoch>, Condvar),
-}
-
-impl PipelineSlot {
-    fn new() -> Self {
-        PipelineSlot {
-            plan: Arc::new(ArcSwapOption::empty()),
-            installed: watch::channel(Epoch(0)).0,
-            previous_horizon: AtomicI64::new(i64::MIN),
-            blocking: (Mutex::new(Epoch(0)), Condvar::new()),
-        }
-    }
-
-    /// Installs a newer plan and wakes waiters.
-    pub(crate) fn install(&self, plan: Arc<Plan>) {
-        let previous = self.plan.load().as_ref().map_or(i64::MIN, |p| p.horizon.0);
-        self.previous_horizon.store(previous, Ordering::Relaxed);
-        let epoch = plan.epoch;
-        {
-            let mut blocked = lock(&self.blocking.0);
-            self.plan.store(Some(plan));
-            *blocked = epoch;
-        }
-        self.blocking.1.notify_all();
-        self.installed.send_replace(epoch);
-    }
-
-    /// Whether `watermark` is past the middle of the last horizon step.
-    pub(crate) fn near_horizon(&self, watermark: Key) -> bool {
-        let Some(plan) = self.plan.load_full() else {
-            return false;
-        };
-        let previous = self.previous_horizon.load(Ordering::Relaxed);
-        let horizon = plan.horizon.0;
-        let midpoint = if previous == i64::MIN {
-            horizon
-        } else {
-            previous + (horizon.saturating_sub(previous)) / 2
-        };
-        watermark.0 >= midpoint
-    }
-}
-
-/// Progress counters of one gate, written by its handle, read by the session.
-pub(crate) struct GateShared {
-    pub(crate) identity: GateIdentity,
-    pub(crate) watermark: AtomicI64,
-    pub(crate) max_key: AtomicI64,
-    pub(crate) emitted: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) held: AtomicU64,
-    pub(crate) lowest_held: AtomicI64,
-    pub(crate) idle: AtomicBool,
-    pub(crate) finished: AtomicBool,
-    /// Watermark of the checkpoint a failover would restore, once
-    /// `tracks_checkpoints` is set.
-    pub(crate) checkpointed: AtomicI64,
-    pub(crate) tracks_checkpoints: AtomicBool,
-    /// Set on every change; the session reports the gate and clears it.
-    pub(crate) dirty: AtomicBool,
-}
-
-impl GateShared {
-    pub(crate) fn new(identity: GateIdentity) -> Self {
-        GateShared {
-            identity,
-            watermark: AtomicI64::new(i64::MIN),
-            max_key: AtomicI64::new(i64::MIN),
-            emitted: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            held: AtomicU64::new(0),
-            lowest_held: AtomicI64::new(NONE_HELD),
-            idle: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-            checkpointed: AtomicI64::new(i64::MIN),
-            tracks_checkpoints: AtomicBool::new(false),
-            dirty: AtomicBool::new(true),
-        }
-    }
-
-    /// The gate's progress. The watermark is written with release after the
-    /// held records of its subtask, and read here with acquire before them:
-    /// a report never shows a watermark without the records held before it.
-    pub(crate) fn progress(&self) -> GateProgress {
-        let watermark = Key(self.watermark.load(Ordering::Acquire));
-        let lowest = self.lowest_held.load(Ordering::Relaxed);
-        let held = self.held.load(Ordering::Relaxed);
-        let tracks = self.tracks_checkpoints.load(Ordering::Acquire);
-        GateProgress {
-            watermark,
-            max_key: Key(self.max_key.load(Ordering::Relaxed)),
-            emitted: self.emitted.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            held,
-            idle: self.idle.load(Ordering::Relaxed),
-            finished: self.finished.load(Ordering::Relaxed),
-            lowest_held: (lowest != NONE_HELD).then_some(Key(lowest)),
-            checkpointed: tracks.then(|| Key(self.checkpointed.load(Ordering::Relaxed))),
-        }
-    }
-}
-
-/// What gate handles ask of the session task.
+/// A registration or removal the coordinator has not been told of.
+#[derive(Clone)]
 pub(crate) enum Command {
     /// Register a gate on the live session.
-    Attach(Arc<GateShared>),
+    Attach(Arc<PublishedGate>),
     /// Remove a gate from the live session.
-    Detach(PipelineName, GateKey),
+    Detach(GateRef),
 }
 
 /// Everything shared by a client's handles and its session task.
 pub(crate) struct Shared {
-    pub(crate) config: ClientConfig,
-    pub(crate) pipelines: Mutex<HashMap<PipelineName, Arc<PipelineSlot>>>,
-    pub(crate) gates: Mutex<BTreeMap<(PipelineName, GateKey), Arc<GateShared>>>,
-    pub(crate) commands: mpsc::UnboundedSender<Command>,
-    /// Report progress now (a gate holds a record or nears the horizon).
-    pub(crate) urgent: Notify,
-    /// Some gate has progress the coordinator has not seen; set with the
-    /// first change after a report, cleared by the next report.
-    pub(crate) progress_pending: AtomicBool,
-    /// Wakes the session when `progress_pending` is set: an idle client
-    /// sends nothing and its session does not wake.
-    pub(crate) progress_wanted: Notify,
-    pub(crate) connected: watch::Sender<bool>,
-    pub(crate) stop: watch::Sender<bool>,
-    pub(crate) sessions_opened: AtomicU64,
+    config: ClientConfig,
+    pipelines: Mutex<HashMap<PipelineName, Arc<PipelineSlot>>>,
+    gates: Mutex<BTreeMap<GateRef, Arc<PublishedGate>>>,
+    commands: Mutex<Vec<Command>>,
+    wake: Wake,
+    connected: watch::Sender<bool>,
+    sessions_opened: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,14 +46,65 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// A gate changed its progress: have it reported (at most once per
-    /// progress interval).
-    pub(crate) fn want_progress(&self) {
-        if !self.progress_pending.swap(true, Ordering::SeqCst) {
-            self.progress_wanted.notify_one();
+    pub(crate) fn new(config: ClientConfig) -> Self {
+        Shared {
+            config,
+            pipelines: Mutex::default(),
+            gates: Mutex::default(),
+            commands: Mutex::default(),
+            wake: Wake::default(),
+            connected: watch::channel(false).0,
+            sessions_opened: AtomicU64::new(0),
         }
     }
 
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Registers a gate and has it attached. Fails if the identity is
+    /// malformed, already registered, or the client is closing.
+    pub(crate) fn gate(self: &Arc<Self>, identity: GateIdentity) -> Result<Gate, ClientError> {
+        identity.validate()?;
+        if self.wake.stopping() {
+            return Err(ClientError::Closed);
+        }
+        let key = (identity.pipeline.clone(), identity.key());
+        let slot = self.slot(&identity.pipeline);
+        let gate = Arc::new(PublishedGate::new(identity));
+        {
+            let mut gates = lock(&self.gates);
+            if gates.contains_key(&key) {
+                return Err(ClientError::DuplicateGate(key.1.to_string()));
+            }
+            gates.insert(key, gate.clone());
+        }
+        self.command(Command::Attach(gate.clone()));
+        Ok(Gate::new(self.clone(), slot, gate))
+    }
+
+    /// Unregisters a gate and has it detached.
+    pub(crate) fn remove_gate(&self, key: GateRef) {
+        lock(&self.gates).remove(&key);
+        self.command(Command::Detach(key));
+    }
+
+    fn command(&self, command: Command) {
+        lock(&self.commands).push(command);
+        self.wake.raise(Signal::Commands);
+    }
+
+    /// The gate changes queued since the last call, in order.
+    pub(crate) fn take_commands(&self) -> Vec<Command> {
+        std::mem::take(&mut *lock(&self.commands))
+    }
+
+    /// Every registered gate.
+    pub(crate) fn registered(&self) -> Vec<Arc<PublishedGate>> {
+        lock(&self.gates).values().cloned().collect()
+    }
+
+    /// The slot of `pipeline`, created empty if it has none.
     pub(crate) fn slot(&self, pipeline: &PipelineName) -> Arc<PipelineSlot> {
         lock(&self.pipelines)
             .entry(pipeline.clone())
@@ -174,14 +112,9 @@ impl Shared {
             .clone()
     }
 
+    /// The slot of `pipeline`, if a gate or a waiter asked for it.
     pub(crate) fn existing_slot(&self, pipeline: &PipelineName) -> Option<Arc<PipelineSlot>> {
         lock(&self.pipelines).get(pipeline).cloned()
-    }
-
-    pub(crate) fn gates(
-        &self,
-    ) -> MutexGuard<'_, BTreeMap<(PipelineName, GateKey), Arc<GateShared>>> {
-        lock(&self.gates)
     }
 
     /// Epoch and incarnation held per pipeline that has a plan.
@@ -195,5 +128,48 @@ impl Shared {
                     .map(|p| (name.clone(), p.epoch, p.incarnation))
             })
             .collect()
+    }
+
+    /// Wakes the session task for `signal`.
+    pub(crate) fn raise(&self, signal: Signal) {
+        self.wake.raise(signal);
+    }
+
+    /// The signals raised since the last call.
+    pub(crate) fn take_signals(&self) -> Signals {
+        self.wake.take()
+    }
+
+    /// Waits for the next signal.
+    pub(crate) async fn woken(&self) {
+        self.wake.woken().await;
+    }
+
+    /// Waits until the client is closing.
+    pub(crate) async fn stopped(&self) {
+        self.wake.stopped().await;
+    }
+
+    /// Closes the client: the session task sends a last report and ends.
+    pub(crate) fn stop(&self) {
+        self.wake.raise(Signal::Stop);
+    }
+
+    /// A session opened (`true`) or ended.
+    pub(crate) fn set_connected(&self, connected: bool) {
+        if connected {
+            self.sessions_opened.fetch_add(1, Ordering::Relaxed);
+        }
+        self.connected.send_replace(connected);
+    }
+
+    /// `true` while a session is open.
+    pub(crate) fn connected(&self) -> watch::Receiver<bool> {
+        self.connected.subscribe()
+    }
+
+    /// Sessions opened so far.
+    pub(crate) fn sessions_opened(&self) -> u64 {
+        self.sessions_opened.load(Ordering::Relaxed)
     }
 }
