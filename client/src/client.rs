@@ -42,7 +42,8 @@ impl Client {
     /// Registers a gate. Fails if the identity is malformed or already
     /// registered in this client.
     pub fn gate(&self, identity: GateIdentity) -> Result<Gate, ClientError> {
-        self.shared.gate(identity)
+        let (slot, published) = self.shared.register(identity)?;
+        Ok(Gate::new(self.shared.clone(), slot, published))
     }
 
     /// `true` while a session is open.

@@ -37,9 +37,10 @@ fn identity(pipeline: &str, colour: Colour, subtask: u32) -> GateIdentity {
 }
 
 fn gate(shared: &Arc<Shared>, pipeline: &str, colour: Colour, subtask: u32) -> Gate {
-    shared
-        .gate(identity(pipeline, colour, subtask))
-        .expect("registers")
+    let (slot, published) = shared
+        .register(identity(pipeline, colour, subtask))
+        .expect("registers");
+    Gate::new(shared.clone(), slot, published)
 }
 
 fn plan(epoch: u64, horizon: i64) -> Plan {
@@ -300,7 +301,9 @@ fn closing_sends_a_last_report_of_every_gate_and_ends_the_session() {
     assert_eq!(kinds(&turn), ["progress 2"], "every gate, changed or not");
     assert!(progress(&turn).iter().any(|p| p.watermark == 42));
     assert!(
-        shared.gate(identity("orders", Colour::Green, 3)).is_err(),
+        shared
+            .register(identity("orders", Colour::Green, 3))
+            .is_err(),
         "a closing client registers no gate"
     );
 }

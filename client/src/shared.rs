@@ -13,7 +13,6 @@ use tokio::sync::watch;
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::gate::Gate;
 use crate::published::PublishedGate;
 use crate::slot::PipelineSlot;
 use crate::wake::{Signal, Signals, Wake};
@@ -62,9 +61,13 @@ impl Shared {
         &self.config
     }
 
-    /// Registers a gate and has it attached. Fails if the identity is
-    /// malformed, already registered, or the client is closing.
-    pub(crate) fn gate(self: &Arc<Self>, identity: GateIdentity) -> Result<Gate, ClientError> {
+    /// Registers a gate and has it attached: the slot of its pipeline and
+    /// what it publishes. Fails if the identity is malformed, already
+    /// registered, or the client is closing.
+    pub(crate) fn register(
+        &self,
+        identity: GateIdentity,
+    ) -> Result<(Arc<PipelineSlot>, Arc<PublishedGate>), ClientError> {
         identity.validate()?;
         if self.wake.stopping() {
             return Err(ClientError::Closed);
@@ -80,7 +83,7 @@ impl Shared {
             gates.insert(key, gate.clone());
         }
         self.command(Command::Attach(gate.clone()));
-        Ok(Gate::new(self.clone(), slot, gate))
+        Ok((slot, gate))
     }
 
     /// Unregisters a gate and has it detached.

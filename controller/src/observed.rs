@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cutover_core::{Colour, Epoch, Phase};
+use cutover_core::{Colour, Epoch, Phase, PipelineStatus};
 use cutover_crds::BlueGreenState;
 
 /// A child FlinkDeployment as its status shows it.
@@ -49,6 +49,25 @@ pub struct PipelineView {
     pub active: Colour,
     /// Latest transition, if any.
     pub transition: Option<TransitionView>,
+}
+
+impl PipelineView {
+    /// The coordinator's status as the decisions see it. A transition that
+    /// was promoted no longer waits for a promotion.
+    pub fn of(status: &PipelineStatus) -> PipelineView {
+        let transition = status.transition.as_ref().and_then(|t| {
+            Some(TransitionView {
+                to: t.to,
+                phase: status.phase?,
+                auto_promote: t.auto_promote || t.promoted,
+            })
+        });
+        PipelineView {
+            epoch: status.plan.epoch,
+            active: status.active,
+            transition,
+        }
+    }
 }
 
 /// What the controller remembers between reconciliations (kept in the

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_core::Phase;
+use cutover_core::{Colour, Phase, PipelineStatus};
 use cutover_crds::{
-    BlueGreenState, Condition, ConfigurationError, FlinkBlueGreenDeployment,
+    BlueGreenState, ColourGates, Condition, ConfigurationError, FlinkBlueGreenDeployment,
     FlinkBlueGreenDeploymentStatus, GatesByColour,
 };
 use serde_json::Value;
@@ -52,6 +52,22 @@ pub fn memory_from_status(status: Option<&FlinkBlueGreenDeploymentStatus>) -> Me
         initial_savepoint: status.initial_savepoint.clone(),
         old_stopped_at: status.old_colour_stopped_at.as_deref().and_then(seconds),
         rejected_hash: status.rejected_template_hash.clone(),
+    }
+}
+
+/// Per-colour gate counts for the resource's status.
+pub fn gates_by_colour(status: Option<&PipelineStatus>) -> GatesByColour {
+    let counts = |colour: Colour| {
+        let g = status.map(|s| *s.gates(colour)).unwrap_or_default();
+        ColourGates {
+            expected: g.expected,
+            connected: g.connected,
+            acked: g.acked,
+        }
+    };
+    GatesByColour {
+        blue: counts(Colour::Blue),
+        green: counts(Colour::Green),
     }
 }
 

@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use super::error::EdgeError;
-use super::reconcile::pipeline_view;
 use crate::observed::PipelineView;
 
 type Resource = ObjectRef<FlinkBlueGreenDeployment>;
@@ -187,9 +186,9 @@ async fn forward_changes(
 /// recover with every epoch), watermarks and counters are not: the
 /// resource's status shows them as of the last reconciliation.
 fn decision_view(status: &PipelineStatus) -> (Option<PipelineView>, [[u32; 2]; 2]) {
-    let view = pipeline_view(status).map(|mut v| {
-        v.epoch = Epoch(0);
-        v
+    let view = Some(PipelineView {
+        epoch: Epoch(0),
+        ..PipelineView::of(status)
     });
     let counts = |c: Colour| {
         let g = status.gates(c);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cutover_core::{Colour, PipelineName, PipelineStatus};
-use cutover_crds::{ColourGates, FlinkBlueGreenDeployment, GatesByColour};
+use cutover_crds::FlinkBlueGreenDeployment;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
@@ -20,42 +20,9 @@ use super::coordinators::refused;
 use super::error::EdgeError;
 use super::{Context, FINALIZER};
 use crate::child::{child_name, pipeline_name};
-use crate::observed::{PipelineView, TransitionView};
-use crate::status_map::{observe, status_after, unix_seconds};
+use crate::observed::PipelineView;
+use crate::status_map::{gates_by_colour, observe, status_after, unix_seconds};
 use crate::{Reconcile, decide, settled_colour};
-
-/// The coordinator's status as the decisions see it. A transition that
-/// was promoted no longer waits for a promotion.
-pub fn pipeline_view(status: &PipelineStatus) -> Option<PipelineView> {
-    let transition = status.transition.as_ref().and_then(|t| {
-        Some(TransitionView {
-            to: t.to,
-            phase: status.phase?,
-            auto_promote: t.auto_promote || t.promoted,
-        })
-    });
-    Some(PipelineView {
-        epoch: status.plan.epoch,
-        active: status.active,
-        transition,
-    })
-}
-
-/// Per-colour gate counts for the status.
-pub fn gates_by_colour(status: Option<&PipelineStatus>) -> GatesByColour {
-    let counts = |colour: Colour| {
-        let g = status.map(|s| *s.gates(colour)).unwrap_or_default();
-        ColourGates {
-            expected: g.expected,
-            connected: g.connected,
-            acked: g.acked,
-        }
-    };
-    GatesByColour {
-        blue: counts(Colour::Blue),
-        green: counts(Colour::Green),
-    }
-}
 
 pub(super) async fn reconcile(
     resource: Arc<FlinkBlueGreenDeployment>,
@@ -116,7 +83,7 @@ async fn reconcile_in(
             return Ok(Requeue::requeue(ctx.config.retry));
         }
     };
-    let view = status.as_ref().and_then(pipeline_view);
+    let view = status.as_ref().map(PipelineView::of);
     let observed = match observe(resource, blue.as_ref(), green.as_ref(), view, now) {
         Ok(observed) => observed,
         Err(reason) => {
