@@ -53,6 +53,7 @@ impl From<CoordinatorError> for Status {
                 CoreError::InvalidPipelineName { .. }
                 | CoreError::InvalidColour { .. }
                 | CoreError::InvalidGate { .. }
+                | CoreError::InvalidCoordinatorId { .. }
                 | CoreError::GateListedTwice { .. }
                 | CoreError::OutOfBounds { .. }
                 | CoreError::InvalidDocument { .. } => Status::invalid_argument(message),

@@ -24,6 +24,16 @@ use crate::gate::GateKey;
 use crate::ledger::{GateEntry, Ledger};
 use crate::operators::Operators;
 
+/// The per-gate rule of [`Ledger::drained`].
+fn drains(gate: &GateEntry, at: Key, mark: Key) -> bool {
+    let p = &gate.progress;
+    let live = gate.session.is_some();
+    p.lowest_held.is_none_or(|held| held >= at)
+        && (p.is_finished()
+            || p.checkpointed.is_some_and(|c| c >= mark)
+            || (live && (p.idle || (p.checkpointed.is_none() && p.watermark >= mark))))
+}
+
 impl Ledger {
     /// The gate operators of `colour` the ledger knows: uid, parallelism.
     pub fn operators(&self, colour: Colour) -> impl Iterator<Item = (&str, u32)> + '_ {
@@ -111,14 +121,14 @@ impl Ledger {
     /// finished: its task may be restarting from a checkpoint behind what it
     /// reported.
     pub fn drained(&self, colour: Colour, at: Key, mark: Key, recorded: &Operators) -> bool {
-        self.every_gate(colour, recorded, |gate| {
-            let p = &gate.progress;
-            let live = gate.session.is_some();
-            p.lowest_held.is_none_or(|held| held >= at)
-                && (p.is_finished()
-                    || p.checkpointed.is_some_and(|c| c >= mark)
-                    || (live && (p.idle || (p.checkpointed.is_none() && p.watermark >= mark))))
-        })
+        self.every_gate(colour, recorded, |gate| drains(gate, at, mark))
+    }
+
+    /// Whether every gate of `colour` this ledger has drained (the gates it
+    /// has, whether or not they are all of the colour's gates): what a
+    /// coordinator tells the fleet of the gates it serves.
+    pub fn served_drained(&self, colour: Colour, at: Key, mark: Key) -> bool {
+        self.gates_of(colour).all(|gate| drains(gate, at, mark))
     }
 
     /// Whether every gate of `colour` (see [`Ledger::every_gate`]) reported

@@ -29,6 +29,15 @@ pub enum CoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A coordinator id is not 1 to 128 characters of `[A-Za-z0-9._-]`
+    /// (not starting with a dot).
+    #[error(
+        "invalid coordinator id {id:?}: 1 to 128 characters of letters, digits, '.', '_' and '-', not starting with '.'"
+    )]
+    InvalidCoordinatorId {
+        /// The id given (at most 80 characters of it).
+        id: String,
+    },
     /// The same gate is already registered on another live session with the
     /// same or a newer attempt.
     #[error(

@@ -325,6 +325,11 @@ impl Ledger {
         }
     }
 
+    /// The epoch `session` acknowledged.
+    pub(crate) fn session_acked(&self, session: SessionId) -> Epoch {
+        self.sessions.get(&session).map_or(Epoch(0), |e| e.acked)
+    }
+
     /// The gate `key`, if known.
     pub fn gate(&self, key: &GateKey) -> Option<&GateEntry> {
         self.gates.get(key)

@@ -22,6 +22,7 @@ mod domain;
 mod drain;
 mod error;
 mod fence;
+pub mod fleet;
 mod gate;
 mod horizon;
 mod ledger;

@@ -14,6 +14,7 @@ use crate::compaction::{retire, retirement};
 use crate::document::{PipelineDoc, UnknownFields};
 use crate::domain::{Colour, Epoch, Key, PipelineName};
 use crate::error::CoreError;
+use crate::fleet::{ReportDigest, ServingReport, fleet_view};
 use crate::gate::{GateIdentity, GateKey, GateProgress, SessionId};
 use crate::horizon::next_horizon;
 use crate::ledger::Ledger;
@@ -34,11 +35,22 @@ pub enum Installed {
     Replaced,
 }
 
-/// One pipeline: installed document plus gate ledger.
+/// One pipeline: installed document plus gate ledger, and — when other
+/// coordinators serve gates of it too — their reports and the fleet view
+/// (see [`crate::fleet`]).
 #[derive(Clone, Debug)]
 pub struct PipelineState {
     doc: PipelineDoc,
     ledger: Ledger,
+    fleet: Option<Fleet>,
+}
+
+/// The other coordinators' live reports, and this coordinator's ledger with
+/// them folded in; every change to the ledger is applied to the view too.
+#[derive(Clone, Debug)]
+struct Fleet {
+    reports: Vec<ServingReport>,
+    view: Ledger,
 }
 
 impl PipelineState {
@@ -47,6 +59,7 @@ impl PipelineState {
         PipelineState {
             doc,
             ledger: Ledger::default(),
+            fleet: None,
         }
     }
 
@@ -60,9 +73,76 @@ impl PipelineState {
         &self.doc.name
     }
 
-    /// The gate ledger.
+    /// The gate ledger: the gates this coordinator serves.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The gates of the whole fleet: this coordinator's ledger with the
+    /// other coordinators' live reports folded in (the ledger itself when
+    /// there are none). Every decision reads this.
+    pub fn view(&self) -> &Ledger {
+        self.fleet.as_ref().map_or(&self.ledger, |f| &f.view)
+    }
+
+    /// The other coordinators' live reports (those of another incarnation
+    /// are dropped): the fleet view is rebuilt from them.
+    pub fn set_reports(&mut self, reports: Vec<ServingReport>) {
+        let incarnation = self.doc.incarnation();
+        let reports: Vec<ServingReport> = reports
+            .into_iter()
+            .filter(|r| r.incarnation == incarnation && r.pipeline == self.doc.name)
+            .collect();
+        if reports.is_empty() {
+            self.fleet = None;
+            return;
+        }
+        let view = fleet_view(
+            &self.ledger,
+            &self.doc.name,
+            &reports.iter().collect::<Vec<_>>(),
+        );
+        self.fleet = Some(Fleet { reports, view });
+    }
+
+    /// The other coordinators' reports the view is built from.
+    pub fn reports(&self) -> &[ServingReport] {
+        self.fleet.as_ref().map_or(&[], |f| &f.reports)
+    }
+
+    /// This coordinator's report of the gates it serves.
+    pub fn own_report(
+        &self,
+        coordinator: crate::fleet::CoordinatorId,
+        sequence: u64,
+    ) -> ServingReport {
+        ServingReport {
+            coordinator,
+            pipeline: self.doc.name.clone(),
+            incarnation: self.doc.incarnation(),
+            sequence,
+            gates: self.ledger.reported_gates(),
+            unknown: UnknownFields::new(),
+        }
+    }
+
+    /// What the other coordinators decide on in this one's report: rewrite
+    /// the report when it changes.
+    pub fn report_digest(&self) -> ReportDigest {
+        let drained = self.doc.transition.as_ref().is_some_and(|t| {
+            t.state == TransitionState::Pending
+                && self.ledger.served_drained(t.from, t.at, t.drain_mark())
+        });
+        ReportDigest::of(&self.ledger, self.doc.policy.window, drained)
+    }
+
+    /// Applies a change made to the ledger to the fleet view as well (a
+    /// change the view refuses — a gate it holds from a newer report — is
+    /// the report's to make).
+    fn mirror(&mut self, change: impl FnOnce(&mut Ledger) -> Result<(), CoreError>) {
+        if let Some(fleet) = self.fleet.as_mut() {
+            let _ = change(&mut fleet.view);
+        }
     }
 
     /// Installs a document that is now in the store (written by us or seen
@@ -76,6 +156,8 @@ impl PipelineState {
         }
         if doc.incarnation() != self.doc.incarnation() {
             self.doc = doc;
+            // The other coordinators' reports were of the old incarnation.
+            self.fleet = None;
             return Ok(Installed::Replaced);
         }
         self.doc.check_successor(&doc)?;
@@ -148,7 +230,7 @@ impl PipelineState {
         let colour = next.recorded_colour();
         if let Some(operators) = merged(
             next.operators.of(colour),
-            &self.ledger.current_operators(colour),
+            &self.view().current_operators(colour),
             rescale,
         ) {
             next.operators.set(colour, operators);
@@ -231,7 +313,7 @@ impl PipelineState {
             next.operators.set(t.from, Operators::new());
         }
         self.record_operators(&mut next, true);
-        if let Some(retired) = retirement(&next, &self.ledger) {
+        if let Some(retired) = retirement(&next, self.view()) {
             retire(&mut next, retired);
         }
         self.doc.check_successor(&next)?;
@@ -249,15 +331,16 @@ impl PipelineState {
         uid: &str,
     ) -> Result<PipelineDoc, CoreError> {
         let recorded = self.doc.operators.of(colour).contains_key(uid);
-        let known = self.ledger.operators(colour).any(|(known, _)| known == uid);
+        let known = self.view().operators(colour).any(|(known, _)| known == uid);
         if !recorded && !known {
             return Err(CoreError::UnknownOperator {
                 colour,
                 gate_uid: uid.chars().take(80).collect(),
             });
         }
-        // Refuse before anything is written.
-        self.ledger.clone().forget_operator(colour, uid)?;
+        // Refuse before anything is written (a gate of it connected to any
+        // coordinator of the fleet).
+        self.view().clone().forget_operator(colour, uid)?;
         let mut next = self.doc.successor();
         let mut operators = next.operators.of(colour).clone();
         operators.remove(uid);
@@ -269,7 +352,9 @@ impl PipelineState {
     /// (after [`PipelineState::propose_forget_operator`]'s document was
     /// installed). Refused while any of them is connected.
     pub fn forget_operator_gates(&mut self, colour: Colour, uid: &str) -> Result<(), CoreError> {
-        self.ledger.forget_operator(colour, uid)
+        self.ledger.forget_operator(colour, uid)?;
+        self.mirror(|view| view.forget_operator(colour, uid));
+        Ok(())
     }
 
     /// The change the pipeline wants on its own, if any: a higher horizon
@@ -284,17 +369,17 @@ impl PipelineState {
         let horizon = next_horizon(
             doc.horizon(),
             doc.policy,
-            self.ledger.horizon_signals(),
+            self.view().horizon_signals(),
             cap,
         );
         let drained = doc.transition.as_ref().is_some_and(|t| {
             t.state == TransitionState::Pending
                 && horizon.unwrap_or(doc.horizon()) > t.at
                 && self
-                    .ledger
+                    .view()
                     .drained(t.from, t.at, t.drain_mark(), doc.operators.of(t.from))
         });
-        let retired = retirement(doc, &self.ledger);
+        let retired = retirement(doc, self.view());
         let in_flight = doc
             .transition
             .as_ref()
@@ -304,10 +389,10 @@ impl PipelineState {
         let recorded = doc.operators.of(colour);
         let new_operators = in_flight
             && !self
-                .ledger
+                .view()
                 .operators(colour)
                 .all(|(uid, _)| recorded.contains_key(uid))
-            && merged(recorded, &self.ledger.current_operators(colour), false).is_some();
+            && merged(recorded, &self.view().current_operators(colour), false).is_some();
         if horizon.is_none() && !drained && retired.is_none() && !new_operators {
             return None;
         }
@@ -344,18 +429,26 @@ impl PipelineState {
         }
         // A client may hold a newer epoch than ours (we are behind the
         // store); count it as acked only up to what we have.
-        self.ledger
-            .attach(session, gates, held.min(self.doc.epoch()))
+        let held = held.min(self.doc.epoch());
+        self.ledger.attach(session, gates, held)?;
+        self.mirror(|view| view.attach(session, gates, held));
+        Ok(())
     }
 
     /// Removes gates from a session.
     pub fn detach(&mut self, session: SessionId, gates: &[GateKey]) -> Result<(), CoreError> {
-        self.ledger.detach(session, gates)
+        self.ledger.detach(session, gates)?;
+        self.mirror(|view| view.detach(session, gates));
+        Ok(())
     }
 
     /// The session ended.
     pub fn close_session(&mut self, session: SessionId) {
         self.ledger.close_session(session);
+        self.mirror(|view| {
+            view.close_session(session);
+            Ok(())
+        });
     }
 
     /// The session installed `epoch`.
@@ -367,6 +460,10 @@ impl PipelineState {
             });
         }
         self.ledger.ack(session, epoch);
+        self.mirror(|view| {
+            view.ack(session, epoch);
+            Ok(())
+        });
         Ok(())
     }
 
@@ -377,7 +474,9 @@ impl PipelineState {
         gate: &GateKey,
         progress: GateProgress,
     ) -> Result<(), CoreError> {
-        self.ledger.progress(session, gate, progress)
+        self.ledger.progress(session, gate, progress)?;
+        self.mirror(|view| view.progress(session, gate, progress));
+        Ok(())
     }
 
     /// A gate on the session holds `key` at watermark `watermark`.
@@ -398,7 +497,7 @@ impl PipelineState {
             })?;
         progress.watermark = progress.watermark.max(watermark);
         progress.lowest_held = Some(progress.lowest_held.map_or(key, |l| l.min(key)));
-        self.ledger.progress(session, gate, progress)
+        self.progress(session, gate, progress)
     }
 
     /// The status a controller or operator sees.
@@ -418,10 +517,9 @@ impl PipelineState {
     /// The ledger's counts, expecting also the recorded operators whose
     /// gates have not connected since this coordinator started.
     fn colour_gates(&self, colour: Colour, epoch: Epoch) -> ColourGates {
-        let mut gates = self.ledger.colour_gates(colour, epoch);
-        gates.expected += self
-            .ledger
-            .unknown_expected(colour, self.doc.operators.of(colour));
+        let view = self.view();
+        let mut gates = view.colour_gates(colour, epoch);
+        gates.expected += view.unknown_expected(colour, self.doc.operators.of(colour));
         gates
     }
 }
