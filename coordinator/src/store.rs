@@ -5,21 +5,33 @@
 //! stored version is still the one the writer read; otherwise the caller
 //! reloads, re-validates and retries. Watches report the stored value each
 //! time it changes (latest value, not every intermediate write).
+//!
+//! Beside the documents, a store keeps small *fleet records* for several
+//! coordinators serving the same pipelines (see `cutover_core::fleet`):
+//! per pipeline, each coordinator's serving report, and per coordinator a
+//! liveness record (a renewal counter). Each record has one writer, so they
+//! are written without compare-and-swap, and watched as a whole collection.
 
 mod configmap;
+mod configmap_records;
 mod connecting;
 mod etcd;
+mod etcd_records;
 mod file;
+mod file_records;
 mod memory;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use cutover_core::fleet::CoordinatorId;
 use cutover_core::{PipelineDoc, PipelineName};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL, views};
+pub use configmap_records::{COORDINATOR_ANNOTATION, FLEET_LABEL, OwnerPod, REPORT_OF_LABEL};
 pub use connecting::ConnectingStore;
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use file::{FileStore, MAX_WATCH_BACKOFF};
@@ -116,7 +128,29 @@ pub enum StoreError {
     },
 }
 
-/// Load, compare-and-swap on a version, watch.
+/// A collection of fleet records, each named by the coordinator that writes
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Collection {
+    /// The coordinators' serving reports of one pipeline.
+    Reports(PipelineName),
+    /// The coordinators' liveness records.
+    Liveness,
+}
+
+impl fmt::Display for Collection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Collection::Reports(pipeline) => write!(f, "reports of {pipeline}"),
+            Collection::Liveness => f.write_str("liveness records"),
+        }
+    }
+}
+
+/// The records of a collection, by coordinator.
+pub type Records = BTreeMap<CoordinatorId, Vec<u8>>;
+
+/// Load, compare-and-swap on a version, watch; and the fleet records.
 pub trait Store: Send + Sync + 'static {
     /// A short description for logs (`file:/var/lib/cutover`).
     fn describe(&self) -> String;
@@ -149,4 +183,26 @@ pub trait Store: Send + Sync + 'static {
     /// The stored value of `name` each time it changes, starting with the
     /// current one. Intermediate values may be skipped.
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>>;
+
+    /// Writes `coordinator`'s record in `collection` (replacing it).
+    fn put_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Removes `coordinator`'s record from `collection` (nothing if absent).
+    fn delete_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every record of `collection` each time one changes, starting with
+    /// the current ones. Intermediate values may be skipped.
+    fn watch_records(
+        &self,
+        collection: &Collection,
+    ) -> BoxStream<'static, Result<Records, StoreError>>;
 }

@@ -2,14 +2,19 @@
 //! (a stale version is refused and the caller learns what is stored), watch
 //! sees changes made through another handle (another process), deletes,
 //! concurrent writers (no lost update), corrupt or foreign content
-//! (reported, never overwritten), and fields a newer version wrote (kept on
-//! every write).
+//! (reported, never overwritten), fields a newer version wrote (kept on
+//! every write), and the fleet records (written, replaced, removed, watched
+//! as a collection from another handle, kept apart from the documents and
+//! from other collections).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use cutover_coordinator::store::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use cutover_coordinator::store::{
+    CasOutcome, Collection, DeleteOutcome, Records, Store, StoreError, Stored, Version,
+};
+use cutover_core::fleet::CoordinatorId;
 use cutover_core::{Colour, Epoch, HorizonPolicy, Incarnation, PipelineDoc, PipelineName};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -67,6 +72,88 @@ pub async fn check_all(backend: &dyn Backend, prefix: &str) -> anyhow::Result<()
     unknown_fields_survive_writes(backend, &format!("{prefix}-newer"))
         .await
         .context("unknown fields")?;
+    fleet_records(backend, &format!("{prefix}-fleet"))
+        .await
+        .context("fleet records")?;
+    Ok(())
+}
+
+/// Waits on `watch` for a collection satisfying `accept`.
+async fn records_until(
+    watch: &mut futures::stream::BoxStream<'static, Result<Records, StoreError>>,
+    accept: impl Fn(&Records) -> bool,
+) -> anyhow::Result<Records> {
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let records = watch.next().await.context("watch ended")??;
+            if accept(&records) {
+                return Ok(records);
+            }
+        }
+    })
+    .await?
+}
+
+/// Records of two coordinators in a pipeline's reports and in the liveness
+/// collection: written through one handle, seen through another's watch as
+/// a whole collection, replaced, removed; never listed as pipelines, never
+/// mixed between collections.
+async fn fleet_records(backend: &dyn Backend, name: &str) -> anyhow::Result<()> {
+    let (watcher, writer) = (backend.handle().await?, backend.handle().await?);
+    let pipeline = PipelineName::new(name)?;
+    let reports = Collection::Reports(pipeline.clone());
+    let other = Collection::Reports(PipelineName::new(format!("{name}-other"))?);
+    let (a, b) = (
+        CoordinatorId::new("coord-a")?,
+        CoordinatorId::new("coord_B.2")?,
+    );
+    let mut watch = watcher.watch_records(&reports);
+    records_until(&mut watch, Records::is_empty).await?;
+
+    writer
+        .put_record(&reports, &a, b"{\"a\":1}".to_vec())
+        .await?;
+    writer
+        .put_record(&reports, &b, b"{\"b\":1}".to_vec())
+        .await?;
+    writer.put_record(&other, &a, b"other".to_vec()).await?;
+    writer
+        .put_record(&Collection::Liveness, &a, b"7".to_vec())
+        .await?;
+    let seen = records_until(&mut watch, |r| r.len() == 2).await?;
+    ensure!(seen.get(&a).map(Vec::as_slice) == Some(&b"{\"a\":1}"[..]));
+    ensure!(seen.get(&b).map(Vec::as_slice) == Some(&b"{\"b\":1}"[..]));
+
+    writer
+        .put_record(&reports, &a, b"{\"a\":2}".to_vec())
+        .await?;
+    records_until(&mut watch, |r| {
+        r.get(&a).map(Vec::as_slice) == Some(&b"{\"a\":2}"[..])
+    })
+    .await?;
+    writer.delete_record(&reports, &b).await?;
+    writer
+        .delete_record(&reports, &b)
+        .await
+        .context("deleting twice")?;
+    let seen = records_until(&mut watch, |r| r.len() == 1).await?;
+    ensure!(seen.contains_key(&a));
+
+    // A watch opened now starts with the current collection.
+    let mut liveness = watcher.watch_records(&Collection::Liveness);
+    let current = records_until(&mut liveness, |r| !r.is_empty()).await?;
+    ensure!(current.get(&a).map(Vec::as_slice) == Some(&b"7"[..]));
+    ensure!(current.len() == 1, "only liveness records: {current:?}");
+
+    let listed = writer.list().await?;
+    ensure!(
+        !listed.iter().any(|n| n.as_str().starts_with(name)),
+        "fleet records are not pipelines: {listed:?}"
+    );
+    for collection in [&reports, &other, &Collection::Liveness] {
+        writer.delete_record(collection, &a).await?;
+    }
+    records_until(&mut watch, Records::is_empty).await?;
     Ok(())
 }
 

@@ -25,7 +25,10 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use tracing::debug;
 
-use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use cutover_core::fleet::CoordinatorId;
+
+use super::configmap_records::OwnerPod;
+use super::{CasOutcome, Collection, DeleteOutcome, Records, Store, StoreError, Stored, Version};
 
 /// Label naming the tool that manages the ConfigMaps.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "cutover");
@@ -41,15 +44,16 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 pub struct ConfigMapStore {
     api: Api<ConfigMap>,
     namespace: String,
+    owner: Option<OwnerPod>,
 }
 
-fn unavailable(e: kube::Error) -> StoreError {
+pub(super) fn unavailable(e: kube::Error) -> StoreError {
     StoreError::Unavailable {
         reason: format!("kubernetes: {e}"),
     }
 }
 
-fn status_code(e: &kube::Error) -> Option<u16> {
+pub(super) fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
@@ -64,7 +68,27 @@ impl ConfigMapStore {
         ConfigMapStore {
             api: Api::namespaced(client, &namespace),
             namespace,
+            owner: None,
         }
+    }
+
+    /// Has this coordinator's fleet records owned by its Pod, so that they
+    /// are garbage-collected with it.
+    pub fn with_owner_pod(mut self, pod: OwnerPod) -> Self {
+        self.owner = Some(pod);
+        self
+    }
+
+    pub(super) fn api(&self) -> &Api<ConfigMap> {
+        &self.api
+    }
+
+    pub(super) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub(super) fn owner(&self) -> Option<&OwnerPod> {
+        self.owner.as_ref()
     }
 
     /// Connects with the in-cluster configuration or the local kubeconfig.
@@ -330,5 +354,29 @@ impl Store for ConfigMapStore {
                 futures::future::ready(out)
             })
             .boxed()
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.put_record_object(collection, coordinator, value))
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.delete_record_object(collection, coordinator))
+    }
+
+    fn watch_records(
+        &self,
+        collection: &Collection,
+    ) -> BoxStream<'static, Result<Records, StoreError>> {
+        self.watch_record_objects(collection)
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cutover_core::fleet::CoordinatorId;
 use cutover_core::{PipelineDoc, PipelineName};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -15,7 +16,7 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use super::{CasOutcome, Collection, DeleteOutcome, Records, Store, StoreError, Stored, Version};
 use crate::log_limit::{RepeatLimiter, Verdict};
 
 /// A store behind connection attempts.
@@ -91,6 +92,29 @@ impl ConnectingStore {
     }
 }
 
+impl ConnectingStore {
+    /// The stream `open` makes of the connected store, once it is connected.
+    fn once_connected<T: Send + 'static>(
+        &self,
+        open: impl FnOnce(Arc<dyn Store>) -> BoxStream<'static, T> + Send + 'static,
+    ) -> BoxStream<'static, T> {
+        let mut connected = self.connected.subscribe();
+        futures::stream::once(async move {
+            let store = connected
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|s| s.clone());
+            match store {
+                Some(store) => open(store),
+                None => futures::stream::empty().boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
 impl Store for ConnectingStore {
     fn describe(&self) -> String {
         match self.connected.borrow().as_ref() {
@@ -133,20 +157,42 @@ impl Store for ConnectingStore {
     }
 
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
-        let mut connected = self.connected.subscribe();
         let name = name.clone();
-        futures::stream::once(async move {
-            let store = connected
-                .wait_for(Option::is_some)
+        self.once_connected(move |store| store.watch(&name))
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.current()
+                .await?
+                .put_record(collection, coordinator, value)
                 .await
-                .ok()
-                .and_then(|s| s.clone());
-            match store {
-                Some(store) => store.watch(&name),
-                None => futures::stream::empty().boxed(),
-            }
         })
-        .flatten()
-        .boxed()
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.current()
+                .await?
+                .delete_record(collection, coordinator)
+                .await
+        })
+    }
+
+    fn watch_records(
+        &self,
+        collection: &Collection,
+    ) -> BoxStream<'static, Result<Records, StoreError>> {
+        let collection = collection.clone();
+        self.once_connected(move |store| store.watch_records(&collection))
     }
 }

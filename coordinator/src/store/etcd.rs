@@ -23,7 +23,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 
-use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use cutover_core::fleet::CoordinatorId;
+
+use super::{CasOutcome, Collection, DeleteOutcome, Records, Store, StoreError, Stored, Version};
 
 /// How to reach etcd.
 #[derive(Clone, Debug)]
@@ -71,7 +73,7 @@ pub struct EtcdStore {
     options: EtcdOptions,
 }
 
-fn unavailable(e: etcd_client::Error) -> StoreError {
+pub(super) fn unavailable(e: etcd_client::Error) -> StoreError {
     StoreError::Unavailable {
         reason: format!("etcd: {e}"),
     }
@@ -141,6 +143,11 @@ impl EtcdStore {
     /// The key of `name`.
     pub fn key_of(&self, name: &PipelineName) -> String {
         format!("{}{name}", self.options.prefix)
+    }
+
+    /// The documents' key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.options.prefix
     }
 
     /// A client on the same connection (for tests and tools).
@@ -310,6 +317,30 @@ impl Store for EtcdStore {
 
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
         self.watch_from(name, None)
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.put_record_value(collection, coordinator, value))
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.delete_record_value(collection, coordinator))
+    }
+
+    fn watch_records(
+        &self,
+        collection: &Collection,
+    ) -> BoxStream<'static, Result<Records, StoreError>> {
+        self.watch_records_prefix(collection)
     }
 }
 

@@ -20,7 +20,9 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use cutover_core::fleet::CoordinatorId;
+
+use super::{CasOutcome, Collection, DeleteOutcome, Records, Store, StoreError, Stored, Version};
 
 /// A folder of JSON documents.
 #[derive(Clone, Debug)]
@@ -74,6 +76,11 @@ impl FileStore {
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How often watches read the folder.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll
     }
 
     /// Path of the document of `name`.
@@ -327,5 +334,37 @@ impl Store for FileStore {
             }
         })
         .boxed()
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (store, collection, coordinator) =
+            (self.clone(), collection.clone(), coordinator.clone());
+        Box::pin(blocking(move || {
+            store.put_record_blocking(&collection, &coordinator, &value)
+        }))
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (store, collection, coordinator) =
+            (self.clone(), collection.clone(), coordinator.clone());
+        Box::pin(blocking(move || {
+            store.delete_record_blocking(&collection, &coordinator)
+        }))
+    }
+
+    fn watch_records(
+        &self,
+        collection: &Collection,
+    ) -> BoxStream<'static, Result<Records, StoreError>> {
+        self.watch_records_polling(collection)
     }
 }

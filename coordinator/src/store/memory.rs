@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use cutover_core::fleet::CoordinatorId;
 use cutover_core::{PipelineDoc, PipelineName};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -11,7 +12,7 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
-use super::{CasOutcome, DeleteOutcome, Store, StoreError, Stored, Version};
+use super::{CasOutcome, Collection, DeleteOutcome, Records, Store, StoreError, Stored, Version};
 
 /// Documents in a map, versions from a counter.
 #[derive(Clone, Default)]
@@ -23,6 +24,7 @@ pub struct MemoryStore {
 struct Inner {
     revision: u64,
     docs: HashMap<PipelineName, watch::Sender<Option<Stored>>>,
+    records: HashMap<Collection, watch::Sender<Records>>,
 }
 
 impl MemoryStore {
@@ -42,6 +44,14 @@ impl MemoryStore {
             .docs
             .entry(name.clone())
             .or_insert_with(|| watch::channel(None).0)
+            .clone()
+    }
+
+    fn records(&self, collection: &Collection) -> watch::Sender<Records> {
+        self.lock()
+            .records
+            .entry(collection.clone())
+            .or_insert_with(|| watch::channel(Records::new()).0)
             .clone()
     }
 }
@@ -118,5 +128,36 @@ impl Store for MemoryStore {
     fn watch(&self, name: &PipelineName) -> BoxStream<'static, Result<Option<Stored>, StoreError>> {
         let rx = Self::sender(&mut self.lock(), name).subscribe();
         WatchStream::new(rx).map(Ok).boxed()
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.records(collection).send_modify(|records| {
+            records.insert(coordinator.clone(), value);
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn delete_record<'a>(
+        &'a self,
+        collection: &'a Collection,
+        coordinator: &'a CoordinatorId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.records(collection)
+            .send_if_modified(|records| records.remove(coordinator).is_some());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn watch_records(
+        &self,
+        collection: &Collection,
+    ) -> BoxStream<'static, Result<Records, StoreError>> {
+        WatchStream::new(self.records(collection).subscribe())
+            .map(Ok)
+            .boxed()
     }
 }
