@@ -31,6 +31,11 @@ pub fn horizon_window(text: &str) -> Result<Duration, String> {
     Ok(window)
 }
 
+/// A coordinator id (see `cutover_core::fleet::CoordinatorId`).
+pub fn coordinator_id(text: &str) -> Result<cutover_core::fleet::CoordinatorId, String> {
+    cutover_core::fleet::CoordinatorId::new(text).map_err(|e| e.to_string())
+}
+
 /// The horizon policy of a window parsed by [`horizon_window`].
 pub fn horizon_policy(window: Duration) -> HorizonPolicy {
     HorizonPolicy::with_window(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cutover_coordinator::config::{FleetConfig, generated_id};
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
+use cutover_core::fleet::CoordinatorId;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing::info;
@@ -41,6 +43,22 @@ pub struct ServeArgs {
     /// Largest message accepted from a client, in bytes (64 KiB to 256 MiB).
     #[arg(long, env = "CUTOVER_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(flags::MESSAGE_BYTES))]
     max_message_bytes: u64,
+    /// This coordinator's id among the coordinators sharing the store (1 to
+    /// 128 characters of letters, digits, `.`, `_`, `-`); the host name and
+    /// a random suffix when absent. Use a fresh one per process (a Pod
+    /// name is fine: a restarted Pod is a new process with the same name
+    /// only after the old one stopped).
+    #[arg(long, env = "CUTOVER_COORDINATOR_ID", value_parser = flags::coordinator_id)]
+    coordinator_id: Option<CoordinatorId>,
+    /// How often this coordinator renews its liveness record in the store.
+    #[arg(long, env = "CUTOVER_FLEET_RENEW", default_value = "2s", value_parser = flags::duration)]
+    fleet_renew: Duration,
+    /// How long another coordinator's reports count after its renewals
+    /// were last seen (this coordinator's clock). Several renewals long,
+    /// and shorter than gate clients take to leave a coordinator that
+    /// stopped answering.
+    #[arg(long, env = "CUTOVER_FLEET_TTL", default_value = "10s", value_parser = flags::duration)]
+    fleet_ttl: Duration,
 }
 
 impl ServeArgs {
@@ -51,8 +69,23 @@ impl ServeArgs {
             horizon: flags::horizon_policy(self.horizon_window),
             max_message_bytes: usize::try_from(self.max_message_bytes)
                 .context("--max-message-bytes does not fit this machine")?,
+            fleet: FleetConfig {
+                renew_interval: self.fleet_renew,
+                ttl: self.fleet_ttl,
+                ..FleetConfig::with_id(self.coordinator_id.unwrap_or_else(generated_id))
+            },
             ..CoordinatorConfig::default()
         };
+        anyhow::ensure!(
+            config.fleet.ttl >= config.fleet.renew_interval * 2,
+            "--fleet-ttl ({:?}) must be at least twice --fleet-renew ({:?})",
+            config.fleet.ttl,
+            config.fleet.renew_interval
+        );
+        anyhow::ensure!(
+            !config.fleet.renew_interval.is_zero(),
+            "--fleet-renew must be positive"
+        );
         let metrics = Metrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);

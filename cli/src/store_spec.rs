@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cutover_coordinator::store::{
-    ConfigMapStore, ConnectingStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore, Store,
+    ConfigMapStore, ConnectingStore, EtcdOptions, EtcdStore, EtcdTls, FileStore, MemoryStore,
+    OwnerPod, Store,
 };
 
 /// Default etcd key prefix.
@@ -140,11 +141,20 @@ impl StoreSpec {
                     .with_context(|| format!("opening file store {}", path.display()))?,
             ),
             StoreSpec::Memory => Arc::new(MemoryStore::new()),
-            StoreSpec::ConfigMap(namespace) => Arc::new(
-                ConfigMapStore::connect(namespace.clone())
+            StoreSpec::ConfigMap(namespace) => {
+                let store = ConfigMapStore::connect(namespace.clone())
                     .await
-                    .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?,
-            ),
+                    .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
+                // In a Pod (the downward API sets both), the coordinator's
+                // fleet records are owned by it and go away with it.
+                let store = match (std::env::var("POD_NAME"), std::env::var("POD_UID")) {
+                    (Ok(name), Ok(uid)) if !name.is_empty() && !uid.is_empty() => {
+                        store.with_owner_pod(OwnerPod { name, uid })
+                    }
+                    _ => store,
+                };
+                Arc::new(store)
+            }
             StoreSpec::Etcd(endpoints) => {
                 let user = match &options.etcd_user {
                     Some(user) => {

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use cutover_core::HorizonPolicy;
+use cutover_core::fleet::CoordinatorId;
+use rand::Rng;
 
 /// Coordinator settings.
 #[derive(Clone, Debug)]
@@ -18,6 +20,64 @@ pub struct CoordinatorConfig {
     pub cas_attempts: u32,
     /// Back-off between a failed automatic write and the next try.
     pub retry_backoff: Duration,
+    /// Serving one pipeline with other coordinators.
+    pub fleet: FleetConfig,
+}
+
+/// How this coordinator works with the others serving the same pipelines
+/// (see `cutover_core::fleet`).
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    /// This coordinator's id, unique in the fleet.
+    pub id: CoordinatorId,
+    /// How often it renews its liveness record.
+    pub renew_interval: Duration,
+    /// How long another coordinator's reports count after its renewals were
+    /// last seen changing (reader's clock). Keep it several renewals long,
+    /// and shorter than the time gate clients take to notice a coordinator
+    /// that stopped answering.
+    pub ttl: Duration,
+    /// How often it checks whether its reports changed in what the others
+    /// decide on.
+    pub report_check: Duration,
+    /// Least time between two writes of one pipeline's report.
+    pub min_report_interval: Duration,
+}
+
+impl FleetConfig {
+    /// Settings with id `id` and the default intervals.
+    pub fn with_id(id: CoordinatorId) -> Self {
+        FleetConfig {
+            id,
+            renew_interval: Duration::from_secs(2),
+            ttl: Duration::from_secs(10),
+            report_check: Duration::from_millis(100),
+            min_report_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A fresh id: the host name (when it is a valid id) and a random suffix.
+pub fn generated_id() -> CoordinatorId {
+    let suffix: u32 = rand::rng().random();
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 100);
+    let id = match host {
+        Some(host) => format!("{host}-{suffix:08x}"),
+        None => format!("coordinator-{suffix:08x}"),
+    };
+    CoordinatorId::new(id).unwrap_or_else(|_| {
+        CoordinatorId::new(format!("coordinator-{suffix:08x}")).expect("a valid generated id")
+    })
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig::with_id(generated_id())
+    }
 }
 
 impl Default for CoordinatorConfig {
@@ -28,6 +88,7 @@ impl Default for CoordinatorConfig {
             max_gates_per_session: 65_536,
             cas_attempts: 16,
             retry_backoff: Duration::from_millis(200),
+            fleet: FleetConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod broken;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod fleet;
 pub mod gate_server;
 pub mod log_limit;
 pub mod metrics;

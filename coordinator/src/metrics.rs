@@ -46,6 +46,8 @@ pub struct Metrics {
     pub session_errors: Counter,
     /// Pipelines whose stored state cannot be read.
     pub broken_pipelines: Gauge,
+    /// Writes of this coordinator's serving reports (see the fleet).
+    pub report_writes: Counter,
 }
 
 impl Metrics {
@@ -83,6 +85,11 @@ impl Metrics {
             "pipelines_broken",
             "Pipelines whose stored state cannot be read (answering DATA_LOSS)",
             self.broken_pipelines.clone(),
+        );
+        r.register(
+            "report_writes",
+            "Writes of this coordinator's serving reports to the store",
+            self.report_writes.clone(),
         );
     }
 

@@ -30,6 +30,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::broken::{Broken, BrokenPipelines};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::fleet::Membership;
 use crate::log_limit::{RepeatLimiter, Verdict};
 use crate::metrics::{Metrics, PipelineLabel, WriteLabel};
 use crate::published::Published;
@@ -49,6 +50,7 @@ pub struct Coordinator {
 
 struct Inner {
     store: Arc<dyn Store>,
+    membership: Arc<Membership>,
     config: CoordinatorConfig,
     metrics: Metrics,
     pipelines: RwLock<HashMap<PipelineName, Arc<PipelineCell>>>,
@@ -119,6 +121,23 @@ impl PipelineCell {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Becomes true when the pipeline is deleted.
+    pub(crate) fn retired(&self) -> watch::Receiver<bool> {
+        self.retired.subscribe()
+    }
+
+    /// Reads the core state.
+    pub(crate) fn read_core<T>(&self, f: impl FnOnce(&PipelineState) -> T) -> T {
+        f(&self.lock().core)
+    }
+
+    /// Changes the core state outside a gate session (the fleet view), and
+    /// has the automatic changes re-evaluated.
+    pub(crate) fn update_core(&self, f: impl FnOnce(&mut PipelineState)) {
+        self.with_core(f);
+        self.wake.notify_one();
+    }
+
     /// Runs `f` on the core state; marks the status changed only if it
     /// did (a duplicate report wakes no watcher).
     fn with_core<T>(&self, f: impl FnOnce(&mut PipelineState) -> T) -> T {
@@ -139,9 +158,11 @@ impl Coordinator {
     /// A coordinator on `store`. Call [`Coordinator::load_all`] to serve the
     /// pipelines already stored.
     pub fn new(store: Arc<dyn Store>, config: CoordinatorConfig, metrics: Metrics) -> Self {
-        Coordinator {
+        let membership = Arc::new(Membership::new(config.fleet.clone()));
+        let coordinator = Coordinator {
             inner: Arc::new(Inner {
                 store,
+                membership,
                 config,
                 metrics,
                 pipelines: RwLock::new(HashMap::new()),
@@ -151,7 +172,23 @@ impl Coordinator {
                 shutdown: watch::channel(false).0,
                 ready: watch::channel(true).0,
             }),
+        };
+        // Without a runtime (a tool reading the store) there is no fleet.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let span = info_span!("fleet", coordinator = %coordinator.inner.membership.id());
+            runtime.spawn(crate::fleet::run_membership(coordinator.clone()).instrument(span));
         }
+        coordinator
+    }
+
+    /// What this coordinator knows of the others serving with it.
+    pub fn membership(&self) -> &Arc<Membership> {
+        &self.inner.membership
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
     }
 
     /// Loads every pipeline in the store; returns how many are served. A
@@ -356,6 +393,9 @@ impl Coordinator {
         self.record_epoch(&cell);
         let span = info_span!("pipeline", pipeline = %name);
         tokio::spawn(self.clone().drive(cell.clone()).instrument(span.clone()));
+        tokio::spawn(
+            crate::fleet::run_pipeline(self.clone(), cell.clone()).instrument(span.clone()),
+        );
         tokio::spawn(self.clone().watch_store(cell.clone()).instrument(span));
         cell
     }
