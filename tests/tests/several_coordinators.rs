@@ -3,7 +3,10 @@
 //! one, aborted through another, scheduled again through the third and
 //! promoted through the second: every change goes through the store's
 //! compare-and-swap, so the fence holds and every record is emitted exactly
-//! once. On the file store and on a real etcd.
+//! once. DRAINED comes from the three coordinators' reports together (none
+//! of them serves all of the old job's gates), whichever coordinator is
+//! asked shows the whole fleet's gates, and the transition completes. On
+//! the file store and on a real etcd.
 
 use std::time::Duration;
 
@@ -24,7 +27,20 @@ async fn control(process: &CoordinatorProcess) -> anyhow::Result<ControlClient> 
 async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
     let mut coordinators = Vec::new();
     for _ in 0..3 {
-        coordinators.push(CoordinatorProcess::start(store, &["--horizon-window", "1s"]).await?);
+        coordinators.push(
+            CoordinatorProcess::start(
+                store,
+                &[
+                    "--horizon-window",
+                    "1s",
+                    "--fleet-renew",
+                    "200ms",
+                    "--fleet-ttl",
+                    "2s",
+                ],
+            )
+            .await?,
+        );
     }
     let endpoints: Vec<String> = coordinators
         .iter()
@@ -85,6 +101,22 @@ async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
         segments, 2,
         "one cutover in the plan: the aborted one left no trace"
     );
+
+    // Each coordinator serves a third of each job's gates: DRAINED comes
+    // from their reports together, and each shows the whole fleet.
+    let drained =
+        wait_for_status(&mut control_a, &name, LIMIT, |s| s.phase == Some(Phase::Drained)).await?;
+    assert_eq!(drained.green.expected, 6);
+    for process in [a, b, c] {
+        let status = control(process).await?.get(&pipeline).await?;
+        assert_eq!(
+            (status.green.expected, status.blue.expected),
+            (6, 9),
+            "every coordinator counts the fleet's gates"
+        );
+    }
+    let completed = control(c).await?.complete(&pipeline).await?;
+    assert_eq!(completed.phase, Some(Phase::Completed));
 
     let (green, blue) = (green.finish().await?, blue.finish().await?);
     let (duplicates, gaps) = tally(total, &green, &blue);
