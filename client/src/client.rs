@@ -22,17 +22,30 @@ impl Client {
     /// Starts the session task (on the current tokio runtime). Returns at
     /// once; gates hold until the first plan arrives.
     pub fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::from_shared(config.endpoint.clone())
-            .map_err(|e| ClientError::InvalidEndpoint {
+        let addresses = config.endpoints();
+        if addresses.is_empty() {
+            return Err(ClientError::InvalidEndpoint {
                 endpoint: config.endpoint.clone(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(10))
-            .keep_alive_while_idle(true);
+                reason: "no coordinator address".into(),
+            });
+        }
+        let endpoints = addresses
+            .iter()
+            .map(|address| {
+                Ok(Endpoint::from_shared(address.clone())
+                    .map_err(|e| ClientError::InvalidEndpoint {
+                        endpoint: address.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .connect_timeout(config.connect_timeout)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(config.keepalive)
+                    .keep_alive_timeout(config.keepalive)
+                    .keep_alive_while_idle(true))
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
         let shared = Arc::new(Shared::new(config));
-        let task = tokio::spawn(crate::session::run(shared.clone(), endpoint));
+        let task = tokio::spawn(crate::session::run(shared.clone(), endpoints));
         Ok(Client {
             shared,
             task: Some(task),

@@ -11,10 +11,15 @@ pub struct ClientConfig {
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
     pub(crate) progress_interval: Duration,
+    pub(crate) keepalive: Duration,
 }
 
 impl ClientConfig {
-    /// Settings for the coordinator at `endpoint` (`http://host:port`).
+    /// Settings for the coordinator at `endpoint` (`http://host:port`), or
+    /// for several coordinators serving the same pipelines, separated by
+    /// commas (`http://a:7700,http://b:7700`): the client keeps one session
+    /// to one of them and moves to the next only when its coordinator
+    /// cannot be reached or stops answering.
     pub fn new(endpoint: impl Into<String>) -> Self {
         ClientConfig {
             endpoint: endpoint.into(),
@@ -23,7 +28,25 @@ impl ClientConfig {
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(5),
             progress_interval: Duration::from_millis(200),
+            keepalive: Duration::from_secs(10),
         }
+    }
+
+    /// The coordinators to use, in order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// How often an idle connection is checked; a coordinator that does not
+    /// answer a check within as long again is left for the next one.
+    pub fn keepalive(mut self, interval: Duration) -> Self {
+        self.keepalive = interval;
+        self
     }
 
     /// Name of this process in the coordinator's logs.

@@ -125,20 +125,37 @@ impl ControlClient {
 
     /// A client for `endpoint` that connects on first use, each attempt
     /// bounded by `connect_timeout` and each call by `timeout` (for a
-    /// long-running process such as the controller).
+    /// long-running process such as the controller). Several coordinators
+    /// serving the same pipelines, separated by commas, share the calls
+    /// (any of them answers with the whole fleet's state).
     pub fn lazy(
         endpoint: &str,
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, ControlError> {
-        let channel = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| ControlError::InvalidEndpoint {
-                endpoint: endpoint.to_string(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .connect_lazy();
+        let endpoints = endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|address| {
+                Endpoint::from_shared(address.to_string())
+                    .map(|e| e.connect_timeout(connect_timeout).timeout(timeout))
+                    .map_err(|e| ControlError::InvalidEndpoint {
+                        endpoint: address.to_string(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let channel = match endpoints.as_slice() {
+            [] => {
+                return Err(ControlError::InvalidEndpoint {
+                    endpoint: endpoint.to_string(),
+                    reason: "no coordinator address".into(),
+                });
+            }
+            [one] => one.connect_lazy(),
+            _ => Channel::balance_list(endpoints.into_iter()),
+        };
         Ok(ControlClient {
             inner: ControlServiceClient::new(channel),
         })

@@ -1,7 +1,9 @@
 //! The client's background task, the IO around [`SessionState`]: keeps one
-//! session to the coordinator for every gate of the process, and
-//! reconnects with jittered exponential back-off, resuming from the epochs
-//! held. Each turn it writes what the state decides, then waits for a frame,
+//! session to a coordinator for every gate of the process, and reconnects
+//! with jittered exponential back-off, resuming from the epochs held. With
+//! several coordinators it stays on the one it has while that one answers;
+//! when it cannot be reached, or a session to it ends, the next attempt
+//! goes to the next one in the list. Each turn it writes what the state decides, then waits for a frame,
 //! a signal or the state's deadline. While disconnected, gates keep
 //! deciding below the horizon they hold.
 
@@ -26,28 +28,38 @@ enum Ended {
     Stopped,
     /// The connection failed; `served` tells whether it had been up.
     Failed { served: bool },
+    /// The coordinator sent a frame the client cannot build on: a new
+    /// session to the same coordinator starts from a snapshot.
+    Resync,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, endpoint: Endpoint) {
+pub(crate) async fn run(shared: Arc<Shared>, endpoints: Vec<Endpoint>) {
     let (min, max) = (shared.config().reconnect_min, shared.config().reconnect_max);
     let mut backoff = min;
+    let mut current = 0;
     loop {
-        match connection(&shared, &endpoint).await {
+        let Some(endpoint) = endpoints.get(current % endpoints.len().max(1)) else {
+            return;
+        };
+        let (served, next) = match connection(&shared, endpoint).await {
             Ended::Stopped => return,
-            Ended::Failed { served } => {
-                shared.set_connected(false);
-                if served {
-                    backoff = min;
-                }
-                let wait = jitter(backoff);
-                debug!(?wait, "reconnecting");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shared.stopped() => return,
-                }
-                backoff = (backoff * 2).min(max);
-            }
+            Ended::Resync => (true, false),
+            Ended::Failed { served } => (served, true),
+        };
+        shared.set_connected(false);
+        if served {
+            backoff = min;
         }
+        if next {
+            current = (current + 1) % endpoints.len();
+        }
+        let wait = jitter(backoff);
+        debug!(?wait, "reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.stopped() => return,
+        }
+        backoff = (backoff * 2).min(max);
     }
 }
 
@@ -103,7 +115,7 @@ async fn connection(shared: &Arc<Shared>, endpoint: &Endpoint) -> Ended {
                         }
                     }
                     Ok(None) => {}
-                    Err(_) => return Ended::Failed { served: true },
+                    Err(_) => return Ended::Resync,
                 },
                 Ok(None) => return Ended::Failed { served: true },
                 Err(status) => {

@@ -35,7 +35,9 @@ pub enum ConfigurationError {
     #[error("spec.configuration.horizonWindow must be positive")]
     ZeroHorizonWindow,
     /// `coordinator` is not an `http://` or `https://` address.
-    #[error("spec.configuration.coordinator must be an http:// or https:// address, not {0:?}")]
+    #[error(
+        "spec.configuration.coordinator must be http:// or https:// addresses separated by commas, not {0:?}"
+    )]
     NotAnHttpAddress(String),
 }
 
@@ -95,7 +97,9 @@ pub struct BlueGreenConfiguration {
     /// Default `true`.
     pub auto_promote: bool,
     /// gRPC address of the cutover coordinator, injected into both
-    /// children's Flink configuration. Default
+    /// children's Flink configuration; several coordinators serving the
+    /// same pipelines are separated by commas (gates stay on one and move
+    /// to the next when it is gone). Default
     /// `http://cutover.cutover-system.svc:7700`.
     pub coordinator: String,
 }
@@ -135,7 +139,11 @@ impl BlueGreenConfiguration {
         if durations.horizon_window.is_zero() {
             return Err(ConfigurationError::ZeroHorizonWindow);
         }
-        if !(self.coordinator.starts_with("http://") || self.coordinator.starts_with("https://")) {
+        let addresses: Vec<&str> = self.coordinator.split(',').map(str::trim).collect();
+        if addresses
+            .iter()
+            .any(|a| !(a.starts_with("http://") || a.starts_with("https://")))
+        {
             return Err(ConfigurationError::NotAnHttpAddress(
                 self.coordinator.clone(),
             ));
@@ -166,6 +174,10 @@ mod tests {
             ),
             (r#"{"horizonWindow": "0s"}"#, "must be positive"),
             (r#"{"coordinator": "cutover:7700"}"#, "http:// or https://"),
+            (
+                r#"{"coordinator": "http://a:7700,b:7700"}"#,
+                "http:// or https://",
+            ),
         ];
         for (json, expected) in table {
             let parsed: BlueGreenConfiguration = serde_json::from_str(json).expect("parses");

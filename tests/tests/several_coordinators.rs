@@ -104,8 +104,10 @@ async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
 
     // Each coordinator serves a third of each job's gates: DRAINED comes
     // from their reports together, and each shows the whole fleet.
-    let drained =
-        wait_for_status(&mut control_a, &name, LIMIT, |s| s.phase == Some(Phase::Drained)).await?;
+    let drained = wait_for_status(&mut control_a, &name, LIMIT, |s| {
+        s.phase == Some(Phase::Drained)
+    })
+    .await?;
     assert_eq!(drained.green.expected, 6);
     for process in [a, b, c] {
         let status = control(process).await?.get(&pipeline).await?;
