@@ -1,4 +1,5 @@
-//! `cutover demo`: an embedded coordinator, two simulated jobs (GREEN and
+//! `cutover demo`: an embedded coordinator (or several on one store, one
+//! of them stopped during the transition), two simulated jobs (GREEN and
 //! BLUE, different parallelism, different partitioning, independent
 //! watermark timing) replaying one out-of-order stream, a cutover at
 //! EARLIEST while both run, and a check that every record was emitted by
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cutover_client::{Colour, ControlClient, PipelineName};
+use cutover_coordinator::config::FleetConfig;
 use cutover_coordinator::metrics::WriteLabel;
+use cutover_coordinator::store::Store;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
 use cutover_core::{CutoverAt, Epoch, Mode, Phase, ScheduleRequest};
 use serde::Serialize;
@@ -57,6 +60,12 @@ pub struct DemoArgs {
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
+    /// Embedded coordinators sharing the store (1 to 16). With more than
+    /// one, each client process starts on its own coordinator (listing the
+    /// others to move to), and the last coordinator is stopped while the
+    /// transition runs: its gates move to the others.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub coordinators: u32,
 }
 
 /// The demo's figures.
@@ -94,6 +103,12 @@ pub struct Summary {
     pub max_held: usize,
     /// Where the plan was stored.
     pub store: String,
+    /// Embedded coordinators.
+    pub coordinators: u32,
+    /// Coordinators stopped during the transition.
+    pub coordinators_stopped: u32,
+    /// Writes of the coordinators' serving reports over the whole run.
+    pub report_writes: u64,
     /// Wall time of the run.
     pub wall_ms: f64,
 }
@@ -122,19 +137,21 @@ impl DemoArgs {
             .unwrap_or_else(|| StoreSpec::File(tempdir.path().join("state")));
         let store = spec.open(&self.store_options).await?;
         let description = store.describe();
-        let metrics = Metrics::default();
-        let config = CoordinatorConfig {
-            horizon: crate::flags::horizon_policy(self.horizon_window),
-            ..CoordinatorConfig::default()
-        };
-        let coordinator = Coordinator::new(store, config, metrics.clone());
-        coordinator.load_all().await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(coordinator, listener, async {
-            let _ = stopped.await;
-        }));
+        let mut coordinators = Vec::new();
+        for _ in 0..self.coordinators {
+            coordinators.push(Embedded::start(store.clone(), self.horizon_window).await?);
+        }
+        let endpoints: Vec<String> = coordinators.iter().map(|c| c.endpoint.clone()).collect();
+        // Client process i starts on coordinator i and lists the others
+        // after it.
+        let lists: Vec<String> = (0..endpoints.len())
+            .map(|i| {
+                let mut list = endpoints[i..].to_vec();
+                list.extend_from_slice(&endpoints[..i]);
+                list.join(",")
+            })
+            .collect();
+        let endpoint = endpoints[0].clone();
 
         // A pipeline of its own per run: a persistent store keeps earlier runs'.
         let run = std::time::SystemTime::now()
@@ -163,7 +180,7 @@ impl DemoArgs {
         // GREEN runs first.
         let green_done = Arc::new(AtomicUsize::new(0));
         let green = tokio::spawn(run_job(
-            vec![endpoint.clone()],
+            lists.clone(),
             pipeline.clone(),
             job(Colour::Green, self.green_parallelism, 2, 0x6EE7, 8),
             stream.clone(),
@@ -177,7 +194,7 @@ impl DemoArgs {
         // and catches up faster.
         let blue_done = Arc::new(AtomicUsize::new(0));
         let blue = tokio::spawn(run_job(
-            vec![endpoint.clone()],
+            lists.clone(),
             pipeline.clone(),
             job(Colour::Blue, self.blue_parallelism, 3, 0xB1E, 24),
             stream.clone(),
@@ -209,6 +226,14 @@ impl DemoArgs {
         let transition = status.transition.context("no transition in the status")?;
         let schedule_epoch = status.plan.epoch;
         epoch_tx.send_replace(Some(schedule_epoch));
+        // With several coordinators, one goes away while the cutover runs.
+        let mut stopped = 0;
+        if coordinators.len() > 1
+            && let Some(last) = coordinators.pop()
+        {
+            last.stop().await?;
+            stopped = 1;
+        }
 
         control
             .wait_for(&pipeline, PHASE_LIMIT, |s| s.phase == Some(Phase::Drained))
@@ -222,8 +247,19 @@ impl DemoArgs {
         let green = green.await.context("GREEN job panicked")??;
         let blue = blue.await.context("BLUE job panicked")??;
         let final_status = control.get(&pipeline).await?;
-        let _ = stop.send(());
-        server.await.context("server task")??;
+        let label = WriteLabel {
+            pipeline: pipeline.to_string(),
+            outcome: "written",
+        };
+        let mut store_writes = 0;
+        let mut report_writes = 0;
+        for embedded in &coordinators {
+            store_writes += embedded.metrics.store_writes.get_or_create(&label).get();
+            report_writes += embedded.metrics.report_writes.get();
+        }
+        for embedded in coordinators {
+            embedded.stop().await?;
+        }
 
         let mut counts = vec![0u8; total];
         for &id in green.emitted.iter().chain(&blue.emitted) {
@@ -243,13 +279,6 @@ impl DemoArgs {
             .map_or(f64::NAN, |t| {
                 t.duration_since(scheduled_at).as_secs_f64() * 1e3
             });
-        let store_writes = metrics
-            .store_writes
-            .get_or_create(&WriteLabel {
-                pipeline: pipeline.to_string(),
-                outcome: "written",
-            })
-            .get();
         Ok(Summary {
             records: self.records,
             emitted_blue: blue.emitted.len(),
@@ -271,8 +300,55 @@ impl DemoArgs {
             blue_parallelism: self.blue_parallelism,
             max_held: green.max_held.max(blue.max_held),
             store: description,
+            coordinators: self.coordinators,
+            coordinators_stopped: stopped,
+            report_writes,
             wall_ms: started.elapsed().as_secs_f64() * 1e3,
         })
+    }
+}
+
+/// A coordinator serving on a loopback port inside the demo.
+struct Embedded {
+    endpoint: String,
+    metrics: Metrics,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), cutover_coordinator::ServeError>>,
+}
+
+impl Embedded {
+    async fn start(store: Arc<dyn Store>, window: Duration) -> anyhow::Result<Embedded> {
+        let metrics = Metrics::default();
+        let config = CoordinatorConfig {
+            horizon: crate::flags::horizon_policy(window),
+            // Coordinators in one process: renew often, judge quickly.
+            fleet: FleetConfig {
+                renew_interval: Duration::from_millis(200),
+                ttl: Duration::from_secs(2),
+                ..FleetConfig::default()
+            },
+            ..CoordinatorConfig::default()
+        };
+        let coordinator = Coordinator::new(store, config, metrics.clone());
+        coordinator.load_all().await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(coordinator, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Embedded {
+            endpoint,
+            metrics,
+            stop,
+            server,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await.context("server task")??;
+        Ok(())
     }
 }
 
@@ -292,6 +368,13 @@ fn print_summary(s: &Summary, json: bool) {
         "cutover demo: {} records, {} mode, store {}",
         s.records, s.mode, s.store
     );
+    if s.coordinators > 1 {
+        println!(
+            "  {:<34} {:>12}",
+            format!("coordinators ({} stopped mid-run)", s.coordinators_stopped),
+            s.coordinators
+        );
+    }
     println!(
         "  {:<34} {:>12}",
         format!("emitted by GREEN (parallelism {})", s.green_parallelism),
@@ -326,6 +409,10 @@ fn print_summary(s: &Summary, json: bool) {
     println!(
         "  {:<34} {:>12}",
         "store writes (whole run)", s.store_writes
+    );
+    println!(
+        "  {:<34} {:>12}",
+        "serving report writes (whole run)", s.report_writes
     );
     println!(
         "  {:<34} {:>12}",

@@ -41,6 +41,13 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoints: Vec<Endpoint>) {
         let Some(endpoint) = endpoints.get(current % endpoints.len().max(1)) else {
             return;
         };
+        // A session carries gates: none registered, nothing to open.
+        while shared.registered().is_empty() {
+            tokio::select! {
+                _ = shared.woken() => {}
+                _ = shared.stopped() => return,
+            }
+        }
         let (served, next) = match connection(&shared, endpoint).await {
             Ended::Stopped => return,
             Ended::Resync => (true, false),

@@ -1,6 +1,8 @@
 //! The demo workload end to end (smaller than `cutover demo`'s default):
 //! two simulated jobs with different parallelism over real gate clients,
-//! a cutover at EARLIEST while both run, every record emitted exactly once.
+//! a cutover at EARLIEST while both run, every record emitted exactly once —
+//! also with three coordinators on one store, one of them stopped while
+//! the transition runs.
 
 use cutover_cli::demo::DemoArgs;
 
@@ -15,6 +17,7 @@ fn args(records: u32, seed: u64, watermark_mode: bool) -> DemoArgs {
         watermark_mode,
         seed,
         json: false,
+        coordinators: 1,
     }
 }
 
@@ -45,5 +48,24 @@ async fn watermark_mode_runs_and_reports_its_errors() -> anyhow::Result<()> {
     let accounted =
         summary.emitted_blue + summary.emitted_green + summary.gaps - summary.duplicates;
     assert_eq!(accounted, 30_000, "{summary:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_coordinators_one_stopped_mid_run_emit_every_record_exactly_once()
+-> anyhow::Result<()> {
+    let summary = DemoArgs {
+        coordinators: 3,
+        ..args(30_000, 4, false)
+    }
+    .execute()
+    .await?;
+    assert_eq!((summary.duplicates, summary.gaps), (0, 0), "{summary:?}");
+    assert_eq!((summary.coordinators, summary.coordinators_stopped), (3, 1));
+    assert!(
+        summary.report_writes > 0,
+        "the coordinators reported: {summary:?}"
+    );
+    assert_eq!(summary.emitted_blue + summary.emitted_green, 30_000);
     Ok(())
 }
