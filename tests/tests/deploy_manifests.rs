@@ -124,8 +124,30 @@ fn the_manifests_agree_with_the_code() -> anyhow::Result<()> {
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = args_of(deployment);
     assert_eq!(args.first(), Some(&"serve"));
-    // DRAINED needs every gate of a pipeline on one coordinator.
-    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(1));
+    // Three replicas serve together; a disruption takes one at a time.
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(3));
+    let budget = find(&docs, "PodDisruptionBudget");
+    assert_eq!(budget["spec"]["minAvailable"].as_u64(), Some(2));
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    // The ConfigMap store gives its records to the Pod it runs in.
+    let env: BTreeSet<(&str, &str)> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?,
+                e["valueFrom"]["fieldRef"]["fieldPath"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        env,
+        BTreeSet::from([("POD_NAME", "metadata.name"), ("POD_UID", "metadata.uid")])
+    );
     let flag = |name: &str| {
         args.iter()
             .find_map(|a| a.strip_prefix(&format!("--{name}=")))
