@@ -41,12 +41,13 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoints: Vec<Endpoint>) {
         let Some(endpoint) = endpoints.get(current % endpoints.len().max(1)) else {
             return;
         };
-        // A session carries gates: none registered, nothing to open.
+        // A session carries gates: none registered, nothing to open. (One
+        // waiter on the wake-up: a registration or the stop wakes it.)
         while shared.registered().is_empty() {
-            tokio::select! {
-                _ = shared.woken() => {}
-                _ = shared.stopped() => return,
+            if shared.stopping() {
+                return;
             }
+            shared.woken().await;
         }
         let (served, next) = match connection(&shared, endpoint).await {
             Ended::Stopped => return,

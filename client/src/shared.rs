@@ -148,6 +148,11 @@ impl Shared {
         self.wake.woken().await;
     }
 
+    /// Whether the client is closing.
+    pub(crate) fn stopping(&self) -> bool {
+        self.wake.stopping()
+    }
+
     /// Waits until the client is closing.
     pub(crate) async fn stopped(&self) {
         self.wake.stopped().await;

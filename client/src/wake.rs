@@ -70,7 +70,9 @@ impl Wake {
         self.notify.notified().await;
     }
 
-    /// Waits until the client is closing.
+    /// Waits until the client is closing. The only waiter on the wake-up
+    /// while it waits: a second one could take the notification meant for
+    /// it.
     pub(crate) async fn stopped(&self) {
         while !self.stopping() {
             self.woken().await;

@@ -1,12 +1,15 @@
 //! `cutover bench writes`: store writes of one scripted run, per backend and
 //! per number of gates — they must grow with event time, not with gates.
 //!
-//! The run: G GREEN and G BLUE gates (two sessions) on an embedded
-//! coordinator over the store; every gate moves its watermark one horizon
-//! window at a time for `--windows` windows; halfway, a cutover at EARLIEST
-//! to BLUE; then DRAINED and completion. Counted: the coordinator's
-//! successful store writes for the pipeline (creation, one horizon step per
-//! window, schedule, DRAINED, completion — DRAINED often rides on a step).
+//! The run: G GREEN and G BLUE gates on C embedded coordinators over the
+//! store (each colour's gates spread over one session per coordinator);
+//! every gate moves its watermark one horizon window at a time for
+//! `--windows` windows; halfway, a cutover at EARLIEST to BLUE; then
+//! DRAINED and completion. Counted: the coordinators' successful document
+//! writes for the pipeline (creation, one horizon step per window,
+//! schedule, DRAINED, completion — DRAINED often rides on a step), the
+//! compare-and-swaps they lost to each other, and their serving-report
+//! writes.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use anyhow::{Context, bail};
 use cutover_client::{
     Client, ClientConfig, Colour, ControlClient, Gate, GateIdentity, Key, PipelineName,
 };
+use cutover_coordinator::config::FleetConfig;
 use cutover_coordinator::metrics::WriteLabel;
 use cutover_coordinator::store::Store;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
@@ -47,6 +51,9 @@ pub struct WritesArgs {
     /// Horizon windows of event time in the run.
     #[arg(long, default_value_t = 40)]
     pub windows: u32,
+    /// Coordinators serving the pipeline together, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u32])]
+    pub coordinators: Vec<u32>,
     /// Print the result as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -57,10 +64,27 @@ pub struct WritesArgs {
 pub struct WritesRow {
     /// The store.
     pub store: String,
+    /// Coordinators.
+    pub coordinators: u32,
     /// Gates per colour.
     pub gates_per_colour: u32,
-    /// Successful store writes of the pipeline.
+    /// Successful document writes of the pipeline.
     pub writes: u64,
+    /// Compare-and-swaps lost to another coordinator.
+    pub conflicts: u64,
+    /// Serving-report writes.
+    pub report_writes: u64,
+}
+
+/// What the coordinators wrote in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// Successful document writes.
+    pub written: u64,
+    /// Lost compare-and-swaps.
+    pub conflicts: u64,
+    /// Serving-report writes.
+    pub reports: u64,
 }
 
 impl WritesArgs {
@@ -68,6 +92,10 @@ impl WritesArgs {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         if self.gates.is_empty() || self.gates.contains(&0) || self.windows < 2 {
             bail!("--gates needs positive counts and --windows at least 2");
+        }
+        if self.coordinators.is_empty() || self.coordinators.iter().any(|&c| !(1..=16).contains(&c))
+        {
+            bail!("--coordinators needs counts from 1 to 16");
         }
         let tempdir = tempfile::tempdir().context("creating a temporary folder")?;
         let stores = if self.store.is_empty() {
@@ -81,13 +109,20 @@ impl WritesArgs {
         let mut rows = Vec::new();
         for spec in &stores {
             let store = spec.open(&self.store_options).await?;
-            for &gates in &self.gates {
-                let writes = writes_of_a_run(store.clone(), gates, self.windows).await?;
-                rows.push(WritesRow {
-                    store: store.describe(),
-                    gates_per_colour: gates,
-                    writes,
-                });
+            for &coordinators in &self.coordinators {
+                for &gates in &self.gates {
+                    let writes =
+                        writes_of_a_fleet_run(store.clone(), coordinators, gates, self.windows)
+                            .await?;
+                    rows.push(WritesRow {
+                        store: store.describe(),
+                        coordinators,
+                        gates_per_colour: gates,
+                        writes: writes.written,
+                        conflicts: writes.conflicts,
+                        report_writes: writes.reports,
+                    });
+                }
             }
         }
         println!(
@@ -96,8 +131,13 @@ impl WritesArgs {
         );
         for row in &rows {
             println!(
-                "  {:<40} {:>6} gates per colour: {:>4} writes",
-                row.store, row.gates_per_colour, row.writes
+                "  {:<40} {:>2} coordinators {:>6} gates per colour: {:>4} writes, {:>3} lost CAS, {:>4} report writes",
+                row.store,
+                row.coordinators,
+                row.gates_per_colour,
+                row.writes,
+                row.conflicts,
+                row.report_writes
             );
         }
         if self.json {
@@ -117,45 +157,87 @@ pub async fn writes_of_a_run(
     gates: u32,
     windows: u32,
 ) -> anyhow::Result<u64> {
-    let coordinator = Coordinator::new(
-        store,
-        CoordinatorConfig {
-            horizon: HorizonPolicy::with_window(WINDOW as u64),
-            ..CoordinatorConfig::default()
-        },
-        Metrics::default(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let server = {
-        let coordinator = coordinator.clone();
-        tokio::spawn(async move { serve(coordinator, listener, std::future::pending()).await })
-    };
-    let result = script(&coordinator, &endpoint, gates, windows).await;
-    coordinator.shutdown();
-    server.abort();
+    Ok(writes_of_a_fleet_run(store, 1, gates, windows)
+        .await?
+        .written)
+}
+
+/// What `coordinators` coordinators wrote in the scripted run with `gates`
+/// gates per colour over `windows` horizon windows (a fresh pipeline on
+/// `store`).
+pub async fn writes_of_a_fleet_run(
+    store: Arc<dyn Store>,
+    coordinators: u32,
+    gates: u32,
+    windows: u32,
+) -> anyhow::Result<Writes> {
+    let mut fleet = Vec::new();
+    let mut endpoints = Vec::new();
+    for _ in 0..coordinators {
+        let coordinator = Coordinator::new(
+            store.clone(),
+            CoordinatorConfig {
+                horizon: HorizonPolicy::with_window(WINDOW as u64),
+                fleet: FleetConfig {
+                    renew_interval: Duration::from_millis(100),
+                    ttl: Duration::from_secs(1),
+                    ..FleetConfig::default()
+                },
+                ..CoordinatorConfig::default()
+            },
+            Metrics::default(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        endpoints.push(format!("http://{}", listener.local_addr()?));
+        let server = {
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move { serve(coordinator, listener, std::future::pending()).await })
+        };
+        fleet.push((coordinator, server));
+    }
+    let result = script(&fleet, &endpoints, gates, windows).await;
+    for (coordinator, server) in fleet {
+        coordinator.shutdown();
+        server.abort();
+    }
     result
 }
 
 async fn script(
-    coordinator: &Coordinator,
-    endpoint: &str,
+    fleet: &[(
+        Coordinator,
+        tokio::task::JoinHandle<Result<(), cutover_coordinator::ServeError>>,
+    )],
+    endpoints: &[String],
     gates_per_colour: u32,
     windows: u32,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Writes> {
     let name = format!("writes-{gates_per_colour}-{}", unix_nanos() % 1_000_000_000);
     let pipeline = PipelineName::new(name.clone())?;
-    let clients: Vec<Client> = (0..2)
-        .map(|_| {
-            Client::connect(
-                ClientConfig::new(endpoint.to_string())
-                    .progress_interval(Duration::from_millis(10)),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    // Per colour, one client per coordinator; the colour's gates spread
+    // over them.
+    let mut clients: Vec<(Colour, Client)> = Vec::new();
+    for colour in [Colour::Green, Colour::Blue] {
+        for endpoint in endpoints {
+            clients.push((
+                colour,
+                Client::connect(
+                    ClientConfig::new(endpoint.clone())
+                        .progress_interval(Duration::from_millis(10)),
+                )?,
+            ));
+        }
+    }
     let mut gates = Vec::new();
-    for (client, colour) in clients.iter().zip([Colour::Green, Colour::Blue]) {
+    // GREEN first: its gates create the pipeline, owned by GREEN.
+    for colour in [Colour::Green, Colour::Blue] {
+        let of_colour: Vec<&Client> = clients
+            .iter()
+            .filter(|(c, _)| *c == colour)
+            .map(|(_, client)| client)
+            .collect();
         for subtask_index in 0..gates_per_colour {
+            let client = of_colour[subtask_index as usize % of_colour.len()];
             gates.push(client.gate(GateIdentity {
                 pipeline: pipeline.clone(),
                 colour,
@@ -166,9 +248,20 @@ async fn script(
                 attempt: 0,
             })?);
         }
-        tokio::time::timeout(LIMIT, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
+        for client in of_colour.iter().take(gates_per_colour as usize) {
+            tokio::time::timeout(LIMIT, client.wait_for_epoch(&pipeline, Epoch(1))).await?;
+        }
     }
-    let mut control = ControlClient::connect(endpoint.to_string()).await?;
+    // A client given no gate (fewer gates than coordinators) opens no
+    // session and holds no plan: only the others take part.
+    let per_colour = endpoints.len();
+    let clients: Vec<Client> = clients
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| ((i % per_colour) as u32) < gates_per_colour)
+        .map(|(_, (_, client))| client)
+        .collect();
+    let mut control = ControlClient::connect(endpoints[0].clone()).await?;
     let windows = i64::from(windows);
     for step in 1..=windows / 2 {
         advance(&clients, &mut gates, &pipeline, step * WINDOW).await?;
@@ -184,15 +277,23 @@ async fn script(
         .await
         .context("DRAINED did not come")?;
     control.complete(&pipeline).await?;
-    let label = WriteLabel {
-        pipeline: name,
-        outcome: "written",
-    };
-    Ok(coordinator
-        .metrics()
-        .store_writes
-        .get_or_create(&label)
-        .get())
+    let mut writes = Writes::default();
+    for (coordinator, _) in fleet {
+        let metrics = coordinator.metrics();
+        let count = |outcome| {
+            metrics
+                .store_writes
+                .get_or_create(&WriteLabel {
+                    pipeline: name.clone(),
+                    outcome,
+                })
+                .get()
+        };
+        writes.written += count("written");
+        writes.conflicts += count("conflict");
+        writes.reports += metrics.report_writes.get();
+    }
+    Ok(writes)
 }
 
 /// Moves every gate to `watermark` and waits until the horizon passes it.
