@@ -286,6 +286,25 @@ pub fn describe(s: &PipelineStatus) -> String {
             g.highest_watermark
         ));
     }
+    for c in &s.serving {
+        let renewed = match (c.answering, c.renewed_ms_ago) {
+            (true, _) => "answering".to_string(),
+            (false, Some(ms)) => format!("renewed {ms} ms ago"),
+            (false, None) => "never seen renewing".to_string(),
+        };
+        out.push_str(&format!(
+            "  coordinator {}: serves {} BLUE and {} GREEN gates; {}{}\n",
+            c.coordinator,
+            c.blue,
+            c.green,
+            renewed,
+            if c.live {
+                ""
+            } else {
+                " (not live: its report does not count)"
+            }
+        ));
+    }
     out
 }
 
@@ -324,5 +343,13 @@ fn status_json(s: &PipelineStatus) -> serde_json::Value {
         })),
         "blue": gates(&s.blue),
         "green": gates(&s.green),
+        "coordinators": s.serving.iter().map(|c| serde_json::json!({
+            "coordinator": c.coordinator,
+            "answering": c.answering,
+            "blue": c.blue,
+            "green": c.green,
+            "live": c.live,
+            "renewed_ms_ago": c.renewed_ms_ago,
+        })).collect::<Vec<_>>(),
     })
 }

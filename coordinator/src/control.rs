@@ -52,7 +52,7 @@ impl ControlApi {
             self.coordinator
                 .write(&cell, |core| propose(core).map(Some))
                 .await?;
-            Ok(status_to(&cell.status()))
+            Ok(status_to(&self.coordinator.status(&cell)))
         }
         .await;
         audited(request, method, raw, outcome)
@@ -103,7 +103,7 @@ impl ControlService for ControlApi {
                 continue;
             }
             match self.coordinator.cell(&name).await {
-                Ok(cell) => pipelines.push(status_to(&cell.status())),
+                Ok(cell) => pipelines.push(status_to(&self.coordinator.status(&cell))),
                 // Deleted or broken since the names were read.
                 Err(CoordinatorError::UnknownPipeline(_) | CoordinatorError::Store(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -131,7 +131,7 @@ impl ControlService for ControlApi {
         request: Request<v1::GetPipelineRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let cell = self.cell(&request.get_ref().pipeline).await?;
-        Ok(Response::new(status_to(&cell.status())))
+        Ok(Response::new(status_to(&self.coordinator.status(&cell))))
     }
 
     async fn schedule_transition(
@@ -201,7 +201,7 @@ impl ControlService for ControlApi {
                 window => HorizonPolicy::new(window)?,
             };
             let cell = self.coordinator.ensure_with(&name, owner, horizon).await?;
-            Ok(status_to(&cell.status()))
+            Ok(status_to(&self.coordinator.status(&cell)))
         }
         .await;
         audited(&request, "CreatePipeline", &body.pipeline, outcome)
@@ -219,7 +219,7 @@ impl ControlService for ControlApi {
                 .coordinator
                 .forget_operator(&name, colour, &body.gate_uid)
                 .await?;
-            Ok(status_to(&cell.status()))
+            Ok(status_to(&self.coordinator.status(&cell)))
         }
         .await;
         audited(&request, "ForgetOperator", &body.pipeline, outcome)
@@ -264,7 +264,7 @@ impl ControlService for ControlApi {
             let mut last: Option<v1::PipelineStatus> = None;
             loop {
                 changes.borrow_and_update();
-                let status = status_to(&cell.status());
+                let status = status_to(&coordinator.status(&cell));
                 if last.as_ref() != Some(&status) {
                     if tx.send(Ok(status.clone())).await.is_err() {
                         return;

@@ -181,6 +181,29 @@ impl Coordinator {
         coordinator
     }
 
+    /// The status of `cell` as this coordinator answers it: the fleet's
+    /// gates, and each coordinator serving them, this one first.
+    pub fn status(&self, cell: &PipelineCell) -> PipelineStatus {
+        let mut status = cell.status();
+        let members = self.inner.membership.members();
+        for serving in &mut status.serving {
+            if serving.answering {
+                serving.coordinator = self.inner.membership.id().to_string();
+                continue;
+            }
+            if let Some(member) = members
+                .iter()
+                .find(|m| m.id.as_str() == serving.coordinator)
+            {
+                serving.live = member.live;
+                serving.renewed_ms_ago = member
+                    .renewed
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            }
+        }
+        status
+    }
+
     /// What this coordinator knows of the others serving with it.
     pub fn membership(&self) -> &Arc<Membership> {
         &self.inner.membership

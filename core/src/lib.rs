@@ -46,6 +46,6 @@ pub use operators::{GateOperators, Operators};
 pub use pipeline::{Installed, PipelineState};
 pub use plan::{Decision, Plan, RetiredBelow};
 pub use session::{FrameKind, PlanVersion, Resume, SessionError, SessionRules, SessionState};
-pub use status::{ColourGates, PipelineStatus};
+pub use status::{ColourGates, PipelineStatus, Serving};
 pub use timeline::{Segment, Timeline};
 pub use transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};

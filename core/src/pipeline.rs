@@ -20,7 +20,7 @@ use crate::horizon::next_horizon;
 use crate::ledger::Ledger;
 use crate::limits::{check_allowed_lateness, check_cutover_key};
 use crate::operators::{Operators, merged};
-use crate::status::{ColourGates, PipelineStatus};
+use crate::status::{ColourGates, PipelineStatus, Serving};
 use crate::transition::{CutoverAt, Phase, ScheduleRequest, Transition, TransitionState};
 
 /// What installing a document changed.
@@ -511,7 +511,46 @@ impl PipelineState {
             active: self.doc.active(),
             blue: self.colour_gates(Colour::Blue, epoch),
             green: self.colour_gates(Colour::Green, epoch),
+            serving: self.serving(),
         }
+    }
+
+    /// This coordinator's connected gates per colour, then each report's.
+    fn serving(&self) -> Vec<Serving> {
+        let own = self.ledger.gates().filter(|g| g.session.is_some());
+        let count = |gates: &mut dyn Iterator<Item = Colour>| {
+            gates.fold((0u32, 0u32), |(b, g), c| match c {
+                Colour::Blue => (b + 1, g),
+                Colour::Green => (b, g + 1),
+            })
+        };
+        let (blue, green) = count(&mut own.map(|g| g.identity.colour));
+        let mut serving = vec![Serving {
+            coordinator: String::new(),
+            answering: true,
+            blue,
+            green,
+            live: true,
+            renewed_ms_ago: Some(0),
+        }];
+        for report in self.reports() {
+            let (blue, green) = count(
+                &mut report
+                    .gates
+                    .iter()
+                    .filter(|g| g.connected)
+                    .map(|g| g.colour),
+            );
+            serving.push(Serving {
+                coordinator: report.coordinator.to_string(),
+                answering: false,
+                blue,
+                green,
+                live: true,
+                renewed_ms_ago: None,
+            });
+        }
+        serving
     }
 
     /// The ledger's counts, expecting also the recorded operators whose

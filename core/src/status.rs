@@ -41,6 +41,24 @@ impl Default for ColourGates {
     }
 }
 
+/// What one coordinator serves of a pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Serving {
+    /// The coordinator's id (empty until the edge names the answering one).
+    pub coordinator: String,
+    /// Whether this is the coordinator holding this status.
+    pub answering: bool,
+    /// Connected BLUE gates it serves.
+    pub blue: u32,
+    /// Connected GREEN gates it serves.
+    pub green: u32,
+    /// Whether its report counts (the edge knows; true for itself).
+    pub live: bool,
+    /// Milliseconds since its renewal was last seen changing (the edge
+    /// knows; `Some(0)` for itself).
+    pub renewed_ms_ago: Option<u64>,
+}
+
 /// Plan, transition and gates of one pipeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PipelineStatus {
@@ -58,6 +76,9 @@ pub struct PipelineStatus {
     pub blue: ColourGates,
     /// Green gates.
     pub green: ColourGates,
+    /// The coordinators serving its gates: this one first, then those
+    /// whose reports it holds.
+    pub serving: Vec<Serving>,
 }
 
 impl PipelineStatus {

@@ -5,7 +5,7 @@
 use cutover_core::{
     Colour, ColourGates, CoreError, CutoverAt, Epoch, GateIdentity, GateKey, GateProgress,
     Incarnation, Key, Mode, Phase, PipelineName, PipelineStatus, Plan, RetiredBelow,
-    ScheduleRequest, Segment, Timeline, Transition, TransitionState,
+    ScheduleRequest, Segment, Serving, Timeline, Transition, TransitionState,
 };
 
 use crate::v1;
@@ -332,6 +332,18 @@ pub fn status_from(s: &v1::PipelineStatus) -> Result<PipelineStatus, ConvertErro
         blue: colour_gates_from(s.blue.as_ref()),
         green: colour_gates_from(s.green.as_ref()),
         plan,
+        serving: s
+            .coordinators
+            .iter()
+            .map(|c| Serving {
+                coordinator: c.coordinator.clone(),
+                answering: c.answering,
+                blue: c.blue,
+                green: c.green,
+                live: c.live,
+                renewed_ms_ago: c.renewed_ms_ago,
+            })
+            .collect(),
     })
 }
 
@@ -376,6 +388,18 @@ pub fn status_to(s: &PipelineStatus) -> v1::PipelineStatus {
         active: colour_to(s.active),
         blue: Some(colour_gates_to(Colour::Blue, &s.blue)),
         green: Some(colour_gates_to(Colour::Green, &s.green)),
+        coordinators: s
+            .serving
+            .iter()
+            .map(|c| v1::ServingCoordinator {
+                coordinator: c.coordinator.clone(),
+                blue: c.blue,
+                green: c.green,
+                live: c.live,
+                renewed_ms_ago: c.renewed_ms_ago,
+                answering: c.answering,
+            })
+            .collect(),
     }
 }
 
@@ -466,6 +490,24 @@ mod tests {
             blue: gates,
             green: ColourGates { held: 0, ..gates },
             plan,
+            serving: vec![
+                Serving {
+                    coordinator: "a-1".into(),
+                    answering: true,
+                    blue: 3,
+                    green: 0,
+                    live: true,
+                    renewed_ms_ago: Some(0),
+                },
+                Serving {
+                    coordinator: "b-2".into(),
+                    answering: false,
+                    blue: 1,
+                    green: 4,
+                    live: false,
+                    renewed_ms_ago: None,
+                },
+            ],
         };
         assert_eq!(status_from(&status_to(&status)), Ok(status));
         let request = ScheduleRequest {

@@ -116,6 +116,17 @@ async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
             (6, 9),
             "every coordinator counts the fleet's gates"
         );
+        // And names who serves them: itself first, then the two others,
+        // live, their gates adding up to the fleet's.
+        assert_eq!(status.serving.len(), 3, "{:?}", status.serving);
+        assert!(status.serving[0].answering);
+        assert!(
+            status.serving.iter().all(|c| c.live),
+            "{:?}",
+            status.serving
+        );
+        let served: u32 = status.serving.iter().map(|c| c.blue + c.green).sum();
+        assert_eq!(served, status.blue.connected + status.green.connected);
     }
     let completed = control(c).await?.complete(&pipeline).await?;
     assert_eq!(completed.phase, Some(Phase::Completed));
