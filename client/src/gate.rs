@@ -287,8 +287,9 @@ impl Gate {
     }
 
     /// Declares that this gate reports its job's checkpoints: `restored` is
-    /// its watermark in the checkpoint or savepoint its task was restored
-    /// from (`Key::MIN` for a fresh start). From then on the coordinator
+    /// the lowest key it could decide again from the checkpoint or savepoint
+    /// its task was restored from (see [`Gate::checkpoint_completed`];
+    /// `Key::MIN` for a fresh start). From then on the coordinator
     /// counts the gate as durably past a key only through
     /// [`Gate::checkpoint_completed`]: DRAINED waits until a checkpoint past
     /// the drain mark completed, and keys of the running colour are retired
@@ -300,9 +301,12 @@ impl Gate {
         self.flush();
     }
 
-    /// A checkpoint of the job completed; `watermark` is this gate's
-    /// watermark when that checkpoint was taken (a failover restarts the
-    /// task there). Also declares checkpoint tracking
+    /// A checkpoint of the job completed; `watermark` is the lowest key this
+    /// gate could decide again after restoring it: its watermark when that
+    /// checkpoint was taken, or the lowest key among the records it held and
+    /// stored in that checkpoint if lower (a failover restarts the task
+    /// there and decides those records again). Also declares checkpoint
+    /// tracking
     /// ([`Gate::track_checkpoints`]).
     pub fn checkpoint_completed(&mut self, watermark: Key) {
         self.gate.checkpointed(watermark);

@@ -706,6 +706,19 @@ impl Coordinator {
             }
         };
         cell.with_core(|core| core.attach(session, gates, held))?;
+        // Operators the document does not record yet are written before the
+        // session sends these gates their first frame: a coordinator that
+        // decides DRAINED counts only what the document records. Should the
+        // write fail, the session ends and the client attaches again (its
+        // gates hold meanwhile).
+        if cell.lock().core.own_operators_unrecorded()
+            && let Err(error) = self.write(&cell, |core| Ok(core.propose_automatic())).await
+        {
+            // The session ends with this error: its gates leave with it.
+            cell.with_core(|core| core.close_session(session));
+            cell.wake.notify_one();
+            return Err(error);
+        }
         self.inner.metrics.gates.inc_by(gates.len() as i64);
         Ok((cell, held))
     }

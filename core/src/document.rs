@@ -96,6 +96,17 @@ impl PipelineDoc {
         }
     }
 
+    /// The colours whose operators this document records: the active one,
+    /// and during a transition both (the new colour's are then known in
+    /// full once it becomes the active one, whichever coordinators serve
+    /// its gates).
+    pub fn recorded_colours(&self) -> Vec<Colour> {
+        match &self.transition {
+            Some(t) if t.state == TransitionState::Pending => vec![t.from, t.to],
+            _ => vec![self.active()],
+        }
+    }
+
     /// The persisted horizon.
     pub fn horizon(&self) -> Key {
         self.plan.horizon

@@ -223,17 +223,42 @@ impl PipelineState {
         Ok(next)
     }
 
+    /// Whether this coordinator's own gates have an operator the document
+    /// does not record yet, while a transition is in flight or once there
+    /// is a horizon (before the first horizon the record rides along with
+    /// it). Such an operator forces a write of its own, and a coordinator
+    /// makes it before it sends those gates their first frame: another
+    /// coordinator deciding DRAINED only counts what the document records.
+    pub fn own_operators_unrecorded(&self) -> bool {
+        let doc = self.doc();
+        let in_flight = doc
+            .transition
+            .as_ref()
+            .is_some_and(|t| t.state == TransitionState::Pending);
+        // Only an operator the record lacks can be new: a cheap check first.
+        (in_flight || doc.horizon() > Key::MIN)
+            && doc.recorded_colours().into_iter().any(|colour| {
+                let recorded = doc.operators.of(colour);
+                !self
+                    .ledger
+                    .operators(colour)
+                    .all(|(uid, _)| recorded.contains_key(uid))
+                    && merged(recorded, &self.ledger.current_operators(colour), false).is_some()
+            })
+    }
+
     /// Records in `next` what the ledger knows of the operators of its
     /// recorded colour (see [`crate::operators`]; with `rescale`, changed
     /// parallelism too).
     fn record_operators(&self, next: &mut PipelineDoc, rescale: bool) {
-        let colour = next.recorded_colour();
-        if let Some(operators) = merged(
-            next.operators.of(colour),
-            &self.view().current_operators(colour),
-            rescale,
-        ) {
-            next.operators.set(colour, operators);
+        for colour in next.recorded_colours() {
+            if let Some(operators) = merged(
+                next.operators.of(colour),
+                &self.view().current_operators(colour),
+                rescale,
+            ) {
+                next.operators.set(colour, operators);
+            }
         }
     }
 
@@ -384,15 +409,7 @@ impl PipelineState {
             .transition
             .as_ref()
             .is_some_and(|t| t.state == TransitionState::Pending);
-        let colour = doc.recorded_colour();
-        // Only an operator the record lacks can be new: a cheap check first.
-        let recorded = doc.operators.of(colour);
-        let new_operators = in_flight
-            && !self
-                .view()
-                .operators(colour)
-                .all(|(uid, _)| recorded.contains_key(uid))
-            && merged(recorded, &self.view().current_operators(colour), false).is_some();
+        let new_operators = self.own_operators_unrecorded();
         if horizon.is_none() && !drained && retired.is_none() && !new_operators {
             return None;
         }

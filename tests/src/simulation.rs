@@ -25,9 +25,17 @@
 //!   transition), promotes, and at DRAINED stops the old job with a
 //!   savepoint and completes; it also fails jobs over at random, often the
 //!   new job right after a completion.
+//! - **Several coordinators** (one to three per seed) on the one store,
+//!   each with its own sessions, racing through compare-and-swap, reading
+//!   the store as their watch would, publishing serving reports and
+//!   folding in the live ones of the others (the real core's fleet rules);
+//!   client processes start on different coordinators and move to the next
+//!   one when their connection breaks.
 //! - **Faults**: message delays (FIFO per connection), connections that
-//!   break and are noticed late, coordinator restarts that reload from the
-//!   store. Flavours: a record stamped far in the future in one subtask (its
+//!   break and are noticed late, coordinator restarts (a new process, its
+//!   old records left behind) that reload from the store, coordinators
+//!   paused (answering and renewing nothing) whose clients notice after a
+//!   keep-alive and move on. Flavours: a record stamped far in the future in one subtask (its
 //!   watermark follows it, later records of that subtask are late), and
 //!   clients that still hold a plan of a deleted earlier incarnation of the
 //!   pipeline at a later epoch.
@@ -49,6 +57,7 @@
 
 mod controller;
 mod coordinator;
+mod fleet;
 mod jobs;
 mod lifecycle;
 mod oracle;
@@ -101,6 +110,14 @@ pub struct SimReport {
     pub retired: (i64, i64),
     /// Decisions checked by the replay oracle.
     pub decisions: u64,
+    /// Coordinators serving the pipeline.
+    pub coordinators: usize,
+    /// Compare-and-swaps lost to another coordinator.
+    pub lost_writes: u32,
+    /// Serving reports written.
+    pub report_writes: u32,
+    /// Coordinators paused.
+    pub pauses: u32,
     /// Simulated events processed.
     pub events: u64,
 }
@@ -126,6 +143,10 @@ impl SimReport {
         self.stops += other.stops;
         self.checkpoints += other.checkpoints;
         self.decisions += other.decisions;
+        self.coordinators += other.coordinators;
+        self.lost_writes += other.lost_writes;
+        self.report_writes += other.report_writes;
+        self.pauses += other.pauses;
         self.events += other.events;
     }
 }
@@ -138,6 +159,8 @@ pub struct Flavour {
     /// Clients start holding a plan of an earlier, deleted incarnation of
     /// the pipeline at a later epoch.
     pub reborn: bool,
+    /// Coordinators serving the pipeline together (1 to 3).
+    pub coordinators: usize,
 }
 
 impl Flavour {
@@ -147,6 +170,7 @@ impl Flavour {
         Flavour {
             far_future: seed % 7 == 3,
             reborn: seed % 5 == 1,
+            coordinators: 1 + (seed % 3) as usize,
         }
     }
 }

@@ -3,41 +3,45 @@
 //! colour's job from a savepoint of the running one when it has none),
 //! promote, abort (cancelling a job started for the aborted transition),
 //! stop the old job with a savepoint at DRAINED and complete — and the
-//! failovers Flink makes on its own.
+//! failovers Flink makes on its own. Each request goes to one coordinator
+//! that answers (a paused one does not), which proposes on what it holds
+//! and, after a lost compare-and-swap, on what is stored.
 
-use cutover_core::{CutoverAt, Key, Phase, PipelineDoc, ScheduleRequest};
+use cutover_core::{CutoverAt, Key, Phase, PipelineDoc, PipelineState, ScheduleRequest};
 use rand::Rng;
 
 use super::world::{Event, World};
 
 impl World {
     pub(super) fn control(&mut self) -> anyhow::Result<()> {
-        if self.core.is_none() && self.store.load_blocking(&self.name)?.is_none() {
+        let answering: Vec<usize> = (0..self.coordinators.len())
+            .filter(|&c| !self.paused(c))
+            .collect();
+        if answering.is_empty() || self.store.load_blocking(&self.name)?.is_none() {
             self.after(20..60, Event::Control);
             return Ok(());
         }
-        let doc = self.core_mut()?.0.doc().clone();
+        let c = answering[self.rng.random_range(0..answering.len())];
+        self.core_mut(c)?;
+        self.sync(c)?;
+        let doc = self.core_mut(c)?.0.doc().clone();
         let read_all = self
             .jobs
             .iter()
             .filter(|j| j.running())
             .all(|j| j.gates.iter().all(|&g| self.gates[g].read_all()));
         if doc.phase() == Some(Phase::Drained) {
-            self.stop_and_complete(&doc)?;
+            self.stop_and_complete(c, &doc)?;
         } else if read_all {
             // The input is over: let a cutover waiting for promotion pass.
-            if let Ok(next) = self.core_mut()?.0.propose_promote() {
-                self.write(next)?;
-            }
+            self.write_proposal(c, PipelineState::propose_promote)?;
         } else {
             match self.rng.random_range(0..9) {
-                0..=2 => self.schedule()?,
+                0..=2 => self.schedule(c)?,
                 3 => {
-                    if let Ok(next) = self.core_mut()?.0.propose_promote() {
-                        self.write(next)?;
-                    }
+                    self.write_proposal(c, PipelineState::propose_promote)?;
                 }
-                4 => self.abort()?,
+                4 => self.abort(c)?,
                 5 | 6 => {
                     let running: Vec<usize> = (0..self.jobs.len())
                         .filter(|&j| self.jobs[j].running())
@@ -63,15 +67,19 @@ impl World {
     /// DRAINED: stop the old colour's job with a savepoint, then complete;
     /// often the new job fails over soon after (to a checkpoint that may lie
     /// before the cutover).
-    fn stop_and_complete(&mut self, doc: &PipelineDoc) -> anyhow::Result<()> {
+    fn stop_and_complete(&mut self, c: usize, doc: &PipelineDoc) -> anyhow::Result<()> {
         let Some(t) = doc.transition.clone() else {
             return Ok(());
         };
         if let Some(old) = self.running_job(t.from) {
             self.stop(old);
         }
-        let next = self.core_mut()?.0.propose_complete()?;
-        self.write(next)?;
+        if self
+            .write_proposal(c, PipelineState::propose_complete)?
+            .is_none()
+        {
+            return Ok(()); // the next control request completes it
+        }
         self.report.completed += 1;
         if self.rng.random_bool(0.5)
             && let Some(new) = self.running_job(t.to)
@@ -84,12 +92,23 @@ impl World {
 
     /// Schedules a transition to the colour that does not own the end of
     /// the timeline, starting its job first if it has none.
-    fn schedule(&mut self) -> anyhow::Result<()> {
-        let doc = self.core_mut()?.0.doc().clone();
+    fn schedule(&mut self, c: usize) -> anyhow::Result<()> {
+        let doc = self.core_mut(c)?.0.doc().clone();
         let target = doc.active().other();
         let Some(source) = self.running_job(doc.active()) else {
             return Ok(()); // the active job is stopping; nothing to start from
         };
+        // A transition away from a job waits until each of its gate
+        // operators reached some coordinator: an operator none of whose
+        // gates got through is unknown to every coordinator, and its held
+        // records would not hold DRAINED back (the README's limits).
+        if !self.jobs[source].gates.iter().all(|&g| {
+            let identity = &self.gates[g].identity;
+            self.heard_of
+                .contains(&(identity.job_id.clone(), identity.gate_uid.clone()))
+        }) {
+            return Ok(());
+        }
         let started = match self.running_job(target) {
             Some(_) => None,
             None if self.may_start(target) => Some(self.start_job(target, Some(source))?),
@@ -107,9 +126,8 @@ impl World {
             allowed_lateness: self.rng.random_range(0..50),
             auto_promote: self.rng.random_bool(0.6),
         };
-        if let Ok(next) = self.core_mut()?.0.propose_schedule(request) {
+        if let Some(next) = self.write_proposal(c, |core| core.propose_schedule(request))? {
             let id = next.transition.as_ref().map(|t| t.id.0);
-            self.write(next)?;
             self.report.scheduled += 1;
             if let Some(job) = started {
                 self.jobs[job].started_for = id;
@@ -120,12 +138,11 @@ impl World {
 
     /// Aborts the pending transition; the job started for it is cancelled
     /// (the controller deletes the new colour).
-    fn abort(&mut self) -> anyhow::Result<()> {
-        let Ok(next) = self.core_mut()?.0.propose_abort() else {
+    fn abort(&mut self, c: usize) -> anyhow::Result<()> {
+        let Some(next) = self.write_proposal(c, PipelineState::propose_abort)? else {
             return Ok(());
         };
         let id = next.transition.as_ref().map(|t| t.id.0);
-        self.write(next)?;
         self.report.aborted += 1;
         if let Some(job) = (0..self.jobs.len()).find(|&j| {
             self.jobs[j].running()

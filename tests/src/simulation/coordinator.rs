@@ -1,58 +1,160 @@
-//! The coordinator side of the simulation: the real core on the real file
-//! store, sessions, and what a coordinator sends each session.
+//! The coordinator side of the simulation: one or more coordinators, each
+//! the real core on the real file store with its own sessions, writing
+//! through compare-and-swap (so they race) and learning what the others
+//! wrote by reading the store; what each sends its sessions, as the core's
+//! session rules decide.
 
 use anyhow::{Context, bail};
 use cutover_client::apply::Frame;
-use cutover_coordinator::store::{CasOutcome, Version};
+use cutover_coordinator::store::{CasOutcome, Stored, Version};
+use cutover_core::fleet::{CoordinatorId, Liveness, ReportDigest};
 use cutover_core::session::resume;
 use cutover_core::{
-    Epoch, FrameKind, GateIdentity, HorizonPolicy, Incarnation, Key, PipelineDoc, PipelineState,
-    PlanVersion, Resume, SessionId, SessionRules, SessionState, TransitionState,
+    CoreError, Epoch, FrameKind, GateIdentity, HorizonPolicy, Incarnation, Installed, Key,
+    PipelineDoc, PipelineState, PlanVersion, Resume, SessionId, SessionRules, SessionState,
+    TransitionState,
 };
+use std::collections::BTreeMap;
 
 use super::world::{Event, Session, Up, World};
 
+/// Time-to-live of another coordinator's report (virtual ms).
+pub(super) const TTL: u64 = 150;
+
+/// One coordinator process.
+pub(super) struct SimCoordinator {
+    pub id: CoordinatorId,
+    pub core: Option<(PipelineState, Version)>,
+    pub sessions: BTreeMap<SessionId, Session>,
+    pub conn_session: BTreeMap<u64, SessionId>,
+    pub next_session: u64,
+    /// Paused (SIGSTOP) until this time.
+    pub paused_until: u64,
+    pub renewal: u64,
+    pub sequence: u64,
+    pub published: Option<ReportDigest>,
+    pub liveness: Liveness,
+    pub generation: u32,
+}
+
+impl SimCoordinator {
+    pub(super) fn new(index: usize, generation: u32) -> anyhow::Result<Self> {
+        Ok(SimCoordinator {
+            id: CoordinatorId::new(format!("c{index}-g{generation}"))?,
+            core: None,
+            sessions: BTreeMap::new(),
+            conn_session: BTreeMap::new(),
+            next_session: 1,
+            paused_until: 0,
+            renewal: 0,
+            sequence: 0,
+            published: None,
+            liveness: Liveness::new(TTL),
+            generation,
+        })
+    }
+}
+
 impl World {
-    pub(super) fn core_mut(&mut self) -> anyhow::Result<&mut (PipelineState, Version)> {
-        if self.core.is_none()
-            && let Some(stored) = self.store.load_blocking(&self.name)?
-        {
-            self.core = Some((PipelineState::new(stored.doc), stored.version));
-        }
-        self.core.as_mut().context("no pipeline yet")
+    pub(super) fn paused(&self, c: usize) -> bool {
+        self.now < self.coordinators[c].paused_until
     }
 
-    /// Writes `doc` with a compare-and-swap, installs and publishes it.
-    pub(super) fn write(&mut self, doc: PipelineDoc) -> anyhow::Result<()> {
-        let version = self.core_mut()?.1.clone();
+    pub(super) fn core_mut(&mut self, c: usize) -> anyhow::Result<&mut (PipelineState, Version)> {
+        if self.coordinators[c].core.is_none()
+            && let Some(stored) = self.store.load_blocking(&self.name)?
+        {
+            self.coordinators[c].core = Some((PipelineState::new(stored.doc), stored.version));
+        }
+        self.coordinators[c]
+            .core
+            .as_mut()
+            .context("no pipeline yet")
+    }
+
+    /// Writes `doc` through coordinator `c` with a compare-and-swap on the
+    /// version it holds, installs and publishes it. A lost compare-and-swap
+    /// installs what is stored instead; returns whether `doc` was written.
+    pub(super) fn write(&mut self, c: usize, doc: PipelineDoc) -> anyhow::Result<bool> {
+        let version = self.core_mut(c)?.1.clone();
         match self
             .store
             .compare_and_swap_blocking(&self.name, Some(&version), &doc)?
         {
             CasOutcome::Written(version) => {
-                self.check_drained(&doc)?;
-                let core = self.core_mut()?;
-                core.0.install(doc)?;
-                core.1 = version;
-                self.publish();
-                Ok(())
+                self.check_drained(c, &doc)?;
+                self.install(c, Stored { version, doc })?;
+                Ok(true)
             }
-            CasOutcome::Conflict(_) => bail!("compare-and-swap lost with a single writer"),
+            CasOutcome::Conflict(Some(stored)) => {
+                self.report.lost_writes += 1;
+                self.install(c, *stored)?;
+                Ok(false)
+            }
+            CasOutcome::Conflict(None) => bail!("the pipeline vanished from the store"),
         }
+    }
+
+    /// Proposes with `propose` on coordinator `c` and writes it, proposing
+    /// again on what is stored after a lost compare-and-swap (as the real
+    /// coordinator does). `Ok(None)`: refused or nothing to write.
+    pub(super) fn write_proposal(
+        &mut self,
+        c: usize,
+        propose: impl Fn(&PipelineState) -> Result<PipelineDoc, CoreError>,
+    ) -> anyhow::Result<Option<PipelineDoc>> {
+        for _ in 0..4 {
+            let Ok(next) = propose(&self.core_mut(c)?.0) else {
+                return Ok(None);
+            };
+            if self.write(c, next.clone())? {
+                return Ok(Some(next));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Installs a stored document in coordinator `c` and sends its sessions
+    /// what they need.
+    fn install(&mut self, c: usize, stored: Stored) -> anyhow::Result<()> {
+        let core = self.core_mut(c)?;
+        if core.0.install(stored.doc)? != Installed::Unchanged || core.1 != stored.version {
+            core.1 = stored.version;
+            self.publish(c);
+        }
+        Ok(())
+    }
+
+    /// Coordinator `c` reads the store (its watch): a newer document is
+    /// installed.
+    pub(super) fn sync(&mut self, c: usize) -> anyhow::Result<()> {
+        let Some(stored) = self.store.load_blocking(&self.name)? else {
+            return Ok(());
+        };
+        let Some((core, _)) = self.coordinators[c].core.as_ref() else {
+            return Ok(());
+        };
+        let installed = core.doc();
+        if installed.incarnation() != stored.doc.incarnation()
+            || installed.epoch() < stored.doc.epoch()
+        {
+            self.install(c, stored)?;
+        }
+        Ok(())
     }
 
     /// The oracle for DRAINED: when a document declares it, every gate of
     /// the old colour's running job has decided, for good, every record it
     /// owns below the cutover: none is still to be read (at or after its
     /// position, which a failover would restore) or held — whatever the
-    /// coordinator's ledger knew. Records that arrive late are outside the
-    /// guarantee.
-    fn check_drained(&mut self, doc: &PipelineDoc) -> anyhow::Result<()> {
+    /// coordinators' ledgers and reports knew. Records that arrive late
+    /// are outside the guarantee.
+    fn check_drained(&mut self, c: usize, doc: &PipelineDoc) -> anyhow::Result<()> {
         let Some(t) = &doc.transition else {
             return Ok(());
         };
         let was_pending = self
-            .core_mut()?
+            .core_mut(c)?
             .0
             .doc()
             .transition
@@ -74,7 +176,8 @@ impl World {
                 let holding = g.held.iter().map(|h| h.key).filter(|&k| k < t.at).min();
                 if unread.is_some() || holding.is_some() {
                     bail!(
-                        "DRAINED at t={} while {} of {} (watermark {}) has {unread:?} still to read and {holding:?} held below the cutover {}",
+                        "DRAINED by {} at t={} while {} of {} (watermark {}) has {unread:?} still to read and {holding:?} held below the cutover {}",
+                        self.coordinators[c].id,
                         self.now,
                         g.identity.key(),
                         g.identity.job_id,
@@ -87,14 +190,17 @@ impl World {
         Ok(())
     }
 
-    /// Sends every session the frame its client needs for the current
-    /// document, as the core's session rules decide.
-    fn publish(&mut self) {
-        let Some((core, _)) = &self.core else { return };
+    /// Sends every session of coordinator `c` the frame its client needs
+    /// for the installed document, as the core's session rules decide.
+    fn publish(&mut self, c: usize) {
+        let coordinator = &mut self.coordinators[c];
+        let Some((core, _)) = &coordinator.core else {
+            return;
+        };
         let doc = core.doc().clone();
         let version = PlanVersion::of(&doc);
         let mut frames = Vec::new();
-        for session in self.sessions.values_mut() {
+        for session in coordinator.sessions.values_mut() {
             if let Some(kind) = session.state.send(&self.name, version) {
                 frames.push((session.conn, session.process, frame(kind, &doc)));
             }
@@ -104,9 +210,9 @@ impl World {
         }
     }
 
-    fn automatic(&mut self) -> anyhow::Result<()> {
-        if let Some(doc) = self.core_mut()?.0.propose_automatic() {
-            self.write(doc)?;
+    pub(super) fn automatic(&mut self, c: usize) -> anyhow::Result<()> {
+        if let Some(doc) = self.core_mut(c)?.0.propose_automatic() {
+            self.write(c, doc)?;
         }
         Ok(())
     }
@@ -115,40 +221,54 @@ impl World {
         if self.dead.contains(&conn) {
             return Ok(());
         }
-        if let Up::Hello { gates, held } = message {
-            return self.hello(conn, gates, held);
-        }
-        let Some(&session) = self.conn_session.get(&conn) else {
+        let Some(&c) = self.conn_coordinator.get(&conn) else {
             return Ok(());
         };
-        if !self.sessions.contains_key(&session) {
+        if self.paused(c) {
+            // A paused process reads its socket when it wakes up.
+            let at = self.coordinators[c].paused_until;
+            self.at(at, Event::Up { conn, message });
+            return Ok(());
+        }
+        if let Up::Hello { gates, held } = message {
+            return self.hello(c, conn, gates, held);
+        }
+        let Some(&session) = self.coordinators[c].conn_session.get(&conn) else {
+            return Ok(());
+        };
+        if !self.coordinators[c].sessions.contains_key(&session) {
             return Ok(());
         }
         match message {
             Up::Hello { .. } => unreachable!("handled above"),
             Up::Ack(epoch) => {
-                let rules = &self.sessions[&session].state;
+                let rules = &self.coordinators[c].sessions[&session].state;
                 rules.ack(&self.name, epoch)?;
-                self.core_mut()?.0.ack(session, epoch)?
+                self.core_mut(c)?.0.ack(session, epoch)?
             }
             Up::Progress(gate, progress) => {
                 let key = self.gates[gate].identity.key();
                 // A progress report of an attempt the session no longer
                 // carries (the job failed over meanwhile) is refused; the
                 // client's next session reports again.
-                if self.core_mut()?.0.progress(session, &key, progress).is_ok() {
-                    self.automatic()?;
+                if self
+                    .core_mut(c)?
+                    .0
+                    .progress(session, &key, progress)
+                    .is_ok()
+                {
+                    self.automatic(c)?;
                 }
             }
             Up::HorizonRequest(gate, k, watermark) => {
                 let key = self.gates[gate].identity.key();
                 if self
-                    .core_mut()?
+                    .core_mut(c)?
                     .0
                     .horizon_request(session, &key, k, watermark)
                     .is_ok()
                 {
-                    self.automatic()?;
+                    self.automatic(c)?;
                 }
             }
         }
@@ -157,6 +277,7 @@ impl World {
 
     fn hello(
         &mut self,
+        c: usize,
         conn: u64,
         gates: Vec<usize>,
         held: Option<(Epoch, Incarnation)>,
@@ -165,7 +286,7 @@ impl World {
             .iter()
             .map(|&g| self.gates[g].identity.clone())
             .collect();
-        if self.core.is_none() && self.store.load_blocking(&self.name)?.is_none() {
+        if self.coordinators[c].core.is_none() && self.store.load_blocking(&self.name)?.is_none() {
             let doc = PipelineDoc::new(
                 self.name.clone(),
                 identities[0].colour,
@@ -176,23 +297,29 @@ impl World {
                 .store
                 .compare_and_swap_blocking(&self.name, None, &doc)?
             {
-                self.core = Some((PipelineState::new(doc), version));
+                self.coordinators[c].core = Some((PipelineState::new(doc), version));
             }
         }
-        let session = SessionId(self.next_session);
-        self.next_session += 1;
+        // A hello makes the coordinator look at the store (a client may
+        // hold an epoch this coordinator has not read yet).
+        self.core_mut(c)?;
+        self.sync(c)?;
+        let coordinator = &mut self.coordinators[c];
+        let session = SessionId(coordinator.next_session);
+        coordinator.next_session += 1;
         let process = self.gates[gates[0]].process;
-        let doc = self.core_mut()?.0.doc().clone();
+        let doc = self.core_mut(c)?.0.doc().clone();
         let mut state = SessionState::new(SessionRules::default());
         state.hello()?;
         state.check_attach(identities.len())?;
-        // The stored document is the newest: a claim ahead of it never was.
+        // The coordinator read the store above: a claim ahead of it never
+        // was.
         let held = match resume(held, PlanVersion::of(&doc)) {
             Resume::Holds(epoch) => epoch,
             Resume::Ahead => bail!("a client holds an epoch above every epoch stored"),
         };
         if self
-            .core_mut()?
+            .core_mut(c)?
             .0
             .attach(session, &identities, held)
             .is_err()
@@ -205,10 +332,27 @@ impl World {
             }
             return Ok(());
         }
+        for identity in &identities {
+            self.heard_of
+                .insert((identity.job_id.clone(), identity.gate_uid.clone()));
+        }
+        // Operators the document does not record yet are written before the
+        // session's first frame (the coordinator's session waits for it):
+        // every other coordinator's DRAINED decision then counts them.
+        for _ in 0..4 {
+            let Some(next) = self.core_mut(c)?.0.propose_automatic() else {
+                break;
+            };
+            if self.write(c, next)? {
+                break;
+            }
+        }
+        let doc = self.core_mut(c)?.0.doc().clone();
         let version = PlanVersion::of(&doc);
         state.joined(&self.name, identities.len(), held, version);
         let first = state.send(&self.name, version);
-        self.sessions.insert(
+        let coordinator = &mut self.coordinators[c];
+        coordinator.sessions.insert(
             session,
             Session {
                 conn,
@@ -216,7 +360,7 @@ impl World {
                 state,
             },
         );
-        self.conn_session.insert(conn, session);
+        coordinator.conn_session.insert(conn, session);
         if let Some(kind) = first {
             self.send_down(conn, process, frame(kind, &doc));
         }
@@ -225,28 +369,14 @@ impl World {
 
     pub(super) fn close_session(&mut self, conn: u64) {
         self.dead.insert(conn);
-        if let Some(session) = self.conn_session.remove(&conn) {
-            self.sessions.remove(&session);
-            if let Some((core, _)) = self.core.as_mut() {
+        let Some(&c) = self.conn_coordinator.get(&conn) else {
+            return;
+        };
+        let coordinator = &mut self.coordinators[c];
+        if let Some(session) = coordinator.conn_session.remove(&conn) {
+            coordinator.sessions.remove(&session);
+            if let Some((core, _)) = coordinator.core.as_mut() {
                 core.close_session(session);
-            }
-        }
-    }
-
-    /// The coordinator restarts: memory is lost, the store is not; every
-    /// live connection breaks.
-    pub(super) fn restart(&mut self) {
-        self.report.restarts += 1;
-        self.core = None;
-        self.sessions.clear();
-        self.dead.extend(self.conn_session.keys().copied());
-        self.conn_session.clear();
-        for process in 0..self.processes.len() {
-            if let Some(conn) = self.processes[process].conn.take() {
-                self.dead.insert(conn);
-                if self.processes[process].alive {
-                    self.after(10..80, Event::Connect(process));
-                }
             }
         }
     }

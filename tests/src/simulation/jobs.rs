@@ -37,13 +37,25 @@ pub struct Snapshot {
     pub gates: Vec<GateSnap>,
 }
 
+impl GateSnap {
+    /// The lowest key the subtask can decide again once restored from
+    /// this snapshot: its watermark then, or a record it held below it.
+    pub fn replay_floor(&self) -> Key {
+        self.held
+            .iter()
+            .map(|h| h.key)
+            .fold(self.watermark, Key::min)
+    }
+}
+
 impl Snapshot {
-    /// The watermark a gate restored from it reports: the lowest of every
-    /// subtask's (union state, as the JVM gate restores it).
+    /// The checkpointed watermark a gate restored from it reports: the
+    /// lowest replay floor of every subtask's (union state, as the JVM gate
+    /// restores it).
     pub fn union_watermark(&self) -> Key {
         self.gates
             .iter()
-            .map(|g| g.watermark)
+            .map(GateSnap::replay_floor)
             .min()
             .unwrap_or(Key::MIN)
     }

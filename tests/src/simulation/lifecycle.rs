@@ -64,6 +64,7 @@ impl World {
                 gates: vec![],
                 plan: None,
                 conn: None,
+                target: self.processes.len(),
                 last_down: 0,
                 alive: true,
             });
@@ -249,7 +250,9 @@ impl World {
         self.report.checkpoints += 1;
         if self.jobs[job].tracks {
             for (i, gate) in self.jobs[job].gates.clone().into_iter().enumerate() {
-                let watermark = self.jobs[job].snapshots[k].gates[i].watermark;
+                // What a failover to it could decide again: held records
+                // included (as the JVM gate reports it).
+                let watermark = self.jobs[job].snapshots[k].gates[i].replay_floor();
                 let g = &mut self.gates[gate];
                 g.checkpointed = Some(g.checkpointed.map_or(watermark, |c| c.max(watermark)));
                 self.report_progress(gate);
@@ -308,16 +311,11 @@ impl World {
         let j = &self.jobs[job];
         !j.tracks
             && self
-                .core
-                .as_ref()
-                .and_then(|(core, _)| core.doc().transition.clone())
-                .or_else(|| {
-                    self.store
-                        .load_blocking(&self.name)
-                        .ok()
-                        .flatten()
-                        .and_then(|s| s.doc.transition)
-                })
+                .store
+                .load_blocking(&self.name)
+                .ok()
+                .flatten()
+                .and_then(|s| s.doc.transition)
                 .is_some_and(|t| {
                     t.from == j.colour
                         && matches!(t.state, TransitionState::Pending | TransitionState::Drained)

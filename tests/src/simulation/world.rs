@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 use cutover_client::apply::{Applied, Frame, apply};
-use cutover_coordinator::store::{FileStore, Version};
+use cutover_coordinator::store::FileStore;
+use cutover_core::fleet::{CoordinatorId, ServingReport};
 use cutover_core::{
-    Colour, Decision, Epoch, GateProgress, Incarnation, Key, Mode, PipelineName, PipelineState,
-    Plan, SessionId, SessionState,
+    Colour, Decision, Epoch, GateProgress, Incarnation, Key, Mode, PipelineName, Plan, SessionState,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::coordinator::SimCoordinator;
 use super::jobs::{Job, SimGate};
 use super::oracle::Oracle;
 use super::{Flavour, SimReport};
@@ -29,6 +30,7 @@ const MAX_EVENTS: u64 = 3_000_000;
 const FAR: i64 = 1_000_000_000_000;
 
 /// A message from a client process to the coordinator.
+#[derive(Debug)]
 pub(super) enum Up {
     Hello {
         gates: Vec<usize>,
@@ -39,25 +41,46 @@ pub(super) enum Up {
     HorizonRequest(usize, Key, Key),
 }
 
+#[derive(Debug)]
 pub(super) enum Event {
-    Up { conn: u64, message: Up },
-    Down { conn: u64, frame: Frame },
+    Up {
+        conn: u64,
+        message: Up,
+    },
+    Down {
+        conn: u64,
+        frame: Frame,
+    },
     Step(usize),
     Connect(usize),
     Break(usize),
     Noticed(u64),
-    Restart,
+    Restart(usize),
+    Renew(usize),
+    Pause(usize),
+    /// A client's keep-alive on `conn` times out if its coordinator is
+    /// still paused.
+    Stalled {
+        process: usize,
+        conn: u64,
+    },
     Control,
     Checkpoint(usize),
-    CheckpointComplete { job: usize, k: usize },
+    CheckpointComplete {
+        job: usize,
+        k: usize,
+    },
     Failover(usize),
 }
 
-/// A client process: some gates of one job, one connection.
+/// A client process: some gates of one job, one connection to one of the
+/// coordinators (`target`, modulo their number; the next one after a
+/// broken connection).
 pub(super) struct Process {
     pub gates: Vec<usize>,
     pub plan: Option<Arc<Plan>>,
     pub conn: Option<u64>,
+    pub target: usize,
     pub last_down: u64,
     /// False once its job stopped: it never connects again.
     pub alive: bool,
@@ -81,11 +104,13 @@ pub struct World {
     pub(super) mode: Mode,
     pub(super) name: PipelineName,
     pub(super) store: FileStore,
-    pub(super) core: Option<(PipelineState, Version)>,
-    pub(super) sessions: BTreeMap<SessionId, Session>,
-    pub(super) conn_session: BTreeMap<u64, SessionId>,
+    pub(super) coordinators: Vec<SimCoordinator>,
+    /// The coordinator each connection goes to.
+    pub(super) conn_coordinator: BTreeMap<u64, usize>,
+    /// The store's fleet records: reports and liveness counters.
+    pub(super) fleet_reports: BTreeMap<CoordinatorId, ServingReport>,
+    pub(super) renewals: BTreeMap<CoordinatorId, u64>,
     pub(super) next_conn: u64,
-    pub(super) next_session: u64,
     pub(super) processes: Vec<Process>,
     pub(super) gates: Vec<SimGate>,
     pub(super) jobs: Vec<Job>,
@@ -93,6 +118,9 @@ pub struct World {
     conn_up_last: BTreeMap<u64, u64>,
     /// Connections whose end the coordinator noticed.
     pub(super) dead: BTreeSet<u64>,
+    /// Gate operators of each job (job id, gate uid) some coordinator
+    /// accepted a gate of: the ones the protocol can know exist.
+    pub(super) heard_of: BTreeSet<(String, String)>,
     pub(super) oracle: Oracle,
     pub(super) report: SimReport,
 }
@@ -126,17 +154,20 @@ impl World {
             mode,
             name,
             store,
-            core: None,
-            sessions: BTreeMap::new(),
-            conn_session: BTreeMap::new(),
+            coordinators: (0..flavour.coordinators.max(1))
+                .map(|c| SimCoordinator::new(c, 0))
+                .collect::<anyhow::Result<_>>()?,
+            conn_coordinator: BTreeMap::new(),
+            fleet_reports: BTreeMap::new(),
+            renewals: BTreeMap::new(),
             next_conn: 1,
-            next_session: 1,
             processes: Vec::new(),
             gates: Vec::new(),
             jobs: Vec::new(),
             stream,
             conn_up_last: BTreeMap::new(),
             dead: BTreeSet::new(),
+            heard_of: BTreeSet::new(),
             oracle: Oracle::new(records, mode == Mode::EventTime),
             report: SimReport {
                 records,
@@ -160,9 +191,22 @@ impl World {
             let t = world.rng.random_range(50..3000);
             world.at(t, Event::Control);
         }
+        let coordinators = world.coordinators.len();
+        for c in 0..coordinators {
+            let t = world.rng.random_range(0..50);
+            world.at(t, Event::Renew(c));
+        }
         for _ in 0..world.rng.random_range(0..4) {
             let t = world.rng.random_range(100..3000);
-            world.at(t, Event::Restart);
+            let c = world.rng.random_range(0..coordinators);
+            world.at(t, Event::Restart(c));
+        }
+        if coordinators > 1 {
+            for _ in 0..world.rng.random_range(0..4) {
+                let t = world.rng.random_range(100..3000);
+                let c = world.rng.random_range(0..coordinators);
+                world.at(t, Event::Pause(c));
+            }
         }
         Ok(world)
     }
@@ -216,7 +260,10 @@ impl World {
                 Event::Connect(process) => self.connect(process),
                 Event::Break(process) => self.break_connection(process),
                 Event::Noticed(conn) => self.close_session(conn),
-                Event::Restart => self.restart(),
+                Event::Restart(c) => self.restart(c)?,
+                Event::Renew(c) => self.renew(c)?,
+                Event::Pause(c) => self.pause(c),
+                Event::Stalled { process, conn } => self.stalled(process, conn),
                 Event::Control => self.control()?,
                 Event::Up { conn, message } => self.coordinator_receives(conn, message)?,
                 Event::Down { conn, frame } => self.client_receives(conn, frame)?,
@@ -232,24 +279,28 @@ impl World {
     }
 
     pub(super) fn describe(&self) -> String {
-        let doc = self.core.as_ref().map(|(c, _)| {
-            format!(
-                "{:?} {:?} {:?}",
-                c.doc().plan,
-                c.doc().transition,
-                c.ledger()
-                    .gates()
-                    .map(|g| (
-                        g.identity.key().to_string(),
-                        g.identity.job_id.clone(),
-                        g.session,
-                        g.progress.watermark,
-                        g.progress.lowest_held,
-                        g.progress.checkpointed
-                    ))
-                    .collect::<Vec<_>>()
-            )
-        });
+        let doc = self
+            .coordinators
+            .iter()
+            .find_map(|c| c.core.as_ref())
+            .map(|(c, _)| {
+                format!(
+                    "{:?} {:?} {:?}",
+                    c.doc().plan,
+                    c.doc().transition,
+                    c.ledger()
+                        .gates()
+                        .map(|g| (
+                            g.identity.key().to_string(),
+                            g.identity.job_id.clone(),
+                            g.session,
+                            g.progress.watermark,
+                            g.progress.lowest_held,
+                            g.progress.checkpointed
+                        ))
+                        .collect::<Vec<_>>()
+                )
+            });
         let gates: Vec<String> = self
             .gates
             .iter()
@@ -285,18 +336,37 @@ impl World {
         self.next_conn += 1;
         self.report.connections += 1;
         self.processes[process].conn = Some(conn);
+        let c = self.processes[process].target % self.coordinators.len();
+        self.conn_coordinator.insert(conn, c);
+        if self.paused(c) {
+            self.keepalive(process, conn);
+        }
         let held = self.processes[process]
             .plan
             .as_ref()
             .map(|p| (p.epoch, p.incarnation));
         let gates = self.processes[process].gates.clone();
-        self.send_up(process, Up::Hello { gates, held });
+        self.send_up(
+            process,
+            Up::Hello {
+                gates: gates.clone(),
+                held,
+            },
+        );
+        // As the real client does, a new session reports every gate at
+        // once (a coordinator that restarted knows nothing of them).
+        for gate in gates {
+            self.report_progress(gate);
+        }
     }
 
+    /// The connection breaks: the coordinator notices later; the client
+    /// reconnects to the next coordinator.
     pub(super) fn break_connection(&mut self, process: usize) {
         if let Some(conn) = self.processes[process].conn.take() {
             self.after(0..300, Event::Noticed(conn));
             if self.processes[process].alive {
+                self.processes[process].target += 1;
                 self.after(20..120, Event::Connect(process));
             }
         }
@@ -360,7 +430,12 @@ impl World {
     /// Ends the run: commits are tallied, decisions checked against the
     /// final plan.
     pub fn finish(mut self) -> anyhow::Result<SimReport> {
-        let doc = self.core_mut()?.0.doc().clone();
+        let doc = self
+            .store
+            .load_blocking(&self.name)?
+            .context("no pipeline stored")?
+            .doc;
+        self.report.coordinators = self.coordinators.len();
         self.report.final_epoch = doc.epoch().0;
         self.report.retired = (doc.plan.retired.blue.0, doc.plan.retired.green.0);
         self.oracle.agrees_with(&doc.plan)?;

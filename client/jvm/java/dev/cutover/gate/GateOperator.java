@@ -38,8 +38,10 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * timers of a non-keyed stream, which only an operator sees.
  *
  * <p>With checkpointing on, the operator tells the coordinator how far its job is durably: the
- * watermark it had when each checkpoint was taken, once Flink reports the checkpoint complete
- * (and, after a restore, the watermark stored in the checkpoint it restored from). The
+ * lowest key it could decide again after restoring each checkpoint (the watermark it had when
+ * the checkpoint was taken, or a lower key among the records it held then), once Flink reports
+ * the checkpoint complete (and, after a restore, the value stored in the checkpoint it restored
+ * from). The
  * coordinator then never counts this job as drained, nor retires keys it can still replay, on
  * the strength of progress a failover would undo.
  */
@@ -282,8 +284,15 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
             entries.add(Tuple4.of(record.getValue(), keys.next(), record.getTimestamp(), record.hasTimestamp()));
         }
         heldState.update(entries);
-        watermarkState.update(List.of(watermark));
-        pendingCheckpoints.put(context.getCheckpointId(), watermark);
+        // The lowest key this subtask could decide again after restoring this checkpoint: its
+        // watermark then, or a lower key among the records it holds (they are decided after the
+        // restore, however far the watermark was).
+        long floor = watermark;
+        for (long k : heldKeys) {
+            floor = Math.min(floor, k);
+        }
+        watermarkState.update(List.of(floor));
+        pendingCheckpoints.put(context.getCheckpointId(), floor);
         trackCheckpoints();
     }
 
