@@ -159,7 +159,7 @@ impl ControlCommand {
             ControlCommand::Status(_) => control.get(pipeline).await?,
             ControlCommand::Schedule(s) => {
                 let request = ScheduleRequest {
-                    target: colour(s.to),
+                    target: s.to.into(),
                     at: s.at.map_or(CutoverAt::Earliest, |k| CutoverAt::Key(Key(k))),
                     mode: if s.watermark_mode {
                         Mode::Watermark
@@ -176,17 +176,19 @@ impl ControlCommand {
             ControlCommand::Complete(_) => control.complete(pipeline).await?,
             ControlCommand::ForgetOperator(f) => {
                 control
-                    .forget_operator(pipeline, colour(f.colour), &f.uid)
+                    .forget_operator(pipeline, f.colour.into(), &f.uid)
                     .await?
             }
         })
     }
 }
 
-fn colour(colour: ColourArg) -> Colour {
-    match colour {
-        ColourArg::Blue => Colour::Blue,
-        ColourArg::Green => Colour::Green,
+impl From<ColourArg> for Colour {
+    fn from(colour: ColourArg) -> Colour {
+        match colour {
+            ColourArg::Blue => Colour::Blue,
+            ColourArg::Green => Colour::Green,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! exactly one colour.
 
 pub mod job;
+pub mod job_process;
 pub mod stream;
 
 use std::process::ExitCode;
@@ -142,15 +143,7 @@ impl DemoArgs {
             coordinators.push(Embedded::start(store.clone(), self.horizon_window).await?);
         }
         let endpoints: Vec<String> = coordinators.iter().map(|c| c.endpoint.clone()).collect();
-        // Client process i starts on coordinator i and lists the others
-        // after it.
-        let lists: Vec<String> = (0..endpoints.len())
-            .map(|i| {
-                let mut list = endpoints[i..].to_vec();
-                list.extend_from_slice(&endpoints[..i]);
-                list.join(",")
-            })
-            .collect();
+        let lists = job::rotated_lists(&endpoints);
         let endpoint = endpoints[0].clone();
 
         // A pipeline of its own per run: a persistent store keeps earlier runs'.
@@ -168,6 +161,7 @@ impl DemoArgs {
         let stream = Arc::new(stream_spec.generate());
         let (epoch_tx, epoch_rx) = watch::channel::<Option<Epoch>>(None);
         let job = |colour, parallelism, processes, salt, batch| JobSpec {
+            keepalive: Duration::from_secs(10),
             colour,
             parallelism,
             processes,

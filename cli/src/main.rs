@@ -42,6 +42,10 @@ enum Command {
     /// Print the CustomResourceDefinition of FlinkBlueGreenDeployment (YAML,
     /// for `kubectl apply -f -`).
     Crds,
+    /// One colour of the demo's simulated job as a process of its own
+    /// (tests place jobs on hosts of their own).
+    #[command(hide = true)]
+    Job(demo::job_process::JobArgs),
     /// Load generators measuring a coordinator from outside.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -96,6 +100,10 @@ fn main() -> std::process::ExitCode {
                 })
                 .map_err(anyhow::Error::from),
             Command::Demo(args) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Job(args) => {
                 logging::init(cli.log_format, "warn");
                 args.run().await
             }

@@ -1,5 +1,5 @@
-//! A real etcd for tests: Debian's `etcd` binary on free loopback ports with
-//! a temporary data directory, killed by PID when dropped. If etcd cannot
+//! A real etcd for tests: Debian's `etcd` binary on free loopback ports (or
+//! inside a host of a test network) with a temporary data directory, killed by PID when dropped. If etcd cannot
 //! start, tests fail loudly: they are never skipped.
 
 use std::net::TcpListener;
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::netns::Host;
 use crate::pki::TestPki;
 
 /// A running etcd.
@@ -35,6 +36,12 @@ impl EtcdServer {
         Self::start_with(None, free_port()?).await
     }
 
+    /// Starts etcd inside `host` (a host of a [`crate::netns::Network`]),
+    /// its client URL on `host`'s address, and waits until it answers.
+    pub async fn start_in(host: &Host) -> anyhow::Result<Self> {
+        Self::start_at(None, Some(host), 2379).await
+    }
+
     /// Starts etcd with its client URL on `port` (a port the test reserved
     /// and handed to a client before etcd existed).
     pub async fn start_on(port: u16) -> anyhow::Result<Self> {
@@ -48,12 +55,26 @@ impl EtcdServer {
     }
 
     async fn start_with(pki: Option<&TestPki>, client: u16) -> anyhow::Result<Self> {
+        Self::start_at(pki, None, client).await
+    }
+
+    async fn start_at(
+        pki: Option<&TestPki>,
+        host: Option<&Host>,
+        client: u16,
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let peer = free_port()?;
         let scheme = if pki.is_some() { "https" } else { "http" };
-        let endpoint = format!("{scheme}://127.0.0.1:{client}");
+        let (address, peer, mut command) = match host {
+            Some(host) => (host.address.to_string(), 2380, host.command(binary())),
+            None => (
+                "127.0.0.1".to_string(),
+                free_port()?,
+                Command::new(binary()),
+            ),
+        };
+        let endpoint = format!("{scheme}://{address}:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let mut command = Command::new(binary());
         let mut tls = None;
         if let Some(pki) = pki {
             let (server, client) = (pki.server(), pki.client());

@@ -1,6 +1,6 @@
 //! Test harness of cutover: coordinators on loopback (restartable on the
 //! same store and port), control clients, gate identities, status waits, and
-//! the seeded whole-protocol simulation.
+//! the seeded whole-protocol simulation, and hosts in network namespaces.
 
 pub mod conformance;
 pub mod controller_world;
@@ -8,6 +8,7 @@ pub mod counting_alloc;
 pub mod etcd;
 pub mod flink_operator;
 pub mod kube_api;
+pub mod netns;
 pub mod pki;
 pub mod process;
 pub mod raw_session;

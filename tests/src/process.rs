@@ -1,5 +1,7 @@
-//! `cutover serve` as a child process: started on a chosen port, killed with
-//! SIGKILL, restarted on the same port and store.
+//! `cutover serve` as a child process: started on a chosen port (on
+//! loopback, or inside a host of a [`crate::netns::Network`]), killed with
+//! SIGKILL, stopped and continued with signals, restarted on the same port
+//! and store.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -10,6 +12,8 @@ use anyhow::{Context, bail};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+use crate::netns::Host;
 
 /// The `cutover` binary built with the tests (`target/<profile>/cutover`).
 pub fn cutover_binary() -> anyhow::Result<PathBuf> {
@@ -70,12 +74,24 @@ pub fn free_address() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+/// Flags of a fleet for tests: a one-second horizon window, renewals every
+/// 200 ms, a silent coordinator judged dead after two seconds.
+pub const QUICK_FLEET: [&str; 6] = [
+    "--horizon-window",
+    "1s",
+    "--fleet-renew",
+    "200ms",
+    "--fleet-ttl",
+    "2s",
+];
+
 /// A coordinator process.
 pub struct CoordinatorProcess {
     child: Option<Child>,
     /// Its gRPC address.
     pub address: SocketAddr,
     args: Vec<String>,
+    host: Option<Host>,
 }
 
 impl CoordinatorProcess {
@@ -100,12 +116,38 @@ impl CoordinatorProcess {
         self.wait_health(ServingStatus::Serving).await
     }
 
+    /// Starts `cutover serve --store <store>` inside `host`, listening on
+    /// `port` of every address there (its own host's processes dial
+    /// loopback, the others `host`'s address), and waits until it serves.
+    pub async fn start_in(
+        host: &Host,
+        port: u16,
+        store: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let listen = SocketAddr::from(([0, 0, 0, 0], port));
+        let address = SocketAddr::from((host.address, port));
+        let mut process = Self::launch_at(Some(host.clone()), listen, address, store, extra)?;
+        process.wait_health(ServingStatus::Serving).await?;
+        Ok(process)
+    }
+
     fn launch(store: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let address = free_address()?;
+        Self::launch_at(None, address, address, store, extra)
+    }
+
+    fn launch_at(
+        host: Option<Host>,
+        listen: SocketAddr,
+        address: SocketAddr,
+        store: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
-            address.to_string(),
+            listen.to_string(),
             "--metrics-listen".into(),
             "off".into(),
             "--store".into(),
@@ -116,13 +158,19 @@ impl CoordinatorProcess {
             child: None,
             address,
             args,
+            host,
         };
         process.launch_child()?;
         Ok(process)
     }
 
     fn launch_child(&mut self) -> anyhow::Result<()> {
-        let child = Command::new(cutover_binary()?)
+        let binary = cutover_binary()?;
+        let mut command = match &self.host {
+            Some(host) => host.command(binary),
+            None => Command::new(binary),
+        };
+        let child = command
             .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -179,6 +227,24 @@ impl CoordinatorProcess {
             child.kill()?;
             child.wait()?;
         }
+        Ok(())
+    }
+
+    /// The process id (`ip netns exec` runs the coordinator in its own
+    /// place), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) with `kill`.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the coordinator is not running")?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use cutover_client::control::ControlClient;
 use cutover_core::{Colour, Key, Phase, PipelineName, ScheduleRequest};
 use cutover_tests::etcd::EtcdServer;
-use cutover_tests::process::CoordinatorProcess;
+use cutover_tests::process::{CoordinatorProcess, QUICK_FLEET};
 use cutover_tests::workload::{RunningJob, stream, tally};
 use cutover_tests::*;
 
@@ -27,20 +27,7 @@ async fn control(process: &CoordinatorProcess) -> anyhow::Result<ControlClient> 
 async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
     let mut coordinators = Vec::new();
     for _ in 0..3 {
-        coordinators.push(
-            CoordinatorProcess::start(
-                store,
-                &[
-                    "--horizon-window",
-                    "1s",
-                    "--fleet-renew",
-                    "200ms",
-                    "--fleet-ttl",
-                    "2s",
-                ],
-            )
-            .await?,
-        );
+        coordinators.push(CoordinatorProcess::start(store, &QUICK_FLEET).await?);
     }
     let endpoints: Vec<String> = coordinators
         .iter()

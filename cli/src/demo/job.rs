@@ -39,6 +39,9 @@ pub struct JobSpec {
     pub seed: u64,
     /// Watermark strategy bound (milliseconds).
     pub out_of_orderness_ms: i64,
+    /// Keep-alive of its gate clients (how soon a silent coordinator is
+    /// given up for the next).
+    pub keepalive: Duration,
 }
 
 /// What a job emitted and how its clients saw the schedule.
@@ -52,6 +55,18 @@ pub struct JobOutcome {
     pub max_held: usize,
     /// When each client installed the schedule's epoch.
     pub installed_at: Vec<Instant>,
+}
+
+/// One endpoint list per client process: process `i` starts from the
+/// `i`-th endpoint and keeps the others, in order after it, to fail over to.
+pub fn rotated_lists(endpoints: &[String]) -> Vec<String> {
+    (0..endpoints.len())
+        .map(|i| {
+            let mut list = endpoints[i..].to_vec();
+            list.extend_from_slice(&endpoints[..i]);
+            list.join(",")
+        })
+        .collect()
 }
 
 /// Runs `spec` on `stream`; simulated process `i` connects to
@@ -71,7 +86,8 @@ pub async fn run_job(
         let endpoint = endpoints[process as usize % endpoints.len()].clone();
         let config = ClientConfig::new(endpoint)
             .client_name(format!("{}-tm-{process}", spec.colour))
-            .progress_interval(Duration::from_millis(50));
+            .progress_interval(Duration::from_millis(50))
+            .keepalive(spec.keepalive);
         clients.push(Arc::new(Client::connect(config)?));
     }
     let mut installs = Vec::new();
