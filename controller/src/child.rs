@@ -15,6 +15,11 @@ use crate::observed::{Child, JobHealth};
 pub const FLINK_API_VERSION: &str = "flink.apache.org/v1beta1";
 /// Annotation holding the hash of the template a child was built from.
 pub const TEMPLATE_HASH: &str = "cutover.dev/template-hash";
+/// Annotation naming, on a child in another cluster, the resource that
+/// owns it (`<namespace>/<name>`).
+pub const OWNER_ANNOTATION: &str = "cutover.dev/owner";
+/// Annotation holding, on a child in another cluster, its owner's uid.
+pub const OWNER_UID_ANNOTATION: &str = "cutover.dev/owner-uid";
 /// Label naming a child's colour.
 pub const COLOUR_LABEL: &str = "cutover.dev/colour";
 /// Flink configuration keys the gates read.
@@ -111,7 +116,10 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// The FlinkDeployment of `colour`: the template's spec with the
 /// coordinator address, pipeline and colour in its Flink configuration,
 /// the job starting from `savepoint` (else from the template's
-/// `initialSavepointPath`, if any), owned by `resource`.
+/// `initialSavepointPath`, if any), owned by `resource` — or, for a colour
+/// placed in another cluster (`spec.placement`), in the namespace named
+/// there, dialling that cluster's coordinators, with its owner in
+/// annotations.
 pub fn child_object(
     resource: &FlinkBlueGreenDeployment,
     colour: Colour,
@@ -131,6 +139,7 @@ pub fn child_object(
         .as_deref()
         .ok_or(ChildError::MissingMetadata("uid"))?;
     let pipeline = pipeline_name(namespace, name)?;
+    let placement = resource.spec.placement.of(colour);
     let template = &resource.spec.template;
     let mut spec = match &template.spec {
         Value::Object(spec) => spec.clone(),
@@ -154,7 +163,9 @@ pub fn child_object(
         *config = Value::Object(Map::new());
     }
     if let Value::Object(config) = config {
-        let coordinator = &resource.spec.configuration.coordinator;
+        let coordinator = placement
+            .and_then(|p| p.coordinator.as_ref())
+            .unwrap_or(&resource.spec.configuration.coordinator);
         config.insert(COORDINATOR_KEY.into(), json!(coordinator));
         config.insert(PIPELINE_KEY.into(), json!(pipeline.as_str()));
         config.insert(COLOUR_KEY.into(), json!(colour.to_string()));
@@ -164,23 +175,36 @@ pub fn child_object(
     labels.insert(COLOUR_LABEL.into(), colour.to_string().to_lowercase());
     let mut annotations = template.metadata.annotations.clone();
     annotations.insert(TEMPLATE_HASH.into(), template_hash(template));
+    let mut metadata = json!({
+        "name": child_name(name, colour),
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": annotations,
+        "ownerReferences": [{
+            "apiVersion": "cutover.dev/v1alpha1",
+            "kind": "FlinkBlueGreenDeployment",
+            "name": name,
+            "uid": uid,
+            "controller": true,
+            "blockOwnerDeletion": true,
+        }],
+    });
+    // In another cluster an owner reference would name an object that does
+    // not exist there (its garbage collector would delete the child): the
+    // owner is named in annotations instead, and the controller deletes the
+    // child itself.
+    if let Some(placement) = placement {
+        metadata["namespace"] = json!(placement.namespace.as_deref().unwrap_or(namespace));
+        if let Some(meta) = metadata.as_object_mut() {
+            meta.remove("ownerReferences");
+        }
+        metadata["annotations"][OWNER_ANNOTATION] = json!(format!("{namespace}/{name}"));
+        metadata["annotations"][OWNER_UID_ANNOTATION] = json!(uid);
+    }
     Ok(json!({
         "apiVersion": FLINK_API_VERSION,
         "kind": "FlinkDeployment",
-        "metadata": {
-            "name": child_name(name, colour),
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": "cutover.dev/v1alpha1",
-                "kind": "FlinkBlueGreenDeployment",
-                "name": name,
-                "uid": uid,
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
-        },
+        "metadata": metadata,
         "spec": Value::Object(spec),
     }))
 }

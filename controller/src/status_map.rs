@@ -82,6 +82,7 @@ pub fn observe(
 ) -> Result<Observed, ConfigurationError> {
     let configuration = &resource.spec.configuration;
     let durations = configuration.validate()?;
+    resource.spec.placement.validate()?;
     let promote_requested = resource
         .metadata
         .annotations

@@ -39,6 +39,9 @@ pub enum ConfigurationError {
         "spec.configuration.coordinator must be http:// or https:// addresses separated by commas, not {0:?}"
     )]
     NotAnHttpAddress(String),
+    /// `spec.placement` holds a value that is not valid.
+    #[error(transparent)]
+    Placement(#[from] crate::placement::PlacementError),
 }
 
 /// A configuration with its durations parsed: what the controller acts on.
@@ -139,17 +142,20 @@ impl BlueGreenConfiguration {
         if durations.horizon_window.is_zero() {
             return Err(ConfigurationError::ZeroHorizonWindow);
         }
-        let addresses: Vec<&str> = self.coordinator.split(',').map(str::trim).collect();
-        if addresses
-            .iter()
-            .any(|a| !(a.starts_with("http://") || a.starts_with("https://")))
-        {
+        if !http_addresses(&self.coordinator) {
             return Err(ConfigurationError::NotAnHttpAddress(
                 self.coordinator.clone(),
             ));
         }
         Ok(durations)
     }
+}
+
+/// Whether `list` is `http://` or `https://` addresses separated by commas.
+pub(crate) fn http_addresses(list: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .all(|a| a.starts_with("http://") || a.starts_with("https://"))
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@
 //! committed under `crds/` and printed by `cutover crds`.
 
 mod configuration;
+mod placement;
 mod resource;
 mod status;
 
 pub use configuration::{
     BlueGreenConfiguration, ConfigurationError, DecisionMode, DurationText, Durations,
 };
+pub use placement::{ColourPlacement, Placement, PlacementError, SecretKey};
 pub use resource::{
     FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec, FlinkDeploymentTemplate,
 };

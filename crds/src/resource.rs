@@ -8,6 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use crate::configuration::BlueGreenConfiguration;
+use crate::placement::Placement;
 use crate::status::FlinkBlueGreenDeploymentStatus;
 
 /// One Flink pipeline deployed blue/green: two child FlinkDeployments
@@ -39,6 +40,10 @@ pub struct FlinkBlueGreenDeploymentSpec {
     /// How transitions run; every field has a default.
     #[serde(default)]
     pub configuration: BlueGreenConfiguration,
+    /// Which cluster each colour runs in; both beside the resource when
+    /// left out.
+    #[serde(default)]
+    pub placement: Placement,
     /// Suspend the active colour (with a savepoint) and stop transitions;
     /// `false` resumes from that savepoint.
     #[serde(default)]

@@ -2,6 +2,7 @@
 //! the simulated Flink operator, and `cutover_controller::edge::run`
 //! (stoppable and restartable), with helpers that wait on resource changes.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +13,13 @@ use cutover_controller::edge::{
 use cutover_coordinator::store::MemoryStore;
 use cutover_crds::{FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::flink_operator::SimulatedFlinkOperator;
-use crate::kube_api::FakeApiServer;
+use crate::kube_api::{FakeApiServer, Permission};
 use crate::{TestCoordinator, test_config};
 
 /// Namespace of every object in these tests.
@@ -30,6 +32,7 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 const RESOURCES: &str = "apis/cutover.dev/v1alpha1/namespaces/default/flinkbluegreendeployments";
 const CHILDREN: &str = "apis/flink.apache.org/v1beta1/namespaces/default/flinkdeployments";
 const EVENTS: &str = "apis/events.k8s.io/v1/namespaces/default/events";
+const SECRETS: &str = "api/v1/namespaces/default/secrets";
 
 /// A running controller.
 struct RunningController {
@@ -114,6 +117,19 @@ impl ControllerWorld {
         image: &str,
         configuration: Value,
     ) -> anyhow::Result<FlinkBlueGreenDeployment> {
+        self.create_placed(name, image, configuration, Value::Null)
+            .await
+    }
+
+    /// Like [`ControllerWorld::create`], with `placement` as
+    /// `spec.placement`.
+    pub async fn create_placed(
+        &self,
+        name: &str,
+        image: &str,
+        configuration: Value,
+        placement: Value,
+    ) -> anyhow::Result<FlinkBlueGreenDeployment> {
         let mut config = json!({
             "coordinator": self.coordinator.endpoint(),
             "deletionDelay": "0s",
@@ -128,6 +144,7 @@ impl ControllerWorld {
                 "spec": template_spec(image),
             },
             "configuration": config,
+            "placement": if placement.is_null() { json!({}) } else { placement },
         }))?;
         let resource = FlinkBlueGreenDeployment::new(name, spec);
         Ok(self
@@ -160,6 +177,19 @@ impl ControllerWorld {
         Ok(())
     }
 
+    /// Changes the template's image and waits until the resource reaches
+    /// `state` (e.g. `ACTIVE_GREEN`); returns it.
+    pub async fn roll_to(
+        &self,
+        name: &str,
+        image: &str,
+        state_wanted: &str,
+    ) -> anyhow::Result<Value> {
+        self.set_image(name, image).await?;
+        self.wait_for(name, state_wanted, |r| state(r) == state_wanted)
+            .await
+    }
+
     /// Sets or removes an annotation on the resource.
     pub async fn annotate(&self, name: &str, key: &str, value: Option<&str>) -> anyhow::Result<()> {
         let patch = json!({"metadata": {"annotations": {key: value}}});
@@ -173,12 +203,36 @@ impl ControllerWorld {
     /// [`NAMESPACE`], as `kubectl` and the `cutover` command read it.
     pub fn kubeconfig(&self, dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
         let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: {NAMESPACE}\ncurrent-context: fake\n",
-            self.server.address
-        );
-        std::fs::write(&path, text)?;
+        std::fs::write(&path, kubeconfig_text(&self.server))?;
         Ok(path)
+    }
+
+    /// Another cluster: its own fake API server with the simulated Flink
+    /// operator on it, and a Secret `secret` in this world's namespace
+    /// holding a kubeconfig that reaches it (key `kubeconfig`).
+    pub async fn other_cluster(&self, secret: &str) -> anyhow::Result<OtherCluster> {
+        let server = FakeApiServer::start().await?;
+        let operator = SimulatedFlinkOperator::start(&server, NAMESPACE)?;
+        let mut data = std::collections::BTreeMap::new();
+        data.insert(
+            "kubeconfig".to_string(),
+            k8s_openapi::ByteString(kubeconfig_text(&server).into_bytes()),
+        );
+        let object = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(secret.into()),
+                namespace: Some(NAMESPACE.into()),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        self.server
+            .put_raw(SECRETS, secret, serde_json::to_value(object)?);
+        Ok(OtherCluster {
+            server,
+            _operator: operator,
+        })
     }
 
     /// Waits until the resource `name` (as stored; `Null` once it is gone)
@@ -190,6 +244,15 @@ impl ControllerWorld {
         predicate: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
         self.wait_for_object(RESOURCES, name, what, predicate).await
+    }
+
+    /// Waits until the resource `name` shows a `lastError` containing
+    /// `needle`, and returns it.
+    pub async fn wait_for_error(&self, name: &str, needle: &str) -> anyhow::Result<Value> {
+        self.wait_for(name, &format!("showing an error with {needle:?}"), |r| {
+            last_error(r).contains(needle)
+        })
+        .await
     }
 
     /// Waits until the child `name` satisfies `predicate` (`Null`: gone).
@@ -322,6 +385,68 @@ impl ControllerWorld {
             .map(|(_, reason, note)| (reason, note))
             .collect()
     }
+}
+
+/// Another cluster of a [`ControllerWorld`] (see
+/// [`ControllerWorld::other_cluster`]).
+pub struct OtherCluster {
+    /// Its API server.
+    pub server: FakeApiServer,
+    _operator: SimulatedFlinkOperator,
+}
+
+impl OtherCluster {
+    /// The child `name` there, if it exists.
+    pub fn child(&self, name: &str) -> Option<Value> {
+        self.server.get_raw(CHILDREN, name)
+    }
+}
+
+/// A kubeconfig reaching `server`, namespace [`NAMESPACE`].
+fn kubeconfig_text(server: &FakeApiServer) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: {NAMESPACE}\ncurrent-context: fake\n",
+        server.address
+    )
+}
+
+/// What the ClusterRole in `deploy/controller.yaml` grants: (API group,
+/// resource, verb).
+pub fn granted_by_deploy() -> anyhow::Result<BTreeSet<Permission>> {
+    let text = include_str!("../../deploy/controller.yaml");
+    let mut role = None;
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let document = Value::deserialize(document)?;
+        if document["kind"] == "ClusterRole" {
+            role = Some(document);
+        }
+    }
+    let role = role.context("deploy/controller.yaml has no ClusterRole")?;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    granted.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    Ok(granted)
+}
+
+/// The resource's `status.lastError` (empty without one).
+pub fn last_error(resource: &Value) -> &str {
+    resource["status"]["lastError"].as_str().unwrap_or("")
 }
 
 /// A FlinkDeployment spec as a user writes it for the official operator.

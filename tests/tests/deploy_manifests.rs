@@ -95,7 +95,8 @@ fn the_controller_manifest_agrees_with_the_code() -> anyhow::Result<()> {
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     assert_eq!(binding["subjects"][0]["name"], account["metadata"]["name"]);
     assert_eq!(&binding["subjects"][0]["namespace"], namespace);
-    // The rules name this project's resource and the Flink operator's.
+    // The rules name this project's resource and the Flink operator's, and
+    // Secrets only to read.
     let crd = cutover_crds::crd_yaml()?;
     for rule in role["rules"].as_array().expect("rules") {
         let group = rule["apiGroups"][0].as_str().unwrap_or("");
@@ -110,6 +111,11 @@ fn the_controller_manifest_agrees_with_the_code() -> anyhow::Result<()> {
                 cutover_controller::edge::flink_deployment_resource().plural
             ),
             "events.k8s.io" => assert_eq!(resource, "events"),
+            // Only reading: the kubeconfig of a cluster a colour is placed in.
+            "" => assert_eq!(
+                (resource, rule["verbs"].clone()),
+                ("secrets", serde_json::json!(["get"]))
+            ),
             other => panic!("unexpected API group {other}"),
         }
     }

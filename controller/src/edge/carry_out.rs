@@ -35,11 +35,11 @@ pub(super) async fn carry_out(
     action: &Action,
 ) -> Result<(), EdgeError> {
     info!(?action, "carrying out");
-    let children: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), target.namespace, &ctx.flink);
     let child = |colour: Colour| child_name(target.name, colour);
+    let children = |colour: Colour| ctx.clusters.children(ctx, target.resource, colour);
     match action {
         Action::CreateChild { colour, savepoint } => {
+            let children = children(*colour).await?;
             let object = child_object(target.resource, *colour, savepoint.as_deref())?;
             let object: DynamicObject = serde_json::from_value(object)?;
             match children.create(&PostParams::default(), &object).await {
@@ -53,19 +53,20 @@ pub(super) async fn carry_out(
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
             let patch = json!({"spec": {"job": {"savepointTriggerNonce": nonce}}});
-            patch_child(&children, &child(*colour), &patch).await
+            patch_child(&children(*colour).await?, &child(*colour), &patch).await
         }
         Action::SuspendChild { colour } => {
             let patch =
                 json!({"spec": {"job": {"state": "suspended", "upgradeMode": "savepoint"}}});
-            patch_child(&children, &child(*colour), &patch).await
+            patch_child(&children(*colour).await?, &child(*colour), &patch).await
         }
         Action::ResumeChild { colour } => {
             let patch = json!({"spec": {"job": {"state": "running"}}});
-            patch_child(&children, &child(*colour), &patch).await
+            patch_child(&children(*colour).await?, &child(*colour), &patch).await
         }
         Action::DeleteChild { colour } => {
-            match children
+            match children(*colour)
+                .await?
                 .delete(&child(*colour), &DeleteParams::default())
                 .await
             {

@@ -40,6 +40,17 @@ pub enum EdgeError {
     /// `spec.configuration` holds a value that is not valid.
     #[error(transparent)]
     Configuration(#[from] ConfigurationError),
+    /// The kubeconfig of a cluster a colour is placed in cannot be read
+    /// from its Secret or does not make a client.
+    #[error("cluster {cluster}: kubeconfig in Secret {secret}: {reason}")]
+    Kubeconfig {
+        /// The cluster, as `spec.placement` names it.
+        cluster: String,
+        /// `<namespace>/<name>` of the Secret.
+        secret: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The resource lacks a namespace (it was not read from the API
     /// server).
     #[error("the resource has no namespace")]

@@ -9,6 +9,7 @@
 //! (a `WatchPipeline` stream per resource), plus a periodic resync.
 
 mod carry_out;
+mod clusters;
 mod coordinators;
 mod error;
 mod metrics;
@@ -29,6 +30,7 @@ use tracing::{info, warn};
 pub use error::EdgeError;
 pub use metrics::{ActionLabel, ControllerMetrics, OutcomeLabel};
 
+use clusters::Clusters;
 use coordinators::Coordinators;
 
 /// Finalizer the controller puts on each resource so that deleting it
@@ -80,6 +82,7 @@ struct Context {
     recorder: Recorder,
     flink: ApiResource,
     coordinators: Coordinators,
+    clusters: Clusters,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -114,6 +117,7 @@ pub async fn run(
         recorder,
         flink: flink.clone(),
         coordinators: Coordinators::new(triggers),
+        clusters: Clusters::default(),
     });
     info!(namespace = ?context.config.namespace, "controller started");
     Controller::new(resources, watcher::Config::default())

@@ -53,14 +53,12 @@ async fn reconcile_in(
     let resources: Api<FlinkBlueGreenDeployment> = Api::namespaced(ctx.client.clone(), namespace);
     let reference = ObjectRef::from_obj(resource);
     if resource.meta().deletion_timestamp.is_some() {
-        return finalize(
-            resource, ctx, &resources, namespace, name, &pipeline, endpoint,
-        )
-        .await
-        .map(|()| {
-            ctx.coordinators.unwatch(&reference);
-            Requeue::await_change()
-        });
+        return finalize(resource, ctx, &resources, name, &pipeline, endpoint)
+            .await
+            .map(|()| {
+                ctx.coordinators.unwatch(&reference);
+                Requeue::await_change()
+            });
     }
     if !resource.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = resource.finalizers().to_vec();
@@ -68,10 +66,23 @@ async fn reconcile_in(
         set_finalizers(&resources, resource, name, finalizers).await?;
     }
     ctx.coordinators.watch(&reference, endpoint, &pipeline);
-    let children: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), namespace, &ctx.flink);
-    let blue = child_json(&children, &child_name(name, Colour::Blue)).await?;
-    let green = child_json(&children, &child_name(name, Colour::Green)).await?;
+    // A cluster a colour is placed in that cannot be reached is shown on
+    // the resource, and nothing is done until it can.
+    let children = async {
+        let mut found = Vec::new();
+        for colour in [Colour::Blue, Colour::Green] {
+            let api = ctx.clusters.children(ctx, resource, colour).await?;
+            found.push(child_json(&api, &child_name(name, colour)).await?);
+        }
+        Ok::<_, EdgeError>(found)
+    };
+    let (blue, green) = match children.await {
+        Ok(mut found) => (found.remove(0), found.remove(0)),
+        Err(e) => {
+            write_error(ctx, resource, &resources, name, &e.to_string()).await?;
+            return Ok(Requeue::requeue(ctx.config.retry));
+        }
+    };
     let now = unix_seconds(SystemTime::now());
     let generation = resource.meta().generation;
     // Without the coordinator's view the decisions could take a running
@@ -131,7 +142,10 @@ async fn reconcile_in(
         now,
     );
     patch_status(&resources, name, resource, &next).await?;
-    Ok(requeue(ctx, &outcome, failed.is_some()))
+    // A child in another cluster is not watched: read again soon while
+    // one is placed there.
+    let placed = resource.spec.placement.blue.is_some() || resource.spec.placement.green.is_some();
+    Ok(requeue(ctx, &outcome, failed.is_some() || placed))
 }
 
 /// The pipeline's status, creating it first (owned by the colour the
@@ -272,7 +286,6 @@ async fn finalize(
     resource: &FlinkBlueGreenDeployment,
     ctx: &Context,
     resources: &Api<FlinkBlueGreenDeployment>,
-    namespace: &str,
     name: &str,
     pipeline: &cutover_core::PipelineName,
     endpoint: &str,
@@ -280,9 +293,8 @@ async fn finalize(
     if !resource.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(());
     }
-    let children: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), namespace, &ctx.flink);
     for colour in [Colour::Blue, Colour::Green] {
+        let children = ctx.clusters.children(ctx, resource, colour).await?;
         match children
             .delete(&child_name(name, colour), &DeleteParams::default())
             .await
