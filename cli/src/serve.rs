@@ -1,17 +1,19 @@
 //! `cutover serve`: a coordinator on a port, until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use cutover_coordinator::config::{FleetConfig, generated_id};
-use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
+use cutover_coordinator::tls::{ServerTls, TlsFiles};
+use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve, serve_tls};
 use cutover_core::fleet::CoordinatorId;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpSocket};
-use tracing::info;
+use tracing::{info, warn};
 
 use cutover_cli::flags;
 use cutover_cli::store_spec::{StoreOptions, StoreSpec};
@@ -59,11 +61,27 @@ pub struct ServeArgs {
     /// stopped answering.
     #[arg(long, env = "CUTOVER_FLEET_TTL", default_value = "10s", value_parser = flags::duration)]
     fleet_ttl: Duration,
+    /// PEM certificate chain for TLS on the gRPC port (with --tls-key);
+    /// re-read when it changes on disk.
+    #[arg(long, env = "CUTOVER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CUTOVER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates client certificates must chain to: mutual TLS,
+    /// every client presents a certificate. Re-read when it changes.
+    #[arg(long, env = "CUTOVER_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Accept plaintext gRPC on an address other than loopback (anyone who
+    /// reaches the port can then call it; logged as a warning).
+    #[arg(long, env = "CUTOVER_INSECURE_PLAINTEXT")]
+    insecure_plaintext: bool,
 }
 
 impl ServeArgs {
     /// Serves until a signal arrives.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let tls = self.tls()?;
         let store = self.store.open(&self.store_options).await?;
         let config = CoordinatorConfig {
             horizon: flags::horizon_policy(self.horizon_window),
@@ -106,8 +124,37 @@ impl ServeArgs {
         }
         let listener =
             gate_listener(self.listen).with_context(|| format!("binding {}", self.listen))?;
-        serve(coordinator, listener, shutdown_signal()).await?;
+        match tls {
+            Some(tls) => serve_tls(coordinator, listener, tls, shutdown_signal()).await?,
+            None => serve(coordinator, listener, shutdown_signal()).await?,
+        }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// The TLS configuration, or none — refused in plaintext on an address
+    /// other than loopback unless --insecure-plaintext says so.
+    fn tls(&self) -> anyhow::Result<Option<Arc<ServerTls>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            anyhow::ensure!(
+                self.listen.ip().is_loopback() || self.insecure_plaintext,
+                "refusing plaintext gRPC on {}, which is not a loopback address: give \
+                 --tls-cert and --tls-key (and --tls-client-ca for mutual TLS), or \
+                 --insecure-plaintext to accept that anyone reaching the port can call it",
+                self.listen
+            );
+            if !self.listen.ip().is_loopback() {
+                warn!(listen = %self.listen, "serving plaintext gRPC on a non-loopback address (--insecure-plaintext): anyone who reaches the port can call it");
+            }
+            return Ok(None);
+        };
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+        };
+        let tls = ServerTls::load(files).context("loading the TLS files")?;
+        info!(mutual = tls.mutual(), "TLS on the gRPC port");
+        Ok(Some(Arc::new(tls)))
     }
 }
 

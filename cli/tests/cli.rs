@@ -39,6 +39,10 @@ fn serve_help_explains_every_flag_and_its_environment_variable() {
         "CUTOVER_HORIZON_WINDOW",
         "--etcd-prefix",
         "--metrics-listen",
+        "--tls-cert",
+        "CUTOVER_TLS_CERT",
+        "--tls-client-ca",
+        "--insecure-plaintext",
     ] {
         assert!(text.contains(flag), "{flag} missing:\n{text}");
     }

@@ -42,6 +42,15 @@ impl Client {
                     .http2_keep_alive_interval(config.keepalive)
                     .keep_alive_timeout(config.keepalive)
                     .keep_alive_while_idle(true))
+                .and_then(|endpoint| {
+                    config
+                        .tls
+                        .apply(endpoint)
+                        .map_err(|reason| ClientError::InvalidEndpoint {
+                            endpoint: address.clone(),
+                            reason,
+                        })
+                })
             })
             .collect::<Result<Vec<_>, ClientError>>()?;
         let shared = Arc::new(Shared::new(config));

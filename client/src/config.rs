@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::ClientTls;
+
 /// Settings of a [`crate::Client`].
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -12,6 +14,7 @@ pub struct ClientConfig {
     pub(crate) reconnect_max: Duration,
     pub(crate) progress_interval: Duration,
     pub(crate) keepalive: Duration,
+    pub(crate) tls: ClientTls,
 }
 
 impl ClientConfig {
@@ -29,7 +32,15 @@ impl ClientConfig {
             reconnect_max: Duration::from_secs(5),
             progress_interval: Duration::from_millis(200),
             keepalive: Duration::from_secs(10),
+            tls: ClientTls::from_env(),
         }
+    }
+
+    /// TLS for `https://` endpoints; by default from the environment
+    /// ([`ClientTls::from_env`]).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The coordinators to use, in order.

@@ -13,6 +13,8 @@ use cutover_proto::v1::control_service_client::ControlServiceClient;
 use futures::{Stream, StreamExt};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::tls::ClientTls;
+
 /// Why a control call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -108,13 +110,27 @@ fn read(status: tonic::Response<v1::PipelineStatus>) -> Result<PipelineStatus, C
 
 impl ControlClient {
     /// Connects to the coordinator at `endpoint` (`http://host:7700`).
+    /// For `https://`, TLS settings come from the environment
+    /// ([`ClientTls::from_env`]); see [`ControlClient::connect_with`].
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ControlError> {
+        Self::connect_with(endpoint, &ClientTls::from_env()).await
+    }
+
+    /// Connects to the coordinator at `endpoint` with `tls` for `https://`.
+    pub async fn connect_with(
+        endpoint: impl Into<String>,
+        tls: &ClientTls,
+    ) -> Result<Self, ControlError> {
         let endpoint = endpoint.into();
-        let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| ControlError::InvalidEndpoint {
-                endpoint: endpoint.clone(),
-                reason: e.to_string(),
-            })?
+        let invalid = |reason: String| ControlError::InvalidEndpoint {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let configured =
+            Endpoint::from_shared(endpoint.clone()).map_err(|e| invalid(e.to_string()))?;
+        let channel = tls
+            .apply(configured)
+            .map_err(invalid)?
             .connect()
             .await
             .map_err(|source| ControlError::Unreachable { endpoint, source })?;
@@ -138,12 +154,15 @@ impl ControlClient {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(|address| {
-                Endpoint::from_shared(address.to_string())
-                    .map(|e| e.connect_timeout(connect_timeout).timeout(timeout))
-                    .map_err(|e| ControlError::InvalidEndpoint {
-                        endpoint: address.to_string(),
-                        reason: e.to_string(),
-                    })
+                let invalid = |reason: String| ControlError::InvalidEndpoint {
+                    endpoint: address.to_string(),
+                    reason,
+                };
+                let endpoint = Endpoint::from_shared(address.to_string())
+                    .map_err(|e| invalid(e.to_string()))?
+                    .connect_timeout(connect_timeout)
+                    .timeout(timeout);
+                ClientTls::from_env().apply(endpoint).map_err(invalid)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let channel = match endpoints.as_slice() {

@@ -44,6 +44,7 @@ mod session;
 mod session_state;
 mod shared;
 mod slot;
+pub mod tls;
 mod wake;
 
 pub use client::Client;
@@ -53,3 +54,4 @@ pub use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, PipelineName};
 pub use error::ClientError;
 pub use gate::Gate;
 pub use pool::ClientPool;
+pub use tls::ClientTls;

@@ -24,9 +24,10 @@ pub mod registry;
 pub mod server;
 mod session;
 pub mod store;
+pub mod tls;
 
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;
 pub use metrics::Metrics;
 pub use registry::{Coordinator, PipelineCell};
-pub use server::{ServeError, serve};
+pub use server::{ServeError, serve, serve_tls};

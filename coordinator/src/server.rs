@@ -1,13 +1,20 @@
 //! Serving a coordinator: gate and control services, gRPC health and
-//! reflection on one port, graceful shutdown.
+//! reflection on one port, in plaintext or over TLS (see [`crate::tls`]),
+//! graceful shutdown.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use cutover_proto::v1::control_service_server::ControlServiceServer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tracing::info;
+use tracing::{debug, info, warn};
+
+use crate::tls::ServerTls;
 
 use crate::broken::Broken;
 use crate::control::ControlApi;
@@ -31,6 +38,30 @@ pub enum ServeError {
 pub async fn serve(
     coordinator: Coordinator,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_on(coordinator, listener, None, shutdown).await
+}
+
+/// Like [`serve`], over TLS: every connection completes its handshake
+/// (within [`HANDSHAKE_TIMEOUT`], else it is closed) before gRPC sees it;
+/// the certificate and client CA are those `tls` holds at each handshake.
+pub async fn serve_tls(
+    coordinator: Coordinator,
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_on(coordinator, listener, Some(tls), shutdown).await
+}
+
+/// How long a connection may take to finish its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_on(
+    coordinator: Coordinator,
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -66,18 +97,70 @@ pub async fn serve(
         }
         stopping.shutdown();
     };
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(GateServer::new(coordinator))
         .add_service(control)
         .add_service(health_service)
-        .add_service(reflection)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .map_err(ServeError::Transport)
+        .add_service(reflection);
+    match tls {
+        None => router
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
+            .await
+            .map_err(ServeError::Transport),
+        Some(tls) => {
+            let reloading = tls.watch();
+            let served = router
+                .serve_with_incoming_shutdown(tls_incoming(listener, tls), shutdown)
+                .await
+                .map_err(ServeError::Transport);
+            reloading.abort();
+            served
+        }
+    }
+}
+
+/// Connections that finished their TLS handshake. Each handshake runs in a
+/// task of its own, so a slow or silent client holds up nobody.
+fn tls_incoming(
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+) -> impl futures::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
+    let (ready, incoming) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let acceptor = TlsAcceptor::from(tls.config());
+        loop {
+            // The server stopped taking connections: release the port.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = ready.closed() => return,
+            };
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    // Out of descriptors and the like: wait, do not spin.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, ready) = (acceptor.clone(), ready.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = ready.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
+                    Err(_) => debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(incoming)
 }
 
 /// The coordinator's services: SERVING while it is ready (its store

@@ -148,6 +148,8 @@ impl CoordinatorProcess {
             "serve".into(),
             "--listen".into(),
             listen.to_string(),
+            // A test network's own addresses: plaintext there is deliberate.
+            "--insecure-plaintext".into(),
             "--metrics-listen".into(),
             "off".into(),
             "--store".into(),
