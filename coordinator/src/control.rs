@@ -4,7 +4,8 @@
 //! change, and sends the status then, so a slow reader skips intermediate
 //! states. Every mutating call is logged once as an audit event (target
 //! `cutover::audit`): caller, method, pipeline, request, outcome, and the
-//! resulting epoch and phase.
+//! resulting epoch and phase; and counted in
+//! `cutover_control_requests_total{method,code}`.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use tracing::info;
 use tracing::warn;
 
 use crate::error::CoordinatorError;
+use crate::metrics::ControlLabel;
 use crate::registry::{Coordinator, PipelineCell};
 
 /// The control service of a coordinator.
@@ -55,7 +57,85 @@ impl ControlApi {
             Ok(status_to(&self.coordinator.status(&cell)))
         }
         .await;
-        audited(request, method, raw, outcome)
+        self.audited(request, method, raw, outcome)
+    }
+
+    /// Logs a mutating call once (target `cutover::audit`), counts it
+    /// (`cutover_control_requests_total{method,code}`) and answers it.
+    fn audited<T: std::fmt::Debug>(
+        &self,
+        request: &Request<T>,
+        method: &'static str,
+        pipeline: &str,
+        outcome: Result<v1::PipelineStatus, CoordinatorError>,
+    ) -> Result<Response<v1::PipelineStatus>, Status> {
+        let outcome = outcome.map(|status| {
+            let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
+            let phase = v1::Phase::try_from(status.phase).map_or("UNKNOWN", |p| p.as_str_name());
+            (status, epoch, phase)
+        });
+        self.audit(request, method, pipeline, outcome)
+            .map(|(status, _, _)| Response::new(status))
+    }
+
+    /// The audit of every mutating call: `outcome` carries, on success,
+    /// the answer with the resulting epoch and phase.
+    fn audit<T: std::fmt::Debug, A>(
+        &self,
+        request: &Request<T>,
+        method: &'static str,
+        pipeline: &str,
+        outcome: Result<(A, u64, &'static str), CoordinatorError>,
+    ) -> Result<(A, u64, &'static str), Status> {
+        let caller = caller(request);
+        let pipeline: String = pipeline.chars().take(80).collect();
+        let counted = |code: tonic::Code| {
+            self.coordinator
+                .metrics()
+                .control_requests
+                .get_or_create(&ControlLabel {
+                    method,
+                    code: code_name(code),
+                })
+                .inc();
+        };
+        match outcome {
+            Ok((answer, epoch, phase)) => {
+                counted(tonic::Code::Ok);
+                info!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = "OK", epoch, phase, "control call");
+                Ok((answer, epoch, phase))
+            }
+            Err(error) => {
+                let status = Status::from(error);
+                counted(status.code());
+                warn!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = ?status.code(), reason = status.message(), "control call refused");
+                Err(status)
+            }
+        }
+    }
+}
+
+/// The canonical name of a gRPC status code (`FAILED_PRECONDITION`).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -64,30 +144,6 @@ fn caller<T>(request: &Request<T>) -> String {
     request
         .remote_addr()
         .map_or_else(|| "unknown".to_string(), |a| a.to_string())
-}
-
-/// Logs a mutating call once (target `cutover::audit`) and answers it.
-fn audited<T: std::fmt::Debug>(
-    request: &Request<T>,
-    method: &'static str,
-    pipeline: &str,
-    outcome: Result<v1::PipelineStatus, CoordinatorError>,
-) -> Result<Response<v1::PipelineStatus>, Status> {
-    let caller = caller(request);
-    let pipeline: String = pipeline.chars().take(80).collect();
-    match outcome {
-        Ok(status) => {
-            let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
-            let phase = v1::Phase::try_from(status.phase).map_or("UNKNOWN", |p| p.as_str_name());
-            info!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = "OK", epoch, phase, "control call");
-            Ok(Response::new(status))
-        }
-        Err(error) => {
-            let status = Status::from(error);
-            warn!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = ?status.code(), reason = status.message(), "control call refused");
-            Err(status)
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -141,7 +197,7 @@ impl ControlService for ControlApi {
         let raw = request.get_ref().pipeline.clone();
         let (_, schedule) = match schedule_from(request.get_ref()) {
             Ok(parsed) => parsed,
-            Err(e) => return audited(&request, "ScheduleTransition", &raw, Err(e.into())),
+            Err(e) => return self.audited(&request, "ScheduleTransition", &raw, Err(e.into())),
         };
         self.change(&request, "ScheduleTransition", &raw, move |core| {
             core.propose_schedule(schedule)
@@ -204,7 +260,7 @@ impl ControlService for ControlApi {
             Ok(status_to(&self.coordinator.status(&cell)))
         }
         .await;
-        audited(&request, "CreatePipeline", &body.pipeline, outcome)
+        self.audited(&request, "CreatePipeline", &body.pipeline, outcome)
     }
 
     async fn forget_operator(
@@ -222,7 +278,7 @@ impl ControlService for ControlApi {
             Ok(status_to(&self.coordinator.status(&cell)))
         }
         .await;
-        audited(&request, "ForgetOperator", &body.pipeline, outcome)
+        self.audited(&request, "ForgetOperator", &body.pipeline, outcome)
     }
 
     async fn delete_pipeline(
@@ -235,19 +291,9 @@ impl ControlService for ControlApi {
             self.coordinator.delete(&name).await
         }
         .await;
-        let caller = caller(&request);
-        let pipeline: String = raw.chars().take(80).collect();
-        match outcome {
-            Ok(epoch) => {
-                info!(target: "cutover::audit", %caller, method = "DeletePipeline", %pipeline, outcome = "OK", epoch, "control call");
-                Ok(Response::new(v1::DeletePipelineResponse { epoch }))
-            }
-            Err(error) => {
-                let status = Status::from(error);
-                warn!(target: "cutover::audit", %caller, method = "DeletePipeline", %pipeline, outcome = ?status.code(), reason = status.message(), "control call refused");
-                Err(status)
-            }
-        }
+        let outcome = outcome.map(|epoch| ((), epoch, "DELETED"));
+        self.audit(&request, "DeletePipeline", raw, outcome)
+            .map(|((), epoch, _)| Response::new(v1::DeletePipelineResponse { epoch }))
     }
 
     type WatchPipelineStream = ReceiverStream<Result<v1::PipelineStatus, Status>>;

@@ -27,6 +27,15 @@ pub struct WriteLabel {
     pub outcome: &'static str,
 }
 
+/// Label of control calls: the method and the gRPC status code's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControlLabel {
+    /// The control method (`ScheduleTransition`, ...).
+    pub method: &'static str,
+    /// `OK`, `INVALID_ARGUMENT`, `FAILED_PRECONDITION`, ...
+    pub code: &'static str,
+}
+
 /// Handles to every coordinator metric; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Metrics {
@@ -48,6 +57,8 @@ pub struct Metrics {
     pub broken_pipelines: Gauge,
     /// Writes of this coordinator's serving reports (see the fleet).
     pub report_writes: Counter,
+    /// Mutating control calls by method and outcome.
+    pub control_requests: Family<ControlLabel, Counter>,
 }
 
 impl Metrics {
@@ -90,6 +101,11 @@ impl Metrics {
             "report_writes",
             "Writes of this coordinator's serving reports to the store",
             self.report_writes.clone(),
+        );
+        r.register(
+            "control_requests",
+            "Mutating control calls by method and gRPC status code",
+            self.control_requests.clone(),
         );
     }
 

@@ -1,7 +1,8 @@
 //! `CreatePipeline` sets owner and horizon window once. `DeletePipeline`:
 //! refused while a gate is connected (nothing changes),
 //! then removes the stored document; watchers of the pipeline are told it
-//! is gone, and a gate connecting later starts a fresh pipeline.
+//! is gone, and a gate connecting later starts a fresh pipeline. Each call
+//! is counted by method and outcome.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,13 @@ async fn a_pipeline_is_deleted_only_without_connected_gates() -> anyhow::Result<
         !metrics.contains("pipeline=\"orders\""),
         "a deleted pipeline's series are removed:\n{metrics}"
     );
+    // Both deletion calls were audited and counted by outcome.
+    for line in [
+        "cutover_control_requests_total{method=\"DeletePipeline\",code=\"FAILED_PRECONDITION\"} 1",
+        "cutover_control_requests_total{method=\"DeletePipeline\",code=\"OK\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
     let gone = control.get(&pipeline).await.expect_err("deleted");
     assert_eq!(gone.code(), Some(tonic::Code::NotFound));
     let ended = tokio::time::timeout(limit, async {
