@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cutover_coordinator::auth::Authoriser;
 use cutover_coordinator::config::{FleetConfig, generated_id};
 use cutover_coordinator::tls::{ServerTls, TlsFiles};
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve, serve_tls};
@@ -72,6 +73,11 @@ pub struct ServeArgs {
     /// every client presents a certificate. Re-read when it changes.
     #[arg(long, env = "CUTOVER_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Policy file mapping caller identities (client certificates) to
+    /// roles over pipelines; re-read when it changes. Without it every
+    /// caller may do everything.
+    #[arg(long, env = "CUTOVER_POLICY", requires = "tls_client_ca")]
+    policy: Option<PathBuf>,
     /// Accept plaintext gRPC on an address other than loopback (anyone who
     /// reaches the port can then call it; logged as a warning).
     #[arg(long, env = "CUTOVER_INSECURE_PLAINTEXT")]
@@ -82,6 +88,17 @@ impl ServeArgs {
     /// Serves until a signal arrives.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let tls = self.tls()?;
+        let authoriser = match &self.policy {
+            Some(path) => {
+                let authoriser =
+                    Arc::new(Authoriser::load(path.clone()).context("loading the policy")?);
+                // Re-read for as long as the process serves (the task
+                // outlives its handle).
+                let _reloading = authoriser.watch();
+                Some(authoriser)
+            }
+            None => None,
+        };
         let store = self.store.open(&self.store_options).await?;
         let config = CoordinatorConfig {
             horizon: flags::horizon_policy(self.horizon_window),
@@ -92,6 +109,7 @@ impl ServeArgs {
                 ttl: self.fleet_ttl,
                 ..FleetConfig::with_id(self.coordinator_id.unwrap_or_else(generated_id))
             },
+            authoriser,
             ..CoordinatorConfig::default()
         };
         anyhow::ensure!(

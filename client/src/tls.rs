@@ -42,7 +42,7 @@ impl ClientTls {
 
     /// `endpoint` with these settings if it is `https://`; unchanged
     /// otherwise. Errors name the file that cannot be used.
-    pub(crate) fn apply(&self, endpoint: Endpoint) -> Result<Endpoint, String> {
+    pub fn apply(&self, endpoint: Endpoint) -> Result<Endpoint, String> {
         if endpoint.uri().scheme_str() != Some("https") {
             return Ok(endpoint);
         }

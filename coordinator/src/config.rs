@@ -22,6 +22,8 @@ pub struct CoordinatorConfig {
     pub retry_backoff: Duration,
     /// Serving one pipeline with other coordinators.
     pub fleet: FleetConfig,
+    /// Who may do what; every caller everything when `None`.
+    pub authoriser: Option<std::sync::Arc<crate::auth::Authoriser>>,
 }
 
 /// How this coordinator works with the others serving the same pipelines
@@ -89,6 +91,7 @@ impl Default for CoordinatorConfig {
             cas_attempts: 16,
             retry_backoff: Duration::from_millis(200),
             fleet: FleetConfig::default(),
+            authoriser: None,
         }
     }
 }

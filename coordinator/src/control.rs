@@ -19,6 +19,8 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 use tracing::warn;
 
+use crate::auth::identity;
+use crate::auth::policy::Action;
 use crate::error::CoordinatorError;
 use crate::metrics::ControlLabel;
 use crate::registry::{Coordinator, PipelineCell};
@@ -49,6 +51,7 @@ impl ControlApi {
     where
         T: std::fmt::Debug,
     {
+        self.authorise(request, Some(method), Action::Operate, raw)?;
         let outcome = async {
             let cell = self.cell(raw).await?;
             self.coordinator
@@ -69,7 +72,7 @@ impl ControlApi {
         pipeline: &str,
         outcome: Result<v1::PipelineStatus, CoordinatorError>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
-        let outcome = outcome.map(|status| {
+        let outcome = outcome.map_err(Status::from).map(|status| {
             let epoch = status.plan.as_ref().map_or(0, |p| p.epoch);
             let phase = v1::Phase::try_from(status.phase).map_or("UNKNOWN", |p| p.as_str_name());
             (status, epoch, phase)
@@ -85,7 +88,7 @@ impl ControlApi {
         request: &Request<T>,
         method: &'static str,
         pipeline: &str,
-        outcome: Result<(A, u64, &'static str), CoordinatorError>,
+        outcome: Result<(A, u64, &'static str), Status>,
     ) -> Result<(A, u64, &'static str), Status> {
         let caller = caller(request);
         let pipeline: String = pipeline.chars().take(80).collect();
@@ -105,13 +108,36 @@ impl ControlApi {
                 info!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = "OK", epoch, phase, "control call");
                 Ok((answer, epoch, phase))
             }
-            Err(error) => {
-                let status = Status::from(error);
+            Err(status) => {
                 counted(status.code());
                 warn!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = ?status.code(), reason = status.message(), "control call refused");
                 Err(status)
             }
         }
+    }
+}
+
+impl ControlApi {
+    /// Whether the caller of `request` may take `action` on `pipeline`
+    /// (always, without a policy). A refused mutating call (`method`) is
+    /// audited and counted like every other.
+    fn authorise<T: std::fmt::Debug>(
+        &self,
+        request: &Request<T>,
+        method: Option<&'static str>,
+        action: Action,
+        pipeline: &str,
+    ) -> Result<(), Status> {
+        let Some(authoriser) = &self.coordinator.config().authoriser else {
+            return Ok(());
+        };
+        let identity = identity::of_request(request);
+        let checked = authoriser.check(identity.as_deref(), action, pipeline);
+        if let (Err(status), Some(method)) = (&checked, method) {
+            let refused: Result<((), u64, &'static str), Status> = Err(status.clone());
+            let _ = self.audit(request, method, pipeline, refused);
+        }
+        checked
     }
 }
 
@@ -139,23 +165,42 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Who called, as far as the transport knows.
+/// Who called: the identity of its client certificate, if any, and its
+/// address.
 fn caller<T>(request: &Request<T>) -> String {
-    request
+    let address = request
         .remote_addr()
-        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    match identity::of_request(request) {
+        Some(identity) => format!("{identity}@{address}"),
+        None => address,
+    }
 }
 
 #[tonic::async_trait]
 impl ControlService for ControlApi {
     async fn list_pipelines(
         &self,
-        _request: Request<v1::ListPipelinesRequest>,
+        request: Request<v1::ListPipelinesRequest>,
     ) -> Result<Response<v1::ListPipelinesResponse>, Status> {
+        // With a policy: an unauthenticated caller is refused, and the
+        // listing shows only the pipelines the caller may view.
+        let viewable = |name: &str| match self.authorise(&request, None, Action::View, name) {
+            Ok(()) => Ok(true),
+            Err(status) if status.code() == tonic::Code::Unauthenticated => Err(status),
+            Err(_) => Ok(false),
+        };
+        if self.coordinator.config().authoriser.is_some()
+            && identity::of_request(&request).is_none()
+        {
+            return Err(Status::unauthenticated(
+                "no identity: present a client certificate or a token",
+            ));
+        }
         let broken = self.coordinator.broken().all();
         let mut pipelines = Vec::new();
         for name in self.coordinator.pipeline_names() {
-            if broken.contains_key(&name) {
+            if broken.contains_key(&name) || !viewable(name.as_str())? {
                 continue;
             }
             match self.coordinator.cell(&name).await {
@@ -170,6 +215,7 @@ impl ControlService for ControlApi {
             .broken()
             .all()
             .into_iter()
+            .filter(|(name, _)| viewable(name.as_str()).unwrap_or(false))
             .map(|(name, b)| v1::BrokenPipeline {
                 pipeline: name.to_string(),
                 location: b.location,
@@ -186,7 +232,9 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::GetPipelineRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
-        let cell = self.cell(&request.get_ref().pipeline).await?;
+        let raw = &request.get_ref().pipeline;
+        self.authorise(&request, None, Action::View, raw)?;
+        let cell = self.cell(raw).await?;
         Ok(Response::new(status_to(&self.coordinator.status(&cell))))
     }
 
@@ -195,6 +243,7 @@ impl ControlService for ControlApi {
         request: Request<v1::ScheduleTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let raw = request.get_ref().pipeline.clone();
+        self.authorise(&request, Some("ScheduleTransition"), Action::Operate, &raw)?;
         let (_, schedule) = match schedule_from(request.get_ref()) {
             Ok(parsed) => parsed,
             Err(e) => return self.audited(&request, "ScheduleTransition", &raw, Err(e.into())),
@@ -249,6 +298,12 @@ impl ControlService for ControlApi {
         request: Request<v1::CreatePipelineRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let body = request.get_ref();
+        self.authorise(
+            &request,
+            Some("CreatePipeline"),
+            Action::Administer,
+            &body.pipeline,
+        )?;
         let outcome = async {
             let name = pipeline_from(&body.pipeline)?;
             let owner = colour_from("owner", body.owner)?;
@@ -268,6 +323,12 @@ impl ControlService for ControlApi {
         request: Request<v1::ForgetOperatorRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let body = request.get_ref();
+        self.authorise(
+            &request,
+            Some("ForgetOperator"),
+            Action::Operate,
+            &body.pipeline,
+        )?;
         let outcome = async {
             let name = pipeline_from(&body.pipeline)?;
             let colour = colour_from("colour", body.colour)?;
@@ -286,12 +347,15 @@ impl ControlService for ControlApi {
         request: Request<v1::DeletePipelineRequest>,
     ) -> Result<Response<v1::DeletePipelineResponse>, Status> {
         let raw = &request.get_ref().pipeline;
+        self.authorise(&request, Some("DeletePipeline"), Action::Administer, raw)?;
         let outcome = async {
             let name = pipeline_from(raw)?;
             self.coordinator.delete(&name).await
         }
         .await;
-        let outcome = outcome.map(|epoch| ((), epoch, "DELETED"));
+        let outcome = outcome
+            .map_err(Status::from)
+            .map(|epoch| ((), epoch, "DELETED"));
         self.audit(&request, "DeletePipeline", raw, outcome)
             .map(|((), epoch, _)| Response::new(v1::DeletePipelineResponse { epoch }))
     }
@@ -302,6 +366,7 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::WatchPipelineRequest>,
     ) -> Result<Response<Self::WatchPipelineStream>, Status> {
+        self.authorise(&request, None, Action::View, &request.get_ref().pipeline)?;
         let cell = self.cell(&request.get_ref().pipeline).await?;
         let (tx, rx) = mpsc::channel(1);
         let coordinator = self.coordinator.clone();

@@ -43,6 +43,9 @@ pub enum CoordinatorError {
     /// The coordinator is shutting down.
     #[error("coordinator is shutting down")]
     ShuttingDown,
+    /// The policy refused the caller (see [`crate::auth`]).
+    #[error("{}", .0.message())]
+    Refused(tonic::Status),
 }
 
 impl From<CoordinatorError> for Status {
@@ -98,6 +101,7 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::UnknownPipeline(_) => Status::not_found(message),
             CoordinatorError::Contention { .. } => Status::aborted(message),
             CoordinatorError::GatesConnected { .. } => Status::failed_precondition(message),
+            CoordinatorError::Refused(status) => status,
         }
     }
 }

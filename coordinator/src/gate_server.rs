@@ -87,9 +87,12 @@ impl StreamingService<v1::ClientMessage> for SessionMethod {
         let coordinator = self.0.clone();
         Box::pin(async move {
             let peer = request.remote_addr();
+            let identity = crate::auth::identity::of_request(&request);
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-            let span = tracing::info_span!("session", peer = ?peer);
-            tokio::spawn(session::run(coordinator, request.into_inner(), tx).instrument(span));
+            let span = tracing::info_span!("session", peer = ?peer, identity = ?identity);
+            tokio::spawn(
+                session::run(coordinator, identity, request.into_inner(), tx).instrument(span),
+            );
             Ok(tonic::Response::new(ReceiverStream::new(rx)))
         })
     }

@@ -11,6 +11,7 @@
 //!
 //! Decisions live in `cutover-core`; this crate is the IO around it.
 
+pub mod auth;
 pub mod broken;
 pub mod config;
 pub mod control;
@@ -21,6 +22,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod published;
 pub mod registry;
+mod reload;
 pub mod server;
 mod session;
 pub mod store;

@@ -10,6 +10,7 @@
 //! A protocol violation ends the stream with a status; everything the
 //! session registered is released when it ends (see [`SessionGuard`]).
 
+use crate::auth::policy::Action;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ type Subscriptions = StreamMap<PipelineName, WatchStream<Arc<Published>>>;
 /// The session's rules and registrations; releases them when dropped.
 struct SessionGuard {
     coordinator: Coordinator,
+    /// Who opened the session (its client certificate's identity).
+    identity: Option<String>,
     id: SessionId,
     state: SessionState,
     cells: HashMap<PipelineName, Arc<PipelineCell>>,
@@ -71,6 +74,7 @@ impl SessionGuard {
 /// coordinator shuts down.
 pub async fn run(
     coordinator: Coordinator,
+    identity: Option<String>,
     mut inbound: Streaming<v1::ClientMessage>,
     out: Outbound,
 ) {
@@ -81,6 +85,7 @@ pub async fn run(
     };
     let mut guard = SessionGuard {
         coordinator: coordinator.clone(),
+        identity,
         id,
         state: SessionState::new(rules),
         cells: HashMap::new(),
@@ -227,6 +232,17 @@ async fn attach(
     let mut by_pipeline: HashMap<PipelineName, Vec<GateIdentity>> = HashMap::new();
     for gate in gates {
         let identity = gate_identity_from(gate)?;
+        // With a policy, each gate needs a grant for its pipeline and
+        // colour; a refused one registers nothing of this message.
+        if let Some(authoriser) = &coordinator.config().authoriser {
+            authoriser
+                .check(
+                    guard.identity.as_deref(),
+                    Action::RegisterGate(identity.colour),
+                    identity.pipeline.as_str(),
+                )
+                .map_err(CoordinatorError::Refused)?;
+        }
         by_pipeline
             .entry(identity.pipeline.clone())
             .or_default()

@@ -22,7 +22,6 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-use tracing::{info, warn};
 
 /// How often the files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -163,20 +162,7 @@ impl ServerTls {
     /// dropped or aborted.
     pub fn watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let tls = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match tls.reload() {
-                    Ok(true) => info!(cert = %tls.state.files.cert.display(), "TLS files reloaded"),
-                    Ok(false) => {}
-                    Err(error) => {
-                        warn!(%error, "TLS files not reloaded; the previous ones stay in use")
-                    }
-                }
-            }
-        })
+        crate::reload::every(RELOAD_INTERVAL, "TLS files", move || tls.reload())
     }
 }
 

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// PEM files of one CA and the certificates it signed.
 pub struct TestPki {
     dir: tempfile::TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, as files.
@@ -56,7 +57,7 @@ impl TestPki {
                 key.serialize_pem(),
             )?;
         }
-        Ok(TestPki { dir })
+        Ok(TestPki { dir, ca })
     }
 
     /// The CA certificate.
@@ -72,6 +73,25 @@ impl TestPki {
     /// The client's certificate.
     pub fn client(&self) -> CertFiles {
         self.files("client")
+    }
+
+    /// A client certificate `name` whose identity is the SPIFFE URI `uri`
+    /// (its only subject alternative name).
+    pub fn client_with_uri(&self, name: &str, uri: &str) -> anyhow::Result<CertFiles> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("cutover test {name}"));
+        params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.ca)?;
+        std::fs::write(self.dir.path().join(format!("{name}.pem")), cert.pem())?;
+        std::fs::write(
+            self.dir.path().join(format!("{name}-key.pem")),
+            key.serialize_pem(),
+        )?;
+        Ok(self.files(name))
     }
 
     fn files(&self, name: &str) -> CertFiles {

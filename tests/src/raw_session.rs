@@ -22,7 +22,16 @@ pub struct RawSession {
 impl RawSession {
     /// Opens a session whose first message is `first`.
     pub async fn open(endpoint: &str, first: Kind) -> anyhow::Result<Self> {
-        let mut client = GateServiceClient::connect(endpoint.to_string()).await?;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
+            .connect()
+            .await?;
+        Self::open_on(channel, first).await
+    }
+
+    /// Opens a session on `channel` (TLS, say) whose first message is
+    /// `first`.
+    pub async fn open_on(channel: tonic::transport::Channel, first: Kind) -> anyhow::Result<Self> {
+        let mut client = GateServiceClient::new(channel);
         let (tx, rx) = mpsc::channel(16);
         tx.send(v1::ClientMessage { kind: Some(first) }).await?;
         let inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
