@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run a coordinator: gate and control gRPC services, health, reflection
     /// and Prometheus metrics.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run a cutover between two simulated jobs against an embedded
     /// coordinator and print what each colour emitted.
     Demo(demo::DemoArgs),

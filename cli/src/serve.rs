@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// caller may do everything.
     #[arg(long, env = "CUTOVER_POLICY", requires = "tls_client_ca")]
     policy: Option<PathBuf>,
+    /// How long a new gate session may take to send its Hello before it is
+    /// closed (DEADLINE_EXCEEDED).
+    #[arg(long, env = "CUTOVER_FIRST_MESSAGE_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
+    first_message_timeout: Duration,
     /// Accept plaintext gRPC on an address other than loopback (anyone who
     /// reaches the port can then call it; logged as a warning).
     #[arg(long, env = "CUTOVER_INSECURE_PLAINTEXT")]
@@ -110,6 +114,7 @@ impl ServeArgs {
                 ..FleetConfig::with_id(self.coordinator_id.unwrap_or_else(generated_id))
             },
             authoriser,
+            first_message_timeout: self.first_message_timeout,
             ..CoordinatorConfig::default()
         };
         anyhow::ensure!(

@@ -22,6 +22,8 @@ pub struct CoordinatorConfig {
     pub retry_backoff: Duration,
     /// Serving one pipeline with other coordinators.
     pub fleet: FleetConfig,
+    /// How long a new gate session may take to send its Hello.
+    pub first_message_timeout: Duration,
     /// Who may do what; every caller everything when `None`.
     pub authoriser: Option<std::sync::Arc<crate::auth::Authoriser>>,
 }
@@ -91,6 +93,7 @@ impl Default for CoordinatorConfig {
             cas_attempts: 16,
             retry_backoff: Duration::from_millis(200),
             fleet: FleetConfig::default(),
+            first_message_timeout: Duration::from_secs(10),
             authoriser: None,
         }
     }

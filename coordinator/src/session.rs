@@ -93,6 +93,32 @@ pub async fn run(
     let mut subscriptions = Subscriptions::new();
     let mut pending: HashMap<PipelineName, Arc<Published>> = HashMap::new();
 
+    // A session that never says Hello holds a stream and a task for
+    // nothing: it gets a bounded time to.
+    let first = coordinator.config().first_message_timeout;
+    match tokio::time::timeout(first, inbound.message()).await {
+        Ok(Ok(Some(message))) => {
+            if let Err(error) = handle(&mut guard, &mut subscriptions, &mut pending, message).await
+            {
+                return refuse(&coordinator, &out, error).await;
+            }
+        }
+        Ok(Ok(None)) => return,
+        Ok(Err(status)) => {
+            let _ = out.send(Err(status)).await;
+            return;
+        }
+        Err(_) => {
+            coordinator.metrics().session_errors.inc();
+            let _ = out
+                .send(Err(Status::deadline_exceeded(format!(
+                    "no Hello within {first:?}; the session is closed"
+                ))))
+                .await;
+            return;
+        }
+    }
+
     loop {
         tokio::select! {
             biased;
