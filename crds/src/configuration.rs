@@ -142,20 +142,13 @@ impl BlueGreenConfiguration {
         if durations.horizon_window.is_zero() {
             return Err(ConfigurationError::ZeroHorizonWindow);
         }
-        if !http_addresses(&self.coordinator) {
+        if !crate::address::http_addresses(&self.coordinator) {
             return Err(ConfigurationError::NotAnHttpAddress(
                 self.coordinator.clone(),
             ));
         }
         Ok(durations)
     }
-}
-
-/// Whether `list` is `http://` or `https://` addresses separated by commas.
-pub(crate) fn http_addresses(list: &str) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .all(|a| a.starts_with("http://") || a.starts_with("https://"))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! record which one emits. [`crd_yaml`] is the CustomResourceDefinition
 //! committed under `crds/` and printed by `cutover crds`.
 
+mod address;
 mod configuration;
 mod placement;
 mod resource;

@@ -103,7 +103,7 @@ impl Placement {
                 empty("namespace", namespace)?;
             }
             if let Some(coordinator) = &p.coordinator
-                && !crate::configuration::http_addresses(coordinator)
+                && !crate::address::http_addresses(coordinator)
             {
                 return Err(PlacementError::NotAnHttpAddress {
                     colour,
