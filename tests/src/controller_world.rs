@@ -444,6 +444,14 @@ pub fn granted_by_deploy() -> anyhow::Result<BTreeSet<Permission>> {
     Ok(granted)
 }
 
+/// Whether `child` starts from a savepoint the simulated Flink operator
+/// took of the child named `other` (e.g. `orders-blue`).
+pub fn starts_from_savepoint_of(child: &Value, other: &str) -> bool {
+    child["spec"]["job"]["initialSavepointPath"]
+        .as_str()
+        .is_some_and(|p| p.starts_with(&format!("file:///savepoints/{other}/")))
+}
+
 /// The resource's `status.lastError` (empty without one).
 pub fn last_error(resource: &Value) -> &str {
     resource["status"]["lastError"].as_str().unwrap_or("")

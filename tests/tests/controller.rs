@@ -82,9 +82,7 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
         .await?;
     let child = world.child("orders-green").expect("the GREEN child");
     assert!(
-        child["spec"]["job"]["initialSavepointPath"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("file:///savepoints/orders-blue/")),
+        starts_from_savepoint_of(&child, "orders-blue"),
         "GREEN starts from BLUE's savepoint: {child}"
     );
     assert_eq!(child["spec"]["image"], "flink:2.0-v2");

@@ -7,7 +7,9 @@
 //! clusters. Two fake API servers, each with the simulated Flink operator.
 
 use cutover_core::{Colour, Phase, PipelineName};
-use cutover_tests::controller_world::{CONTROLLER_USER, ControllerWorld, granted_by_deploy, state};
+use cutover_tests::controller_world::{
+    CONTROLLER_USER, ControllerWorld, granted_by_deploy, starts_from_savepoint_of, state,
+};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,9 +61,7 @@ async fn green_runs_in_another_cluster_and_takes_over_there() -> anyhow::Result<
         coordinator_b.as_str()
     );
     assert!(
-        green["spec"]["job"]["initialSavepointPath"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("file:///savepoints/orders-blue/")),
+        starts_from_savepoint_of(&green, "orders-blue"),
         "GREEN starts from BLUE's savepoint: {green}"
     );
     let mut control = world.coordinator.control().await?;
@@ -78,9 +78,7 @@ async fn green_runs_in_another_cluster_and_takes_over_there() -> anyhow::Result<
         .await?;
     let blue = world.child("orders-blue").expect("BLUE at home");
     assert!(
-        blue["spec"]["job"]["initialSavepointPath"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("file:///savepoints/orders-green/")),
+        starts_from_savepoint_of(&blue, "orders-green"),
         "BLUE starts from GREEN's savepoint: {blue}"
     );
     let status = control.get(&pipeline).await?;
