@@ -18,6 +18,25 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 10s, 500ms, 1m30s)"))
 }
 
+/// A duration of more than zero.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    let value = duration(text)?;
+    if value.is_zero() {
+        return Err(format!("{text} must be more than zero"));
+    }
+    Ok(value)
+}
+
+/// A rate per second: a finite number, 0 or more (0: no limit).
+pub fn rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text} is not a rate: give calls per second, 0 or more (0 for no limit)"
+        )),
+    }
+}
+
 /// A horizon window: a duration of at least 1 ms and at most 2^40 ms
 /// (about 34.8 years), the protocol's bound.
 pub fn horizon_window(text: &str) -> Result<Duration, String> {
@@ -57,5 +76,17 @@ mod tests {
         }
         assert_eq!(horizon_window("1ms"), Ok(Duration::from_millis(1)));
         assert_eq!(horizon_policy(Duration::from_secs(10)).window, 10_000);
+    }
+
+    #[test]
+    fn positive_durations_and_rates() {
+        assert!(positive_duration("0s").is_err());
+        assert_eq!(positive_duration("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(rate("0"), Ok(0.0));
+        assert_eq!(rate("2.5"), Ok(2.5));
+        for bad in ["-1", "NaN", "inf", "fast"] {
+            let err = rate(bad).expect_err(bad);
+            assert!(err.contains("calls per second"), "{err}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cutover_coordinator::admission::CallerLimits;
 use cutover_coordinator::auth::Authoriser;
 use cutover_coordinator::config::{FleetConfig, generated_id};
 use cutover_coordinator::tls::{ServerTls, TlsFiles};
@@ -26,7 +27,9 @@ pub struct ServeArgs {
     /// reflection).
     #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
-    /// Address of the Prometheus metrics endpoint; `off` disables it.
+    /// Address of the Prometheus metrics endpoint (any path) and of
+    /// `GET /ready` (200 once the store answered, else 503); `off` disables
+    /// both.
     #[arg(long, env = "CUTOVER_METRICS_LISTEN", default_value = "127.0.0.1:9700")]
     metrics_listen: String,
     /// Where pipeline plans are stored: `file:PATH` (one JSON document per
@@ -82,6 +85,33 @@ pub struct ServeArgs {
     /// closed (DEADLINE_EXCEEDED).
     #[arg(long, env = "CUTOVER_FIRST_MESSAGE_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
     first_message_timeout: Duration,
+    /// Most gates one session may carry.
+    #[arg(long, env = "CUTOVER_MAX_GATES_PER_SESSION", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    max_gates_per_session: u64,
+    /// Most gate sessions one caller (a certificate's identity, else an IP
+    /// address) may hold at once; 0 for no limit.
+    #[arg(long, env = "CUTOVER_MAX_SESSIONS_PER_CALLER", default_value_t = 1024)]
+    max_sessions_per_caller: usize,
+    /// Mutating control calls (schedule, abort, promote, complete, create,
+    /// delete, forget) one caller may make per second on average; 0 for no
+    /// limit. Over it: RESOURCE_EXHAUSTED with the time to wait.
+    #[arg(long, env = "CUTOVER_CONTROL_RATE", default_value_t = 100.0, value_parser = flags::rate)]
+    control_rate: f64,
+    /// Mutating control calls one caller may make at once after a quiet
+    /// period.
+    #[arg(long, env = "CUTOVER_CONTROL_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    control_burst: u32,
+    /// Streams one HTTP/2 connection may have open at once (gate sessions,
+    /// watches and calls).
+    #[arg(long, env = "CUTOVER_MAX_CONCURRENT_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_streams: u32,
+    /// How often an idle connection is pinged (HTTP/2 keep-alive).
+    #[arg(long, env = "CUTOVER_KEEPALIVE_INTERVAL", default_value = "10s", value_parser = flags::positive_duration)]
+    keepalive_interval: Duration,
+    /// How long a keep-alive ping may go unanswered before the connection
+    /// is closed.
+    #[arg(long, env = "CUTOVER_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = flags::positive_duration)]
+    keepalive_timeout: Duration,
     /// Accept plaintext gRPC on an address other than loopback (anyone who
     /// reaches the port can then call it; logged as a warning).
     #[arg(long, env = "CUTOVER_INSECURE_PLAINTEXT")]
@@ -115,6 +145,16 @@ impl ServeArgs {
             },
             authoriser,
             first_message_timeout: self.first_message_timeout,
+            max_gates_per_session: usize::try_from(self.max_gates_per_session)
+                .context("--max-gates-per-session does not fit this machine")?,
+            caller_limits: CallerLimits {
+                max_sessions_per_caller: self.max_sessions_per_caller,
+                control_calls_per_second: self.control_rate,
+                control_burst: self.control_burst,
+            },
+            max_concurrent_streams: self.max_concurrent_streams,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
             ..CoordinatorConfig::default()
         };
         anyhow::ensure!(
@@ -140,9 +180,10 @@ impl ServeArgs {
                 .await
                 .with_context(|| format!("binding metrics address {}", self.metrics_listen))?;
             info!(address = %self.metrics_listen, "metrics endpoint");
-            tokio::spawn(cutover_coordinator::metrics::serve_metrics(
+            tokio::spawn(cutover_coordinator::metrics::serve_metrics_and_readiness(
                 listener,
                 Arc::new(registry),
+                Some(coordinator.ready()),
             ));
         }
         let listener =

@@ -26,6 +26,14 @@ pub struct CoordinatorConfig {
     pub first_message_timeout: Duration,
     /// Who may do what; every caller everything when `None`.
     pub authoriser: Option<std::sync::Arc<crate::auth::Authoriser>>,
+    /// Gate sessions and mutating control calls per caller.
+    pub caller_limits: crate::admission::CallerLimits,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// How often an idle connection is pinged (HTTP/2 keep-alive).
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
 }
 
 /// How this coordinator works with the others serving the same pipelines
@@ -95,6 +103,10 @@ impl Default for CoordinatorConfig {
             fleet: FleetConfig::default(),
             first_message_timeout: Duration::from_secs(10),
             authoriser: None,
+            caller_limits: crate::admission::CallerLimits::default(),
+            max_concurrent_streams: 256,
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 use tracing::warn;
 
+use crate::admission::{Admission, caller_key};
 use crate::auth::identity;
 use crate::auth::policy::Action;
 use crate::error::CoordinatorError;
@@ -29,18 +30,25 @@ use crate::registry::{Coordinator, PipelineCell};
 #[derive(Clone)]
 pub struct ControlApi {
     coordinator: Coordinator,
+    admission: Arc<Admission>,
 }
 
 impl ControlApi {
-    /// The control service of `coordinator`.
-    pub fn new(coordinator: Coordinator) -> Self {
-        ControlApi { coordinator }
+    /// The control service of `coordinator`, its mutating calls limited
+    /// per caller by `admission`.
+    pub fn new(coordinator: Coordinator, admission: Arc<Admission>) -> Self {
+        ControlApi {
+            coordinator,
+            admission,
+        }
     }
 
     async fn cell(&self, raw: &str) -> Result<Arc<PipelineCell>, CoordinatorError> {
         self.coordinator.cell(&pipeline_from(raw)?).await
     }
 
+    /// Writes what `propose` makes of the pipeline, for a caller
+    /// [`Self::authorise`] let through, and audits the outcome.
     async fn change<T>(
         &self,
         request: &Request<T>,
@@ -51,7 +59,6 @@ impl ControlApi {
     where
         T: std::fmt::Debug,
     {
-        self.authorise(request, Some(method), Action::Operate, raw)?;
         let outcome = async {
             let cell = self.cell(raw).await?;
             self.coordinator
@@ -119,7 +126,8 @@ impl ControlApi {
 
 impl ControlApi {
     /// Whether the caller of `request` may take `action` on `pipeline`
-    /// (always, without a policy). A refused mutating call (`method`) is
+    /// (always, without a policy), and, for a mutating call (`method`),
+    /// whether it is within its call rate. A refused mutating call is
     /// audited and counted like every other.
     fn authorise<T: std::fmt::Debug>(
         &self,
@@ -128,11 +136,18 @@ impl ControlApi {
         action: Action,
         pipeline: &str,
     ) -> Result<(), Status> {
-        let Some(authoriser) = &self.coordinator.config().authoriser else {
-            return Ok(());
-        };
         let identity = identity::of_request(request);
-        let checked = authoriser.check(identity.as_deref(), action, pipeline);
+        let checked = match &self.coordinator.config().authoriser {
+            Some(authoriser) => authoriser.check(identity.as_deref(), action, pipeline),
+            None => Ok(()),
+        }
+        .and_then(|()| match method {
+            Some(_) => self.admission.take_call(
+                &caller_key(identity.as_deref(), request.remote_addr()),
+                std::time::Instant::now(),
+            ),
+            None => Ok(()),
+        });
         if let (Err(status), Some(method)) = (&checked, method) {
             let refused: Result<((), u64, &'static str), Status> = Err(status.clone());
             let _ = self.audit(request, method, pipeline, refused);
@@ -258,10 +273,12 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::AbortTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
+        let raw = &request.get_ref().pipeline;
+        self.authorise(&request, Some("AbortTransition"), Action::Operate, raw)?;
         self.change(
             &request,
             "AbortTransition",
-            &request.get_ref().pipeline,
+            raw,
             PipelineState::propose_abort,
         )
         .await
@@ -271,23 +288,22 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::PromoteRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
-        self.change(
-            &request,
-            "Promote",
-            &request.get_ref().pipeline,
-            PipelineState::propose_promote,
-        )
-        .await
+        let raw = &request.get_ref().pipeline;
+        self.authorise(&request, Some("Promote"), Action::Operate, raw)?;
+        self.change(&request, "Promote", raw, PipelineState::propose_promote)
+            .await
     }
 
     async fn complete_transition(
         &self,
         request: Request<v1::CompleteTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
+        let raw = &request.get_ref().pipeline;
+        self.authorise(&request, Some("CompleteTransition"), Action::Operate, raw)?;
         self.change(
             &request,
             "CompleteTransition",
-            &request.get_ref().pipeline,
+            raw,
             PipelineState::propose_complete,
         )
         .await

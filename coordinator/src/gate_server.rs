@@ -3,6 +3,7 @@
 //! bytes encoded once per epoch (see `published`).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
@@ -16,6 +17,7 @@ use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 
+use crate::admission::{Admission, caller_key};
 use crate::registry::Coordinator;
 use crate::session;
 
@@ -32,15 +34,18 @@ const OUTBOUND_QUEUE: usize = 4;
 #[derive(Clone)]
 pub struct GateServer {
     coordinator: Coordinator,
+    admission: Arc<Admission>,
     max_message_bytes: usize,
 }
 
 impl GateServer {
-    /// The gate service of `coordinator`.
-    pub fn new(coordinator: Coordinator) -> Self {
+    /// The gate service of `coordinator`, its sessions counted in
+    /// `admission`.
+    pub fn new(coordinator: Coordinator, admission: Arc<Admission>) -> Self {
         let max_message_bytes = coordinator.config().max_message_bytes;
         GateServer {
             coordinator,
+            admission,
             max_message_bytes,
         }
     }
@@ -67,16 +72,17 @@ where
         if request.uri().path() != "/cutover.v1.GateService/Session" {
             return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
         }
-        let method = SessionMethod(self.coordinator.clone());
+        let method = SessionMethod(self.coordinator.clone(), self.admission.clone());
         let max = self.max_message_bytes;
         Box::pin(async move {
-            let mut grpc = Grpc::new(FrameCodec).apply_max_message_size_config(Some(max), None);
+            let mut grpc =
+                Grpc::new(FrameCodec).apply_max_message_size_config(Some(max), Some(max));
             Ok(grpc.streaming(method, request).await)
         })
     }
 }
 
-struct SessionMethod(Coordinator);
+struct SessionMethod(Coordinator, Arc<Admission>);
 
 impl StreamingService<v1::ClientMessage> for SessionMethod {
     type Response = Bytes;
@@ -85,13 +91,20 @@ impl StreamingService<v1::ClientMessage> for SessionMethod {
 
     fn call(&mut self, request: tonic::Request<Streaming<v1::ClientMessage>>) -> Self::Future {
         let coordinator = self.0.clone();
+        let admission = self.1.clone();
         Box::pin(async move {
             let peer = request.remote_addr();
             let identity = crate::auth::identity::of_request(&request);
+            let slot = admission.open_session(caller_key(identity.as_deref(), peer))?;
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
             let span = tracing::info_span!("session", peer = ?peer, identity = ?identity);
+            let session = session::run(coordinator, identity, request.into_inner(), tx);
             tokio::spawn(
-                session::run(coordinator, identity, request.into_inner(), tx).instrument(span),
+                async move {
+                    session.await;
+                    drop(slot);
+                }
+                .instrument(span),
             );
             Ok(tonic::Response::new(ReceiverStream::new(rx)))
         })

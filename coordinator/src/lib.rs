@@ -11,6 +11,7 @@
 //!
 //! Decisions live in `cutover-core`; this crate is the IO around it.
 
+pub mod admission;
 pub mod auth;
 pub mod broken;
 pub mod config;

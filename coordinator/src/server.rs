@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::tls::ServerTls;
 
+use crate::admission::Admission;
 use crate::broken::Broken;
 use crate::control::ControlApi;
 use crate::gate_server::GateServer;
@@ -81,8 +82,11 @@ async fn serve_on(
         .map_err(ServeError::Reflection)?;
     tokio::spawn(report_broken_pipelines(coordinator.clone(), health.clone()));
     let max = coordinator.config().max_message_bytes;
-    let control = ControlServiceServer::new(ControlApi::new(coordinator.clone()))
-        .max_decoding_message_size(max);
+    let admission = Admission::new(coordinator.config().caller_limits);
+    let control =
+        ControlServiceServer::new(ControlApi::new(coordinator.clone(), admission.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
     let address = listener.local_addr().ok();
     info!(?address, store = %coordinator.store_description(), "serving");
     let stopping = coordinator.clone();
@@ -97,9 +101,12 @@ async fn serve_on(
         }
         stopping.shutdown();
     };
+    let config = coordinator.config();
     let router = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .add_service(GateServer::new(coordinator))
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .max_concurrent_streams(Some(config.max_concurrent_streams))
+        .add_service(GateServer::new(coordinator.clone(), admission))
         .add_service(control)
         .add_service(health_service)
         .add_service(reflection);

@@ -30,11 +30,13 @@ use cutover_core::{PipelineDoc, PipelineName};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-pub use configmap::{ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL, views};
+pub use configmap::{
+    ConfigMapStore, MANAGED_BY, MAX_DOCUMENT_BYTES, PIPELINE_LABEL, decode_config_map, views,
+};
 pub use configmap_records::{COORDINATOR_ANNOTATION, FLEET_LABEL, OwnerPod, REPORT_OF_LABEL};
 pub use connecting::ConnectingStore;
-pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
-pub use file::{FileStore, MAX_WATCH_BACKOFF};
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls, decode_etcd_value};
+pub use file::{FileStore, MAX_WATCH_BACKOFF, decode_file_document};
 pub use memory::MemoryStore;
 
 /// Opaque version of a stored document (a revision counter, an etcd mod

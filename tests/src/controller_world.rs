@@ -410,10 +410,10 @@ fn kubeconfig_text(server: &FakeApiServer) -> String {
     )
 }
 
-/// What the ClusterRole in `deploy/controller.yaml` grants: (API group,
+/// What the ClusterRole in `deploy/base/controller.yaml` grants: (API group,
 /// resource, verb).
 pub fn granted_by_deploy() -> anyhow::Result<BTreeSet<Permission>> {
-    let text = include_str!("../../deploy/controller.yaml");
+    let text = include_str!("../../deploy/base/controller.yaml");
     let mut role = None;
     for document in serde_yaml::Deserializer::from_str(text) {
         let document = Value::deserialize(document)?;
@@ -421,7 +421,7 @@ pub fn granted_by_deploy() -> anyhow::Result<BTreeSet<Permission>> {
             role = Some(document);
         }
     }
-    let role = role.context("deploy/controller.yaml has no ClusterRole")?;
+    let role = role.context("deploy/base/controller.yaml has no ClusterRole")?;
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
             .map(|a| {

@@ -138,7 +138,7 @@ async fn blue_to_green_to_blue_then_deletion_cleans_up() -> anyhow::Result<()> {
         Err(Some(tonic::Code::NotFound))
     );
 
-    // deploy/controller.yaml grants what the controller did, and nothing
+    // deploy/base/controller.yaml grants what the controller did, and nothing
     // it did not (an Event series is patched only on repeats).
     let used = world.server.permissions_used_by(CONTROLLER_USER);
     let granted = granted_by_deploy()?;

@@ -97,7 +97,7 @@ async fn green_runs_in_another_cluster_and_takes_over_there() -> anyhow::Result<
     assert!(world.child("orders-blue").is_none());
     assert!(cluster_b.child("orders-green").is_none());
 
-    // deploy/controller.yaml grants what the controller did at home (the
+    // deploy/base/controller.yaml grants what the controller did at home (the
     // Secret's read included); in cluster B it needs what the kubeconfig's
     // user is given there: FlinkDeployments only (its requests carry no
     // test user; the simulated Flink operator's neither).

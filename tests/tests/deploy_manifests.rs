@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 fn documents() -> Vec<Value> {
-    parse(include_str!("../../deploy/cutover.yaml"))
+    parse(include_str!("../../deploy/base/cutover.yaml"))
 }
 
 fn parse(text: &str) -> Vec<Value> {
@@ -61,7 +61,7 @@ fn args_of(deployment: &Value) -> Vec<&str> {
 
 #[test]
 fn the_controller_manifest_agrees_with_the_code() -> anyhow::Result<()> {
-    let docs = parse(include_str!("../../deploy/controller.yaml"));
+    let docs = parse(include_str!("../../deploy/base/controller.yaml"));
     let deployment = find(&docs, "Deployment");
     let args = args_of(deployment);
     assert_eq!(args.first(), Some(&"controller"));

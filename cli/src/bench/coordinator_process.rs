@@ -46,6 +46,8 @@ impl CoordinatorProcess {
         let child = Command::new(exe)
             .args(["serve", "--listen", &listen.to_string()])
             .args(["--metrics-listen", "off", "--store", store])
+            // The load generator opens every session from one address.
+            .args(["--max-sessions-per-caller", "0", "--control-rate", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)

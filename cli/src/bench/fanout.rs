@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cutover_client::{Colour, ControlClient, Key, PipelineName};
+use cutover_coordinator::admission::CallerLimits;
 use cutover_coordinator::store::MemoryStore;
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
 use cutover_core::ScheduleRequest;
@@ -299,7 +300,11 @@ fn since(start: u128, end: u128) -> Duration {
 async fn embedded() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let coordinator = Coordinator::new(
         Arc::new(MemoryStore::new()),
-        CoordinatorConfig::default(),
+        CoordinatorConfig {
+            // The load generator opens every session from one address.
+            caller_limits: CallerLimits::none(),
+            ..CoordinatorConfig::default()
+        },
         Metrics::default(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;

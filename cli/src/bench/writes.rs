@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use cutover_client::{
     Client, ClientConfig, Colour, ControlClient, Gate, GateIdentity, Key, PipelineName,
 };
+use cutover_coordinator::admission::CallerLimits;
 use cutover_coordinator::config::FleetConfig;
 use cutover_coordinator::metrics::WriteLabel;
 use cutover_coordinator::store::Store;
@@ -183,6 +184,7 @@ pub async fn writes_of_a_fleet_run(
                     ttl: Duration::from_secs(1),
                     ..FleetConfig::default()
                 },
+                caller_limits: CallerLimits::none(),
                 ..CoordinatorConfig::default()
             },
             Metrics::default(),

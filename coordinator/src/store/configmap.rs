@@ -142,36 +142,7 @@ impl ConfigMapStore {
     }
 
     fn decode(&self, name: &PipelineName, cm: &ConfigMap) -> Result<Stored, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            location: self.location(name),
-            reason,
-        };
-        let data = cm.data.clone().unwrap_or_default();
-        let document = data
-            .get("document")
-            .ok_or_else(|| corrupt("no `document` key".into()))?;
-        let doc: PipelineDoc =
-            serde_json::from_str(document).map_err(|e| corrupt(format!("`document`: {e}")))?;
-        doc.validate().map_err(|e| corrupt(e.to_string()))?;
-        if &doc.name != name {
-            return Err(corrupt(format!("holds pipeline {}, not {name}", doc.name)));
-        }
-        for (key, expected) in views(&doc) {
-            if data.get(&key) != Some(&expected) {
-                return Err(corrupt(format!(
-                    "key `{key}` disagrees with `document` (the other keys are views of `document`: edit `document`)"
-                )));
-            }
-        }
-        let version = cm
-            .metadata
-            .resource_version
-            .clone()
-            .ok_or_else(|| corrupt("no resourceVersion".into()))?;
-        Ok(Stored {
-            version: Version::new(version),
-            doc,
-        })
+        decode_config_map(name, &self.location(name), cm)
     }
 
     async fn read(&self, name: &PipelineName) -> Result<Option<Stored>, StoreError> {
@@ -181,6 +152,46 @@ impl ConfigMapStore {
             Err(e) => Err(unavailable(e)),
         }
     }
+}
+
+/// The document of `name` from its ConfigMap at `location`: the
+/// `document` key, valid and of `name`, and every view key agreeing with
+/// it.
+pub fn decode_config_map(
+    name: &PipelineName,
+    location: &str,
+    cm: &ConfigMap,
+) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: location.to_string(),
+        reason,
+    };
+    let data = cm.data.clone().unwrap_or_default();
+    let document = data
+        .get("document")
+        .ok_or_else(|| corrupt("no `document` key".into()))?;
+    let doc: PipelineDoc =
+        serde_json::from_str(document).map_err(|e| corrupt(format!("`document`: {e}")))?;
+    doc.validate().map_err(|e| corrupt(e.to_string()))?;
+    if &doc.name != name {
+        return Err(corrupt(format!("holds pipeline {}, not {name}", doc.name)));
+    }
+    for (key, expected) in views(&doc) {
+        if data.get(&key) != Some(&expected) {
+            return Err(corrupt(format!(
+                "key `{key}` disagrees with `document` (the other keys are views of `document`: edit `document`)"
+            )));
+        }
+    }
+    let version = cm
+        .metadata
+        .resource_version
+        .clone()
+        .ok_or_else(|| corrupt("no resourceVersion".into()))?;
+    Ok(Stored {
+        version: Version::new(version),
+        doc,
+    })
 }
 
 /// The plain-words keys a ConfigMap holds beside `document` (views of it,

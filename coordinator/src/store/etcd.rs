@@ -156,20 +156,12 @@ impl EtcdStore {
     }
 
     fn decode(&self, name: &PipelineName, kv: &KeyValue) -> Result<Stored, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            location: format!("etcd key {}", self.key_of(name)),
-            reason,
-        };
-        let doc: PipelineDoc =
-            serde_json::from_slice(kv.value()).map_err(|e| corrupt(e.to_string()))?;
-        doc.validate().map_err(|e| corrupt(e.to_string()))?;
-        if &doc.name != name {
-            return Err(corrupt(format!("holds pipeline {}, not {name}", doc.name)));
-        }
-        Ok(Stored {
-            version: Version::new(kv.mod_revision().to_string()),
-            doc,
-        })
+        decode_etcd_value(
+            name,
+            &format!("etcd key {}", self.key_of(name)),
+            kv.value(),
+            kv.mod_revision(),
+        )
     }
 
     fn revision(version: &Version) -> Result<i64, StoreError> {
@@ -423,4 +415,27 @@ async fn watch_key(store: EtcdStore, name: PipelineName, resume: Option<i64>, tx
             }
         }
     }
+}
+
+/// The document of `name` from the value of its key at `location`, read at
+/// `mod_revision`: valid and of `name`.
+pub fn decode_etcd_value(
+    name: &PipelineName,
+    location: &str,
+    value: &[u8],
+    mod_revision: i64,
+) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: location.to_string(),
+        reason,
+    };
+    let doc: PipelineDoc = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+    doc.validate().map_err(|e| corrupt(e.to_string()))?;
+    if &doc.name != name {
+        return Err(corrupt(format!("holds pipeline {}, not {name}", doc.name)));
+    }
+    Ok(Stored {
+        version: Version::new(mod_revision.to_string()),
+        doc,
+    })
 }

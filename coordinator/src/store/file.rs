@@ -44,6 +44,35 @@ struct Envelope {
     unknown: UnknownFields,
 }
 
+/// The document of `name` from the bytes of its file at `location`: an
+/// envelope with the store's revision and the document, which must be
+/// valid and of `name`.
+pub fn decode_file_document(
+    name: &PipelineName,
+    location: &str,
+    bytes: &[u8],
+) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: location.to_string(),
+        reason,
+    };
+    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    envelope
+        .document
+        .validate()
+        .map_err(|e| corrupt(e.to_string()))?;
+    if &envelope.document.name != name {
+        return Err(corrupt(format!(
+            "holds pipeline {}, not {name}",
+            envelope.document.name
+        )));
+    }
+    Ok(Stored {
+        version: Version::new(envelope.revision.to_string()),
+        doc: envelope.document,
+    })
+}
+
 impl FileStore {
     /// A store in `dir`, created if missing. Writes are fsynced.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
@@ -108,26 +137,7 @@ impl FileStore {
                 });
             }
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            location: path.display().to_string(),
-            reason,
-        };
-        let envelope: Envelope =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        envelope
-            .document
-            .validate()
-            .map_err(|e| corrupt(e.to_string()))?;
-        if &envelope.document.name != name {
-            return Err(corrupt(format!(
-                "holds pipeline {}, not {name}",
-                envelope.document.name
-            )));
-        }
-        Ok(Some(Stored {
-            version: Version::new(envelope.revision.to_string()),
-            doc: envelope.document,
-        }))
+        decode_file_document(name, &path.display().to_string(), &bytes).map(Some)
     }
 
     /// The fields of the envelope at `path` this version does not know.
