@@ -3,9 +3,11 @@
 
 pub mod coordinator_process;
 pub mod etcd_fanout;
+pub mod exhaustion;
 pub mod fanout;
 pub mod fanout_client;
 pub mod fleet;
+pub mod hostile;
 pub mod memory;
 pub mod reconnect;
 pub mod stats;

@@ -6,4 +6,5 @@ pub mod bench;
 pub mod control;
 pub mod demo;
 pub mod flags;
+pub mod pki;
 pub mod store_spec;

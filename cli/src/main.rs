@@ -57,6 +57,9 @@ enum BenchCommand {
     Fanout(bench::fanout::FanoutArgs),
     /// Coordinator resident memory per idle gate and per session.
     Memory(bench::memory::MemoryArgs),
+    /// Hostile clients (idle connections, unfinished TLS handshakes,
+    /// unread sessions, a huge message): memory and served-gate latency.
+    Exhaustion(bench::exhaustion::ExhaustionArgs),
     /// Kill the coordinator under its gates and restart it: time until
     /// every gate is back at the current epoch.
     Reconnect(bench::reconnect::ReconnectArgs),
@@ -112,6 +115,10 @@ fn main() -> std::process::ExitCode {
                 args.run().await
             }
             Command::Bench(BenchCommand::Memory(args)) => {
+                logging::init(cli.log_format, "warn");
+                args.run().await
+            }
+            Command::Bench(BenchCommand::Exhaustion(args)) => {
                 logging::init(cli.log_format, "warn");
                 args.run().await
             }

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// closed (DEADLINE_EXCEEDED).
     #[arg(long, env = "CUTOVER_FIRST_MESSAGE_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
     first_message_timeout: Duration,
+    /// How long a connection may take to finish its TLS handshake before it
+    /// is closed.
+    #[arg(long, env = "CUTOVER_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = flags::positive_duration)]
+    handshake_timeout: Duration,
     /// Most gates one session may carry.
     #[arg(long, env = "CUTOVER_MAX_GATES_PER_SESSION", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     max_gates_per_session: u64,
@@ -145,6 +149,7 @@ impl ServeArgs {
             },
             authoriser,
             first_message_timeout: self.first_message_timeout,
+            handshake_timeout: self.handshake_timeout,
             max_gates_per_session: usize::try_from(self.max_gates_per_session)
                 .context("--max-gates-per-session does not fit this machine")?,
             caller_limits: CallerLimits {

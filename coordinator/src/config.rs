@@ -24,6 +24,8 @@ pub struct CoordinatorConfig {
     pub fleet: FleetConfig,
     /// How long a new gate session may take to send its Hello.
     pub first_message_timeout: Duration,
+    /// How long a connection may take to finish its TLS handshake.
+    pub handshake_timeout: Duration,
     /// Who may do what; every caller everything when `None`.
     pub authoriser: Option<std::sync::Arc<crate::auth::Authoriser>>,
     /// Gate sessions and mutating control calls per caller.
@@ -102,6 +104,7 @@ impl Default for CoordinatorConfig {
             retry_backoff: Duration::from_millis(200),
             fleet: FleetConfig::default(),
             first_message_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
             authoriser: None,
             caller_limits: crate::admission::CallerLimits::default(),
             max_concurrent_streams: 256,

@@ -45,7 +45,8 @@ pub async fn serve(
 }
 
 /// Like [`serve`], over TLS: every connection completes its handshake
-/// (within [`HANDSHAKE_TIMEOUT`], else it is closed) before gRPC sees it;
+/// (within the configured handshake timeout, else it is closed) before
+/// gRPC sees it;
 /// the certificate and client CA are those `tls` holds at each handshake.
 pub async fn serve_tls(
     coordinator: Coordinator,
@@ -55,9 +56,6 @@ pub async fn serve_tls(
 ) -> Result<(), ServeError> {
     serve_on(coordinator, listener, Some(tls), shutdown).await
 }
-
-/// How long a connection may take to finish its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn serve_on(
     coordinator: Coordinator,
@@ -121,7 +119,10 @@ async fn serve_on(
         Some(tls) => {
             let reloading = tls.watch();
             let served = router
-                .serve_with_incoming_shutdown(tls_incoming(listener, tls), shutdown)
+                .serve_with_incoming_shutdown(
+                    tls_incoming(listener, tls, config.handshake_timeout),
+                    shutdown,
+                )
                 .await
                 .map_err(ServeError::Transport);
             reloading.abort();
@@ -135,6 +136,7 @@ async fn serve_on(
 fn tls_incoming(
     listener: TcpListener,
     tls: Arc<ServerTls>,
+    handshake_timeout: Duration,
 ) -> impl futures::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
     let (ready, incoming) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
@@ -157,7 +159,7 @@ fn tls_incoming(
             let _ = tcp.set_nodelay(true);
             let (acceptor, ready) = (acceptor.clone(), ready.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let _ = ready.send(Ok(stream)).await;
                     }

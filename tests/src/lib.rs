@@ -9,7 +9,7 @@ pub mod etcd;
 pub mod flink_operator;
 pub mod kube_api;
 pub mod netns;
-pub mod pki;
+pub use cutover_cli::pki;
 pub mod process;
 pub mod raw_session;
 pub mod simulation;

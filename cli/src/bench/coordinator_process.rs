@@ -7,13 +7,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cutover_client::ControlClient;
+use cutover_client::{ClientTls, ControlClient};
 use tokio::process::{Child, Command};
 
 /// A running coordinator process.
 pub struct CoordinatorProcess {
     child: Child,
     listen: SocketAddr,
+    tls: Option<ClientTls>,
 }
 
 /// Connects to a control service, retrying refused or reset connections
@@ -42,31 +43,56 @@ impl CoordinatorProcess {
     /// Starts `cutover serve` on `listen` with `store` and waits until its
     /// control service answers (at most `limit`).
     pub async fn start(listen: SocketAddr, store: &str, limit: Duration) -> anyhow::Result<Self> {
+        Self::start_with(listen, store, limit, &[], None).await
+    }
+
+    /// Like [`CoordinatorProcess::start`] with more flags of `cutover
+    /// serve`, and over TLS when `tls` says how this side connects (the
+    /// flags then name the server's files).
+    pub async fn start_with(
+        listen: SocketAddr,
+        store: &str,
+        limit: Duration,
+        flags: &[String],
+        tls: Option<ClientTls>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the cutover binary")?;
         let child = Command::new(exe)
             .args(["serve", "--listen", &listen.to_string()])
             .args(["--metrics-listen", "off", "--store", store])
             // The load generator opens every session from one address.
             .args(["--max-sessions-per-caller", "0", "--control-rate", "0"])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .context("starting cutover serve")?;
-        let mut process = CoordinatorProcess { child, listen };
+        let mut process = CoordinatorProcess { child, listen, tls };
         process.ready(limit).await?;
         Ok(process)
     }
 
     /// The gRPC endpoint.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.listen)
+        match self.tls {
+            Some(_) => format!("https://{}", self.listen),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// How this side connects: TLS settings (none in plaintext).
+    pub fn client_tls(&self) -> ClientTls {
+        self.tls.clone().unwrap_or_else(ClientTls::from_env)
     }
 
     /// A control client (retried for a while: under a storm of gate
     /// connections the listen queue may refuse a few).
     pub async fn control(&self) -> anyhow::Result<ControlClient> {
-        connect_control(&self.endpoint()).await
+        match &self.tls {
+            None => connect_control(&self.endpoint()).await,
+            Some(tls) => Ok(ControlClient::connect_with(self.endpoint(), tls).await?),
+        }
     }
 
     async fn ready(&mut self, limit: Duration) -> anyhow::Result<()> {
@@ -75,7 +101,8 @@ impl CoordinatorProcess {
             if let Some(status) = self.child.try_wait()? {
                 bail!("cutover serve exited with {status}");
             }
-            if let Ok(mut control) = ControlClient::connect(self.endpoint()).await
+            if let Ok(mut control) =
+                ControlClient::connect_with(self.endpoint(), &self.client_tls()).await
                 && control.list().await.is_ok()
             {
                 return Ok(());

@@ -1,6 +1,6 @@
-//! A throw-away certificate authority for TLS tests: a CA, a server
-//! certificate for `127.0.0.1`/`localhost`, and a client certificate, as PEM
-//! files in a temporary directory.
+//! A throw-away certificate authority for TLS tests and benchmarks: a CA,
+//! a server certificate for `127.0.0.1`/`localhost`, and a client
+//! certificate, as PEM files in a temporary directory.
 
 use std::path::PathBuf;
 
