@@ -42,6 +42,15 @@ enum Command {
     /// Print the CustomResourceDefinition of FlinkBlueGreenDeployment (YAML,
     /// for `kubectl apply -f -`).
     Crds,
+    /// Write a throw-away CA, a server certificate for localhost and
+    /// 127.0.0.1, and a client certificate into a folder, for trying mutual
+    /// TLS on one machine (`ca.pem`, `server.pem`, `server-key.pem`,
+    /// `client.pem`, `client-key.pem`). Not for production: use your
+    /// cluster's CA (deploy/overlays/tls uses cert-manager).
+    DevPki {
+        /// The folder to write.
+        dir: std::path::PathBuf,
+    },
     /// One colour of the demo's simulated job as a process of its own
     /// (tests place jobs on hosts of their own).
     #[command(hide = true)]
@@ -102,6 +111,12 @@ fn main() -> std::process::ExitCode {
                     std::process::ExitCode::SUCCESS
                 })
                 .map_err(anyhow::Error::from),
+            Command::DevPki { dir } => cutover_cli::pki::TestPki::generate()
+                .and_then(|pki| Ok(pki.write_to(&dir)?))
+                .map(|()| {
+                    println!("wrote ca.pem, server.pem, server-key.pem, client.pem, client-key.pem to {}", dir.display());
+                    std::process::ExitCode::SUCCESS
+                }),
             Command::Demo(args) => {
                 logging::init(cli.log_format, "warn");
                 args.run().await

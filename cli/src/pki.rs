@@ -60,6 +60,23 @@ impl TestPki {
         Ok(TestPki { dir, ca })
     }
 
+    /// Copies the CA, server and client files into `dir` (created if
+    /// missing): `ca.pem`, `server.pem`, `server-key.pem`, `client.pem`,
+    /// `client-key.pem`.
+    pub fn write_to(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for name in [
+            "ca.pem",
+            "server.pem",
+            "server-key.pem",
+            "client.pem",
+            "client-key.pem",
+        ] {
+            std::fs::copy(self.dir.path().join(name), dir.join(name))?;
+        }
+        Ok(())
+    }
+
     /// The CA certificate.
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cutover_coordinator::admission::CallerLimits;
 use cutover_coordinator::auth::Authoriser;
+use cutover_coordinator::auth::token::{TokenAuth, load_issuers};
 use cutover_coordinator::config::{FleetConfig, generated_id};
 use cutover_coordinator::tls::{ServerTls, TlsFiles};
 use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve, serve_tls};
@@ -79,8 +80,22 @@ pub struct ServeArgs {
     /// Policy file mapping caller identities (client certificates) to
     /// roles over pipelines; re-read when it changes. Without it every
     /// caller may do everything.
-    #[arg(long, env = "CUTOVER_POLICY", requires = "tls_client_ca")]
+    #[arg(long, env = "CUTOVER_POLICY", requires = "tls_cert")]
     policy: Option<PathBuf>,
+    /// Accept Kubernetes ServiceAccount tokens (bearer, audience
+    /// --token-audience) as identities, checked by a TokenReview against
+    /// the API server this process runs under (in cluster, or the
+    /// kubeconfig's). Needs TLS (--tls-cert).
+    #[arg(long, env = "CUTOVER_TOKEN_REVIEW", requires = "tls_cert")]
+    token_review: bool,
+    /// Accept ServiceAccount tokens of other clusters, checked offline
+    /// against the signing keys (JWKS) of the issuers this YAML file names
+    /// (`issuers: [{issuer: URL, jwks_file: PATH}]`). Needs TLS.
+    #[arg(long, env = "CUTOVER_TOKEN_ISSUERS", requires = "tls_cert")]
+    token_issuers: Option<PathBuf>,
+    /// The audience a token must be issued for.
+    #[arg(long, env = "CUTOVER_TOKEN_AUDIENCE", default_value = "cutover")]
+    token_audience: String,
     /// How long a new gate session may take to send its Hello before it is
     /// closed (DEADLINE_EXCEEDED).
     #[arg(long, env = "CUTOVER_FIRST_MESSAGE_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
@@ -137,6 +152,17 @@ impl ServeArgs {
             }
             None => None,
         };
+        let tokens = self.tokens().await?;
+        anyhow::ensure!(
+            authoriser.is_none() || self.tls_client_ca.is_some() || tokens.is_some(),
+            "--policy needs identities: client certificates (--tls-client-ca) or tokens \
+             (--token-review, --token-issuers)"
+        );
+        anyhow::ensure!(
+            tokens.is_none() || authoriser.is_some(),
+            "tokens are identities for a policy: give --policy with --token-review or \
+             --token-issuers"
+        );
         let store = self.store.open(&self.store_options).await?;
         let config = CoordinatorConfig {
             horizon: flags::horizon_policy(self.horizon_window),
@@ -148,6 +174,7 @@ impl ServeArgs {
                 ..FleetConfig::with_id(self.coordinator_id.unwrap_or_else(generated_id))
             },
             authoriser,
+            tokens,
             first_message_timeout: self.first_message_timeout,
             handshake_timeout: self.handshake_timeout,
             max_gates_per_session: usize::try_from(self.max_gates_per_session)
@@ -200,6 +227,37 @@ impl ServeArgs {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// Token verification, if asked for.
+    async fn tokens(&self) -> anyhow::Result<Option<Arc<TokenAuth>>> {
+        if !self.token_review && self.token_issuers.is_none() {
+            return Ok(None);
+        }
+        let issuers = match &self.token_issuers {
+            Some(path) => load_issuers(path).context("loading --token-issuers")?,
+            None => Vec::new(),
+        };
+        let review = if self.token_review {
+            Some(
+                kube::Client::try_default()
+                    .await
+                    .context("--token-review needs the cluster's API server")?,
+            )
+        } else {
+            None
+        };
+        info!(
+            audience = %self.token_audience,
+            issuers = issuers.len(),
+            review = review.is_some(),
+            "ServiceAccount tokens accepted as identities"
+        );
+        Ok(Some(Arc::new(TokenAuth::new(
+            self.token_audience.clone(),
+            issuers,
+            review,
+        ))))
+    }
+
     /// The TLS configuration, or none — refused in plaintext on an address
     /// other than loopback unless --insecure-plaintext says so.
     fn tls(&self) -> anyhow::Result<Option<Arc<ServerTls>>> {
@@ -221,7 +279,15 @@ impl ServeArgs {
             key: key.clone(),
             client_ca: self.tls_client_ca.clone(),
         };
-        let tls = ServerTls::load(files).context("loading the TLS files")?;
+        // Accepting tokens, a caller may present a token instead of a
+        // client certificate.
+        let tokens = self.token_review || self.token_issuers.is_some();
+        let tls = if tokens {
+            ServerTls::load_accepting_tokens(files)
+        } else {
+            ServerTls::load(files)
+        }
+        .context("loading the TLS files")?;
         info!(mutual = tls.mutual(), "TLS on the gRPC port");
         Ok(Some(Arc::new(tls)))
     }

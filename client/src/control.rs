@@ -11,9 +11,10 @@ use cutover_proto::convert::{ConvertError, colour_to, schedule_to, status_from};
 use cutover_proto::v1;
 use cutover_proto::v1::control_service_client::ControlServiceClient;
 use futures::{Stream, StreamExt};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::tls::ClientTls;
+use crate::tls::{BearerToken, ClientTls};
 
 /// Why a control call failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +102,12 @@ pub struct Listing {
 /// A connection to a coordinator's control service; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ControlClient {
-    inner: ControlServiceClient<Channel>,
+    inner: RawControl,
 }
+
+/// The generated control client with the caller's bearer token on every
+/// call (see [`ControlClient::raw`]).
+pub type RawControl = ControlServiceClient<InterceptedService<Channel, BearerToken>>;
 
 fn read(status: tonic::Response<v1::PipelineStatus>) -> Result<PipelineStatus, ControlError> {
     Ok(status_from(status.get_ref())?)
@@ -135,7 +140,7 @@ impl ControlClient {
             .await
             .map_err(|source| ControlError::Unreachable { endpoint, source })?;
         Ok(ControlClient {
-            inner: ControlServiceClient::new(channel),
+            inner: ControlServiceClient::with_interceptor(channel, tls.bearer()),
         })
     }
 
@@ -149,6 +154,7 @@ impl ControlClient {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, ControlError> {
+        let tls = ClientTls::from_env();
         let endpoints = endpoint
             .split(',')
             .map(str::trim)
@@ -162,7 +168,7 @@ impl ControlClient {
                     .map_err(|e| invalid(e.to_string()))?
                     .connect_timeout(connect_timeout)
                     .timeout(timeout);
-                ClientTls::from_env().apply(endpoint).map_err(invalid)
+                tls.apply(endpoint).map_err(invalid)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let channel = match endpoints.as_slice() {
@@ -176,13 +182,13 @@ impl ControlClient {
             _ => Channel::balance_list(endpoints.into_iter()),
         };
         Ok(ControlClient {
-            inner: ControlServiceClient::new(channel),
+            inner: ControlServiceClient::with_interceptor(channel, tls.bearer()),
         })
     }
 
     /// The generated client, for calls this one does not wrap (tests of
     /// malformed requests).
-    pub fn raw(&mut self) -> &mut ControlServiceClient<Channel> {
+    pub fn raw(&mut self) -> &mut RawControl {
         &mut self.inner
     }
 

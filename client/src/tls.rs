@@ -2,7 +2,9 @@
 //! coordinators' certificates and, for mutual TLS, the client's own
 //! certificate and key. Applied to `https://` endpoints only; the files are
 //! read whenever a connection is configured, so a client started after a
-//! rotation uses the new ones.
+//! rotation uses the new ones. Beside them, a token file (a projected
+//! Kubernetes ServiceAccount token): sent as a bearer token with every
+//! call, read again for each, so a rotated token is used at once.
 
 use std::path::PathBuf;
 
@@ -14,6 +16,8 @@ pub const CA_ENV: &str = "CUTOVER_TLS_CA";
 pub const CERT_ENV: &str = "CUTOVER_TLS_CERT";
 /// Environment variable naming the client key file.
 pub const KEY_ENV: &str = "CUTOVER_TLS_KEY";
+/// Environment variable naming the bearer token file.
+pub const TOKEN_ENV: &str = "CUTOVER_TOKEN_FILE";
 
 /// TLS settings of a client.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,17 +30,28 @@ pub struct ClientTls {
     /// Name to verify the coordinator's certificate against, when it is
     /// not the endpoint's host.
     pub domain: Option<String>,
+    /// A file holding a bearer token (a projected ServiceAccount token with
+    /// audience `cutover`), sent with every call.
+    pub token_file: Option<PathBuf>,
 }
 
 impl ClientTls {
     /// From `CUTOVER_TLS_CA`, `CUTOVER_TLS_CERT` and `CUTOVER_TLS_KEY` (the
-    /// certificate only with its key).
+    /// certificate only with its key), and `CUTOVER_TOKEN_FILE`.
     pub fn from_env() -> Self {
         let path = |name| std::env::var_os(name).map(PathBuf::from);
         ClientTls {
             ca: path(CA_ENV),
             identity: path(CERT_ENV).zip(path(KEY_ENV)),
             domain: None,
+            token_file: path(TOKEN_ENV),
+        }
+    }
+
+    /// What adds the bearer token to each call.
+    pub fn bearer(&self) -> BearerToken {
+        BearerToken {
+            file: self.token_file.clone(),
         }
     }
 
@@ -61,5 +76,38 @@ impl ClientTls {
             config = config.domain_name(domain.clone());
         }
         endpoint.tls_config(config).map_err(|e| e.to_string())
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call, the token read from
+/// its file each time (nothing without a file). A file that cannot be read
+/// fails the call with UNAUTHENTICATED naming it.
+#[derive(Clone, Debug, Default)]
+pub struct BearerToken {
+    file: Option<PathBuf>,
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(file) = &self.file else {
+            return Ok(request);
+        };
+        let token = std::fs::read_to_string(file).map_err(|e| {
+            tonic::Status::unauthenticated(format!(
+                "reading the token file {}: {e}",
+                file.display()
+            ))
+        })?;
+        let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
+            tonic::Status::unauthenticated(format!(
+                "the token in {} is not a header value",
+                file.display()
+            ))
+        })?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
     }
 }

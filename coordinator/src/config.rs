@@ -28,6 +28,8 @@ pub struct CoordinatorConfig {
     pub handshake_timeout: Duration,
     /// Who may do what; every caller everything when `None`.
     pub authoriser: Option<std::sync::Arc<crate::auth::Authoriser>>,
+    /// Bearer tokens as identities; client certificates only when `None`.
+    pub tokens: Option<std::sync::Arc<crate::auth::token::TokenAuth>>,
     /// Gate sessions and mutating control calls per caller.
     pub caller_limits: crate::admission::CallerLimits,
     /// Streams one HTTP/2 connection may have open at once.
@@ -106,6 +108,7 @@ impl Default for CoordinatorConfig {
             first_message_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             authoriser: None,
+            tokens: None,
             caller_limits: crate::admission::CallerLimits::default(),
             max_concurrent_streams: 256,
             keepalive_interval: Duration::from_secs(10),

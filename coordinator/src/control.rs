@@ -20,7 +20,6 @@ use tracing::info;
 use tracing::warn;
 
 use crate::admission::{Admission, caller_key};
-use crate::auth::identity;
 use crate::auth::policy::Action;
 use crate::error::CoordinatorError;
 use crate::metrics::ControlLabel;
@@ -97,7 +96,7 @@ impl ControlApi {
         pipeline: &str,
         outcome: Result<(A, u64, &'static str), Status>,
     ) -> Result<(A, u64, &'static str), Status> {
-        let caller = caller(request);
+        let caller = caller(self.coordinator.config().tokens.as_deref(), request);
         let pipeline: String = pipeline.chars().take(80).collect();
         let counted = |code: tonic::Code| {
             self.coordinator
@@ -129,30 +128,50 @@ impl ControlApi {
     /// (always, without a policy), and, for a mutating call (`method`),
     /// whether it is within its call rate. A refused mutating call is
     /// audited and counted like every other.
-    fn authorise<T: std::fmt::Debug>(
+    async fn authorise<T: std::fmt::Debug>(
         &self,
         request: &Request<T>,
         method: Option<&'static str>,
         action: Action,
         pipeline: &str,
     ) -> Result<(), Status> {
-        let identity = identity::of_request(request);
-        let checked = match &self.coordinator.config().authoriser {
-            Some(authoriser) => authoriser.check(identity.as_deref(), action, pipeline),
-            None => Ok(()),
-        }
-        .and_then(|()| match method {
-            Some(_) => self.admission.take_call(
-                &caller_key(identity.as_deref(), request.remote_addr()),
-                std::time::Instant::now(),
-            ),
-            None => Ok(()),
+        let identity = self.identify(request).await;
+        let checked = identity.and_then(|identity| {
+            self.authorise_as(request, identity.as_deref(), method, action, pipeline)
         });
         if let (Err(status), Some(method)) = (&checked, method) {
             let refused: Result<((), u64, &'static str), Status> = Err(status.clone());
             let _ = self.audit(request, method, pipeline, refused);
         }
         checked
+    }
+
+    /// Who calls (see [`crate::auth::identify`]).
+    async fn identify<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
+        crate::auth::identify(self.coordinator.config().tokens.as_deref(), request).await
+    }
+
+    /// [`Self::authorise`] for a caller already identified, without the
+    /// audit.
+    fn authorise_as<T>(
+        &self,
+        request: &Request<T>,
+        identity: Option<&str>,
+        method: Option<&'static str>,
+        action: Action,
+        pipeline: &str,
+    ) -> Result<(), Status> {
+        match &self.coordinator.config().authoriser {
+            Some(authoriser) => authoriser.check(identity, action, pipeline),
+            None => Ok(()),
+        }
+        .and_then(|()| match method {
+            Some(_) => self.admission.take_call(
+                &caller_key(identity, request.remote_addr()),
+                std::time::Instant::now(),
+            ),
+            None => Ok(()),
+        })
     }
 }
 
@@ -180,13 +199,16 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Who called: the identity of its client certificate, if any, and its
-/// address.
-fn caller<T>(request: &Request<T>) -> String {
+/// Who called: its identity (a token's, as accepted before, or its client
+/// certificate's), if any, and its address.
+fn caller<T>(tokens: Option<&crate::auth::token::TokenAuth>, request: &Request<T>) -> String {
     let address = request
         .remote_addr()
         .map_or_else(|| "unknown".to_string(), |a| a.to_string());
-    match identity::of_request(request) {
+    match crate::auth::identify_offline(tokens, request)
+        .ok()
+        .flatten()
+    {
         Some(identity) => format!("{identity}@{address}"),
         None => address,
     }
@@ -200,22 +222,20 @@ impl ControlService for ControlApi {
     ) -> Result<Response<v1::ListPipelinesResponse>, Status> {
         // With a policy: an unauthenticated caller is refused, and the
         // listing shows only the pipelines the caller may view.
-        let viewable = |name: &str| match self.authorise(&request, None, Action::View, name) {
-            Ok(()) => Ok(true),
-            Err(status) if status.code() == tonic::Code::Unauthenticated => Err(status),
-            Err(_) => Ok(false),
-        };
-        if self.coordinator.config().authoriser.is_some()
-            && identity::of_request(&request).is_none()
-        {
+        let identity = self.identify(&request).await?;
+        if self.coordinator.config().authoriser.is_some() && identity.is_none() {
             return Err(Status::unauthenticated(
                 "no identity: present a client certificate or a token",
             ));
         }
+        let viewable = |name: &str| {
+            self.authorise_as(&request, identity.as_deref(), None, Action::View, name)
+                .is_ok()
+        };
         let broken = self.coordinator.broken().all();
         let mut pipelines = Vec::new();
         for name in self.coordinator.pipeline_names() {
-            if broken.contains_key(&name) || !viewable(name.as_str())? {
+            if broken.contains_key(&name) || !viewable(name.as_str()) {
                 continue;
             }
             match self.coordinator.cell(&name).await {
@@ -230,7 +250,7 @@ impl ControlService for ControlApi {
             .broken()
             .all()
             .into_iter()
-            .filter(|(name, _)| viewable(name.as_str()).unwrap_or(false))
+            .filter(|(name, _)| viewable(name.as_str()))
             .map(|(name, b)| v1::BrokenPipeline {
                 pipeline: name.to_string(),
                 location: b.location,
@@ -248,7 +268,7 @@ impl ControlService for ControlApi {
         request: Request<v1::GetPipelineRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let raw = &request.get_ref().pipeline;
-        self.authorise(&request, None, Action::View, raw)?;
+        self.authorise(&request, None, Action::View, raw).await?;
         let cell = self.cell(raw).await?;
         Ok(Response::new(status_to(&self.coordinator.status(&cell))))
     }
@@ -258,7 +278,8 @@ impl ControlService for ControlApi {
         request: Request<v1::ScheduleTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let raw = request.get_ref().pipeline.clone();
-        self.authorise(&request, Some("ScheduleTransition"), Action::Operate, &raw)?;
+        self.authorise(&request, Some("ScheduleTransition"), Action::Operate, &raw)
+            .await?;
         let (_, schedule) = match schedule_from(request.get_ref()) {
             Ok(parsed) => parsed,
             Err(e) => return self.audited(&request, "ScheduleTransition", &raw, Err(e.into())),
@@ -274,7 +295,8 @@ impl ControlService for ControlApi {
         request: Request<v1::AbortTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let raw = &request.get_ref().pipeline;
-        self.authorise(&request, Some("AbortTransition"), Action::Operate, raw)?;
+        self.authorise(&request, Some("AbortTransition"), Action::Operate, raw)
+            .await?;
         self.change(
             &request,
             "AbortTransition",
@@ -289,7 +311,8 @@ impl ControlService for ControlApi {
         request: Request<v1::PromoteRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let raw = &request.get_ref().pipeline;
-        self.authorise(&request, Some("Promote"), Action::Operate, raw)?;
+        self.authorise(&request, Some("Promote"), Action::Operate, raw)
+            .await?;
         self.change(&request, "Promote", raw, PipelineState::propose_promote)
             .await
     }
@@ -299,7 +322,8 @@ impl ControlService for ControlApi {
         request: Request<v1::CompleteTransitionRequest>,
     ) -> Result<Response<v1::PipelineStatus>, Status> {
         let raw = &request.get_ref().pipeline;
-        self.authorise(&request, Some("CompleteTransition"), Action::Operate, raw)?;
+        self.authorise(&request, Some("CompleteTransition"), Action::Operate, raw)
+            .await?;
         self.change(
             &request,
             "CompleteTransition",
@@ -319,7 +343,8 @@ impl ControlService for ControlApi {
             Some("CreatePipeline"),
             Action::Administer,
             &body.pipeline,
-        )?;
+        )
+        .await?;
         let outcome = async {
             let name = pipeline_from(&body.pipeline)?;
             let owner = colour_from("owner", body.owner)?;
@@ -344,7 +369,8 @@ impl ControlService for ControlApi {
             Some("ForgetOperator"),
             Action::Operate,
             &body.pipeline,
-        )?;
+        )
+        .await?;
         let outcome = async {
             let name = pipeline_from(&body.pipeline)?;
             let colour = colour_from("colour", body.colour)?;
@@ -363,7 +389,8 @@ impl ControlService for ControlApi {
         request: Request<v1::DeletePipelineRequest>,
     ) -> Result<Response<v1::DeletePipelineResponse>, Status> {
         let raw = &request.get_ref().pipeline;
-        self.authorise(&request, Some("DeletePipeline"), Action::Administer, raw)?;
+        self.authorise(&request, Some("DeletePipeline"), Action::Administer, raw)
+            .await?;
         let outcome = async {
             let name = pipeline_from(raw)?;
             self.coordinator.delete(&name).await
@@ -382,7 +409,8 @@ impl ControlService for ControlApi {
         &self,
         request: Request<v1::WatchPipelineRequest>,
     ) -> Result<Response<Self::WatchPipelineStream>, Status> {
-        self.authorise(&request, None, Action::View, &request.get_ref().pipeline)?;
+        self.authorise(&request, None, Action::View, &request.get_ref().pipeline)
+            .await?;
         let cell = self.cell(&request.get_ref().pipeline).await?;
         let (tx, rx) = mpsc::channel(1);
         let coordinator = self.coordinator.clone();

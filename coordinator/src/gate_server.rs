@@ -94,7 +94,8 @@ impl StreamingService<v1::ClientMessage> for SessionMethod {
         let admission = self.1.clone();
         Box::pin(async move {
             let peer = request.remote_addr();
-            let identity = crate::auth::identity::of_request(&request);
+            let tokens = coordinator.config().tokens.clone();
+            let identity = crate::auth::identify(tokens.as_deref(), &request).await?;
             let slot = admission.open_session(caller_key(identity.as_deref(), peer))?;
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
             let span = tracing::info_span!("session", peer = ?peer, identity = ?identity);

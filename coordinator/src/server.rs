@@ -10,6 +10,7 @@ use cutover_proto::v1::control_service_server::ControlServiceServer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tracing::{debug, info, warn};
@@ -107,7 +108,11 @@ async fn serve_on(
         .add_service(GateServer::new(coordinator.clone(), admission))
         .add_service(control)
         .add_service(health_service)
-        .add_service(reflection);
+        .add_service(reflection_for_viewers(
+            config.authoriser.clone(),
+            config.tokens.clone(),
+            reflection,
+        ));
     match tls {
         None => router
             .serve_with_incoming_shutdown(
@@ -129,6 +134,24 @@ async fn serve_on(
             served
         }
     }
+}
+
+/// Reflection behind the policy, if there is one: a caller needs a viewer
+/// grant on some pipeline.
+/// (A bearer token counts here if a known issuer signed it or it was
+/// accepted before: the check cannot wait for a TokenReview.)
+fn reflection_for_viewers<S>(
+    authoriser: Option<Arc<crate::auth::Authoriser>>,
+    tokens: Option<Arc<crate::auth::token::TokenAuth>>,
+    reflection: S,
+) -> InterceptedService<S, impl tonic::service::Interceptor + Clone> {
+    InterceptedService::new(reflection, move |request: tonic::Request<()>| {
+        if let Some(authoriser) = &authoriser {
+            let identity = crate::auth::identify_offline(tokens.as_deref(), &request)?;
+            authoriser.check_viewer(identity.as_deref())?;
+        }
+        Ok(request)
+    })
 }
 
 /// Connections that finished their TLS handshake. Each handshake runs in a

@@ -83,11 +83,24 @@ struct Current {
     key: ArcSwap<CertifiedKey>,
     verifier: ArcSwap<Arc<dyn ClientCertVerifier>>,
     contents: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Whether a client must present a certificate (else a token may do).
+    certificate_required: bool,
 }
 
 impl ServerTls {
     /// Loads `files` (every one must load) and starts watching them.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+        Self::load_with(files, true)
+    }
+
+    /// Like [`ServerTls::load`], with the client certificate optional: a
+    /// client that presents one must chain to the client CA, a client
+    /// without one may connect and identify with a bearer token.
+    pub fn load_accepting_tokens(files: TlsFiles) -> Result<Self, TlsError> {
+        Self::load_with(files, false)
+    }
+
+    fn load_with(files: TlsFiles, certificate_required: bool) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let contents = read_all(&files)?;
         let key = certified_key(&files, &contents, &provider)?;
@@ -104,6 +117,7 @@ impl ServerTls {
             ),
             contents: std::sync::Mutex::new(contents),
             files,
+            certificate_required,
         });
         let builder = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?;
@@ -255,6 +269,10 @@ impl ResolvesServerCert for CurrentKey {
 struct CurrentVerifier(Arc<Current>);
 
 impl ClientCertVerifier for CurrentVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.certificate_required
+    }
+
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         // Hints would have to outlive a reload; clients present their one
         // certificate either way.

@@ -1,6 +1,12 @@
 """End-to-end cutover between two real Flink jobs (PyFlink, or Java with
 --java-classpath).
 
+Every connection is mutual TLS (a throw-away CA from `cutover dev-pki`: the
+coordinator serves with --tls-cert/--tls-key/--tls-client-ca, the jobs'
+gates find their certificate through CUTOVER_TLS_CA/CERT/KEY, this script's
+control channel presents the same client certificate); --plaintext turns it
+off.
+
 For each decision mode: start `cutover serve` on a file store, run GREEN
 (parallelism 2) on a shared bounded input of out-of-order records, start BLUE
 (parallelism 3) on the same input while GREEN runs, schedule a cutover to BLUE
@@ -83,6 +89,43 @@ class Processes:
                 child.wait()
 
 
+class Transport:
+    """Mutual TLS with the files `cutover dev-pki` wrote to work/pki, or
+    plaintext with --plaintext."""
+
+    def __init__(self, args, work):
+        self.pki = None if args.plaintext else work / "pki"
+
+    def name(self):
+        return "plaintext" if self.pki is None else "mutual TLS"
+
+    def endpoint(self, port):
+        scheme = "http" if self.pki is None else "https"
+        return f"{scheme}://127.0.0.1:{port}"
+
+    def serve_flags(self):
+        if self.pki is None:
+            return []
+        return ["--tls-cert", str(self.pki / "server.pem"), "--tls-key", str(self.pki / "server-key.pem"),
+                "--tls-client-ca", str(self.pki / "ca.pem")]
+
+    def channel(self, port):
+        if self.pki is None:
+            return grpc.insecure_channel(f"127.0.0.1:{port}")
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=(self.pki / "ca.pem").read_bytes(),
+            private_key=(self.pki / "client-key.pem").read_bytes(),
+            certificate_chain=(self.pki / "client.pem").read_bytes())
+        return grpc.secure_channel(f"127.0.0.1:{port}", credentials)
+
+    def env(self):
+        if self.pki is None:
+            return None
+        return {**os.environ, "CUTOVER_TLS_CA": str(self.pki / "ca.pem"),
+                "CUTOVER_TLS_CERT": str(self.pki / "client.pem"),
+                "CUTOVER_TLS_KEY": str(self.pki / "client-key.pem")}
+
+
 def wait_for_pipeline(control, v1, name, deadline):
     """Polls until the first gate created the pipeline (no stream exists
     before that)."""
@@ -143,12 +186,14 @@ def run_mode(args, mode, work, processes):
     mode_dir = work / name
     mode_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    transport = Transport(args, work)
+    endpoint = transport.endpoint(port)
     serve = processes.start(
         [args.cutover, "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "off",
-         "--store", f"file:{mode_dir / 'state'}", "--horizon-window", args.horizon_window],
+         "--store", f"file:{mode_dir / 'state'}", "--horizon-window", args.horizon_window,
+         *transport.serve_flags()],
         mode_dir / "serve.log")
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = transport.channel(port)
     grpc.channel_ready_future(channel).result(timeout=30)
     control = control_grpc.ControlServiceStub(channel)
     log(f"{mode}: coordinator at {endpoint}")
@@ -164,7 +209,7 @@ def run_mode(args, mode, work, processes):
                    "--output", str(mode_dir / colour.lower()), "--rate", str(rate),
                    "--bundle-size", str(args.bundle_size),
                    "--out-of-orderness-ms", str(args.out_of_orderness_ms)]
-        return processes.start(command, mode_dir / f"{colour.lower()}.log")
+        return processes.start(command, mode_dir / f"{colour.lower()}.log", env=transport.env())
 
     deadline = time.monotonic() + PIPELINE_WAIT_S
     green = job("GREEN", args.green_parallelism, args.rate)
@@ -202,7 +247,8 @@ def run_mode(args, mode, work, processes):
     gaps = sum(1 for i in range(args.records) if union[i] == 0)
     result = {"records": args.records, "duplicates": duplicates, "gaps": gaps,
               "emitted_green": sum(green_ids.values()), "emitted_blue": sum(blue_ids.values()),
-              "cutover_key": at, "final_epoch": completed.plan.epoch}
+              "cutover_key": at, "final_epoch": completed.plan.epoch,
+              "transport": transport.name()}
     log(f"{mode}: {json.dumps(result)}")
     return result
 
@@ -221,6 +267,8 @@ def main():
     parser.add_argument("--green-parallelism", type=int, default=2)
     parser.add_argument("--blue-parallelism", type=int, default=3)
     parser.add_argument("--modes", default="EVENT_TIME,WATERMARK")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="no TLS (default: mutual TLS everywhere)")
     parser.add_argument("--java-classpath", default="",
                         help="run the Java job (dev.cutover.e2e.BlueGreenJob) on this classpath")
     args = parser.parse_args()
@@ -228,6 +276,9 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     generate_stubs(work / "stubs")
+    if not args.plaintext:
+        subprocess.run([args.cutover, "dev-pki", str(work / "pki")], check=True,
+                       stdout=subprocess.DEVNULL)
     write_records(work / "records.txt", args.records, args.seed, args.out_of_orderness_ms)
     processes = Processes()
     results = {}
@@ -241,7 +292,7 @@ def main():
         raise
     finally:
         processes.stop_all()
-    summary = {mode: {k: r[k] for k in ("records", "duplicates", "gaps")}
+    summary = {mode: {k: r[k] for k in ("records", "duplicates", "gaps", "transport")}
                for mode, r in results.items()}
     print(json.dumps(summary), flush=True)
     exact = results.get("event_time")

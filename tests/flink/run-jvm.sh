@@ -50,15 +50,21 @@ mkdir -p "$work/classes"
 javac --release 17 -Xlint:all,-serial,-processing -Werror -cp "$flink_lib/*:$jar" \
   -d "$work/classes" "$here"/jvm/*.java >&2
 
-# A coordinator on a free loopback port (memory store, 1 s horizon window);
-# sets $endpoint. The gates reconnect until it listens; no wait needed.
+# A coordinator on a free loopback port (memory store, 1 s horizon window)
+# over mutual TLS (a throw-away CA from `cutover dev-pki`); sets $endpoint
+# and the CUTOVER_TLS_* variables the gates and the CLI read. The gates
+# reconnect until it listens; no wait needed.
 start_coordinator() {
-  local port
+  local port pki="$work/pki"
+  "$cutover" dev-pki "$pki" >/dev/null
   port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   "$cutover" serve --listen "127.0.0.1:$port" --metrics-listen off --store memory \
-    --horizon-window 1s >"$work/serve.log" 2>&1 &
+    --horizon-window 1s --tls-cert "$pki/server.pem" --tls-key "$pki/server-key.pem" \
+    --tls-client-ca "$pki/ca.pem" >"$work/serve.log" 2>&1 &
   serve_pid=$!
-  endpoint="http://127.0.0.1:$port"
+  endpoint="https://127.0.0.1:$port"
+  export CUTOVER_TLS_CA="$pki/ca.pem" CUTOVER_TLS_CERT="$pki/client.pem" \
+    CUTOVER_TLS_KEY="$pki/client-key.pem"
 }
 
 case "${1:-}" in

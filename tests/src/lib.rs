@@ -231,3 +231,28 @@ pub async fn gate_past_a_cutover() -> anyhow::Result<(
     tokio::time::timeout(limit, client.wait_for_epoch(&pipeline, epoch)).await?;
     Ok((coordinator, client, green, at))
 }
+
+/// A coordinator (memory store, `config`) serving TLS with `tls` on a free
+/// loopback port until the returned sender is dropped: its port.
+pub async fn serve_tls_on_free_port(
+    config: CoordinatorConfig,
+    tls: Arc<cutover_coordinator::tls::ServerTls>,
+) -> anyhow::Result<(u16, oneshot::Sender<()>)> {
+    let coordinator = Coordinator::new(
+        Arc::new(cutover_coordinator::store::MemoryStore::new()),
+        config,
+        Metrics::default(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(cutover_coordinator::serve_tls(
+        coordinator,
+        listener,
+        tls,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((port, stop))
+}

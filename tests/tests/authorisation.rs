@@ -9,16 +9,14 @@
 use std::sync::Arc;
 
 use cutover_client::{ClientTls, Colour, ControlClient};
+use cutover_coordinator::CoordinatorConfig;
 use cutover_coordinator::auth::Authoriser;
-use cutover_coordinator::store::MemoryStore;
 use cutover_coordinator::tls::{ServerTls, TlsFiles};
-use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve_tls};
 use cutover_core::{Key, ScheduleRequest};
 use cutover_proto::v1;
 use cutover_tests::pki::{CertFiles, TestPki};
 use cutover_tests::raw_session::{RawSession, hello};
-use cutover_tests::{pipeline, test_config};
-use tokio::net::TcpListener;
+use cutover_tests::{pipeline, serve_tls_on_free_port, test_config};
 use tokio::sync::oneshot;
 
 const POLICY: &str = r#"
@@ -59,14 +57,7 @@ impl Secured {
             authoriser: Some(authoriser.clone()),
             ..test_config()
         };
-        let coordinator =
-            Coordinator::new(Arc::new(MemoryStore::new()), config, Metrics::default());
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(serve_tls(coordinator, listener, tls, async {
-            let _ = stopped.await;
-        }));
+        let (port, stop) = serve_tls_on_free_port(config, tls).await?;
         Ok(Secured {
             endpoint: format!("https://localhost:{port}"),
             pki,
@@ -82,6 +73,7 @@ impl Secured {
             ca: Some(self.pki.ca()),
             identity: files.map(|f| (f.cert, f.key)),
             domain: None,
+            token_file: None,
         }
     }
 
@@ -228,5 +220,50 @@ async fn a_changed_policy_applies_to_the_next_call() -> anyhow::Result<()> {
     std::fs::write(&secured.policy, "grants: [")?;
     assert!(secured.authoriser.reload().is_err());
     assert!(viewer.get(&pipeline("orders")).await.is_err());
+    Ok(())
+}
+
+/// Reflection follows viewer: a caller with a viewer grant (on any
+/// pipeline) lists the services; a gate-only identity is refused,
+/// naming itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_needs_a_viewer_grant() -> anyhow::Result<()> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+
+    let secured = Secured::start().await?;
+    let list_services = |tls: ClientTls| {
+        let endpoint = secured.endpoint.clone();
+        async move {
+            let channel = tls
+                .apply(tonic::transport::Endpoint::from_shared(endpoint)?)
+                .map_err(anyhow::Error::msg)?
+                .connect()
+                .await?;
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let answer = ServerReflectionClient::new(channel)
+                .server_reflection_info(tokio_stream::iter([request]))
+                .await;
+            anyhow::Ok(match answer {
+                Err(status) => Err(status),
+                Ok(response) => response.into_inner().message().await.map(|m| m.is_some()),
+            })
+        }
+    };
+    let viewer = list_services(secured.as_("viewer")?).await?;
+    assert_eq!(viewer.ok(), Some(true), "a viewer lists the services");
+    let refused = list_services(secured.as_("orders-blue")?)
+        .await?
+        .expect_err("a gate identity has no viewer grant");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("spiffe://test/orders-blue")
+            && refused.message().contains("viewer"),
+        "{refused:?}"
+    );
     Ok(())
 }

@@ -49,6 +49,7 @@ async fn hostile_clients_are_cut_off_and_served_gates_go_on() -> anyhow::Result<
         ca: Some(pki.ca()),
         identity: Some((pki.client().cert, pki.client().key)),
         domain: None,
+        token_file: None,
     };
     let mut control = ControlClient::connect_with(&endpoint, &tls).await?;
     let served = pipeline("served");

@@ -21,6 +21,8 @@ fn two_real_java_flink_jobs_hand_over_exactly_once_in_event_time_mode() -> anyho
     let figures = last_json_line(&mut script_command(SCRIPT), "tests/flink/run-jvm.sh")?;
     let exact = &figures["event_time"];
     assert_eq!(exact["records"], 100_000, "{figures}");
+    // Every connection (gates, control) was mutual TLS.
+    assert_eq!(exact["transport"], "mutual TLS", "{figures}");
     assert_eq!(
         (&exact["duplicates"], &exact["gaps"]),
         (&0.into(), &0.into()),

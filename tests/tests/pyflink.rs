@@ -2,7 +2,9 @@
 //! jobs (local execution, parallelism 2 and 3) on 20,000 out-of-order
 //! records with the Python gate before a file sink, cuts over at EARLIEST
 //! while both run, and counts the union of both outputs. EVENT_TIME mode
-//! must emit every record exactly once; WATERMARK mode is measured.
+//! must emit every record exactly once; WATERMARK mode is measured. Every
+//! connection is mutual TLS: the gates find their certificate through the
+//! CUTOVER_TLS_* variables.
 //!
 //! Set-up (virtualenv, PyFlink, the gate wheel) happens inside the script;
 //! if Python or Java is missing the test fails with the script's message.
@@ -15,6 +17,8 @@ fn two_real_pyflink_jobs_hand_over_exactly_once_in_event_time_mode() -> anyhow::
     let figures = last_json_line(&mut script_command(script), "tests/flink/run.sh")?;
     let exact = &figures["event_time"];
     assert_eq!(exact["records"], 20_000, "{figures}");
+    // Every connection (gates, control) was mutual TLS.
+    assert_eq!(exact["transport"], "mutual TLS", "{figures}");
     assert_eq!(
         (&exact["duplicates"], &exact["gaps"]),
         (&0.into(), &0.into()),

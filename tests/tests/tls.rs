@@ -71,6 +71,7 @@ fn trusted(pki: &TestPki) -> ClientTls {
         ca: Some(pki.ca()),
         identity: Some((pki.client().cert, pki.client().key)),
         domain: None,
+        token_file: None,
     }
 }
 

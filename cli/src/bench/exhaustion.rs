@@ -193,6 +193,7 @@ impl ExhaustionArgs {
             ca: Some(pki.ca()),
             identity: Some((client.cert, client.key)),
             domain: None,
+            token_file: None,
         };
         let flags: Vec<String> = vec![
             "--tls-cert".into(),

@@ -1,5 +1,6 @@
 //! Authentication and authorisation of callers: identities from client
-//! certificates ([`identity`]), a policy mapping them to roles
+//! certificates ([`identity`]) or ServiceAccount tokens ([`token`]), a
+//! policy mapping them to roles
 //! ([`policy`]), and the [`Authoriser`] the services ask, which re-reads
 //! the policy file when it changes.
 //!
@@ -7,10 +8,12 @@
 //! behaviour on loopback and in plaintext); with one, every call needs an
 //! identity and a grant: `UNAUTHENTICATED` without an identity,
 //! `PERMISSION_DENIED` naming the identity and the missing grant otherwise,
-//! and nothing changes. Health stays open.
+//! and nothing changes. Health stays open; reflection needs a viewer grant
+//! on some pipeline.
 
 pub mod identity;
 pub mod policy;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,10 +107,47 @@ impl Authoriser {
         self.policy
             .load()
             .check(identity, action, pipeline)
-            .map_err(|refusal| match refusal {
-                Refusal::Unauthenticated => Status::unauthenticated(refusal.to_string()),
-                Refusal::Denied { .. } => Status::permission_denied(refusal.to_string()),
-            })
+            .map_err(status_of)
+    }
+
+    /// Whether `identity` may view some pipeline (reflection's question),
+    /// as a gRPC status when not.
+    pub fn check_viewer(&self, identity: Option<&str>) -> Result<(), Status> {
+        self.policy.load().check_viewer(identity).map_err(status_of)
+    }
+}
+
+fn status_of(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::Unauthenticated => Status::unauthenticated(refusal.to_string()),
+        Refusal::Denied { .. } | Refusal::NoViewer { .. } => {
+            Status::permission_denied(refusal.to_string())
+        }
+    }
+}
+
+/// Who is calling: the subject of its bearer token when tokens are
+/// verified and the request carries one (a token that does not verify:
+/// UNAUTHENTICATED), else its client certificate's identity, if any.
+pub async fn identify<T>(
+    tokens: Option<&token::TokenAuth>,
+    request: &tonic::Request<T>,
+) -> Result<Option<String>, Status> {
+    match (tokens, token::bearer(request)) {
+        (Some(tokens), Some(bearer)) => tokens.identify(bearer).await.map(Some),
+        _ => Ok(identity::of_request(request)),
+    }
+}
+
+/// Like [`identify`] without asking the API server (tokens accepted
+/// before or signed by a known issuer): for checks that cannot wait.
+pub fn identify_offline<T>(
+    tokens: Option<&token::TokenAuth>,
+    request: &tonic::Request<T>,
+) -> Result<Option<String>, Status> {
+    match (tokens, token::bearer(request)) {
+        (Some(tokens), Some(bearer)) => tokens.identify_offline(bearer).map(Some),
+        _ => Ok(identity::of_request(request)),
     }
 }
 

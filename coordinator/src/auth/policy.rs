@@ -101,6 +101,12 @@ pub enum Refusal {
     /// The caller presented no identity (no client certificate, no token).
     #[error("no identity: present a client certificate or a token")]
     Unauthenticated,
+    /// The caller may view no pipeline (reflection needs a viewer grant).
+    #[error("{identity} has no viewer grant for any pipeline (reflection follows viewer)")]
+    NoViewer {
+        /// The caller.
+        identity: String,
+    },
     /// The caller's grants do not allow the action on the pipeline.
     #[error("{identity} has no {needed} grant for pipeline {pipeline}{colour}")]
     Denied {
@@ -177,6 +183,21 @@ impl Policy {
                 _ => String::new(),
             },
         })
+    }
+
+    /// Whether `identity` may view some pipeline: what reflection asks.
+    pub fn check_viewer(&self, identity: Option<&str>) -> Result<(), Refusal> {
+        let identity = identity.ok_or(Refusal::Unauthenticated)?;
+        let viewer = self.grants.iter().any(|grant| {
+            (grant.identity == "*" || grant.identity == identity) && allows(grant, Action::View)
+        });
+        if viewer {
+            Ok(())
+        } else {
+            Err(Refusal::NoViewer {
+                identity: identity.to_string(),
+            })
+        }
     }
 }
 

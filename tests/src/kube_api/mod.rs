@@ -63,6 +63,8 @@ struct State {
     requests_by: BTreeMap<String, u64>,
     gone: u64,
     used: BTreeSet<(String, Permission)>,
+    /// Tokens a TokenReview accepts: token → (user name, audiences).
+    tokens: BTreeMap<String, (String, Vec<String>)>,
 }
 
 /// Header naming the user of a request (see [`FakeApiServer::client_as`]).
@@ -95,6 +97,7 @@ impl FakeApiServer {
                 requests_by: BTreeMap::new(),
                 gone: 0,
                 used: BTreeSet::new(),
+                tokens: BTreeMap::new(),
             })),
             events: broadcast::channel(4096).0,
             address: listener.local_addr()?,
@@ -115,6 +118,56 @@ impl FakeApiServer {
             }
         });
         Ok(server)
+    }
+
+    /// Makes TokenReviews accept `token` as `user`'s for `audiences`, as
+    /// the API server does for a ServiceAccount token it issued.
+    pub fn issue_token(&self, token: &str, user: &str, audiences: &[&str]) {
+        self.lock().tokens.insert(
+            token.to_string(),
+            (
+                user.to_string(),
+                audiences.iter().map(|a| a.to_string()).collect(),
+            ),
+        );
+    }
+
+    /// A TokenReview (`POST /apis/authentication.k8s.io/v1/tokenreviews`):
+    /// authenticated when the token was issued here for one of the
+    /// requested audiences (every audience when none is requested).
+    fn review_token(&self, body: &[u8]) -> Response<Body> {
+        let Ok(review) = serde_json::from_slice::<Value>(body) else {
+            return status(StatusCode::BAD_REQUEST, "BadRequest", "not a TokenReview");
+        };
+        let token = review["spec"]["token"].as_str().unwrap_or("");
+        let wanted: Vec<String> = review["spec"]["audiences"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let known = self.lock().tokens.get(token).cloned();
+        let verdict = match known {
+            None => json!({"authenticated": false, "error": "invalid bearer token"}),
+            Some((user, audiences)) => {
+                let shared: Vec<&String> = if wanted.is_empty() {
+                    audiences.iter().collect()
+                } else {
+                    audiences.iter().filter(|a| wanted.contains(a)).collect()
+                };
+                if shared.is_empty() {
+                    json!({"authenticated": false,
+                           "error": "token audiences are invalid for the target audiences"})
+                } else {
+                    json!({"authenticated": true, "user": {"username": user}, "audiences": shared})
+                }
+            }
+        };
+        let mut answer = review.clone();
+        answer["status"] = verdict;
+        ok(StatusCode::CREATED, &answer)
     }
 
     /// A kube client for this server, default namespace `default`.
@@ -261,6 +314,17 @@ impl FakeApiServer {
             Ok(body) => body.to_bytes(),
             Err(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "unreadable body"),
         };
+        if method == Method::POST && path == "/apis/authentication.k8s.io/v1/tokenreviews" {
+            self.lock().used.insert((
+                user,
+                (
+                    "authentication.k8s.io".to_string(),
+                    "tokenreviews".to_string(),
+                    "create".to_string(),
+                ),
+            ));
+            return self.review_token(&body);
+        }
         let Some(target) = split_path(&path) else {
             return status(
                 StatusCode::NOT_FOUND,
