@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cutover_client::ControlClient;
+use cutover_client::{ClientTls, ControlClient};
+
+use crate::tls_args::TlsArgs;
 use cutover_core::{
     Colour, ColourGates, CutoverAt, Key, Mode, PipelineName, PipelineStatus, ScheduleRequest,
 };
@@ -25,6 +27,9 @@ pub struct Target {
     /// Print the resulting status as JSON.
     #[arg(long)]
     pub json: bool,
+    /// How to reach an `https://` coordinator.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// A colour on the command line.
@@ -97,6 +102,9 @@ pub struct ListArgs {
         default_value = "http://127.0.0.1:7700"
     )]
     pub endpoint: String,
+    /// How to reach an `https://` coordinator.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// The control commands.
@@ -125,7 +133,7 @@ impl ControlCommand {
     /// Sends the request and prints the pipeline's status.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let target = match &self {
-            ControlCommand::List(l) => return list(&l.endpoint).await,
+            ControlCommand::List(l) => return list(&l.endpoint, &l.tls.client_tls()).await,
             ControlCommand::Status(t) | ControlCommand::Abort(t) | ControlCommand::Complete(t) => {
                 t.clone()
             }
@@ -137,9 +145,10 @@ impl ControlCommand {
             ControlCommand::Schedule(s) => s.target.clone(),
         };
         let pipeline = PipelineName::new(target.pipeline.as_str())?;
-        let mut control = ControlClient::connect(target.endpoint.clone())
-            .await
-            .with_context(|| format!("connecting to {}", target.endpoint))?;
+        let mut control =
+            ControlClient::connect_with(target.endpoint.clone(), &target.tls.client_tls())
+                .await
+                .with_context(|| format!("connecting to {}", target.endpoint))?;
         let status = self.send(&mut control, &pipeline).await?;
         if target.json {
             println!("{}", status_json(&status));
@@ -193,8 +202,8 @@ impl From<ColourArg> for Colour {
 }
 
 /// Prints every pipeline in one line, and every broken one with its reason.
-async fn list(endpoint: &str) -> anyhow::Result<ExitCode> {
-    let mut control = ControlClient::connect(endpoint)
+async fn list(endpoint: &str, tls: &ClientTls) -> anyhow::Result<ExitCode> {
+    let mut control = ControlClient::connect_with(endpoint, tls)
         .await
         .with_context(|| format!("connecting to {endpoint}"))?;
     let listing = control.list().await?;

@@ -33,6 +33,9 @@ pub struct ControllerArgs {
     /// probe's); `off` disables it.
     #[arg(long, default_value = "127.0.0.1:9701")]
     metrics_listen: String,
+    /// How to reach `https://` coordinators.
+    #[command(flatten)]
+    tls: cutover_cli::tls_args::TlsArgs,
 }
 
 impl ControllerArgs {
@@ -57,6 +60,7 @@ impl ControllerArgs {
             resync: self.resync,
             retry: self.retry,
             metrics,
+            coordinator_tls: self.tls.client_tls(),
             ..ControllerConfig::default()
         };
         run(client, config, crate::serve::shutdown_signal()).await;

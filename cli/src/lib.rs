@@ -8,3 +8,4 @@ pub mod demo;
 pub mod flags;
 pub mod pki;
 pub mod store_spec;
+pub mod tls_args;

@@ -154,7 +154,16 @@ impl ControlClient {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, ControlError> {
-        let tls = ClientTls::from_env();
+        Self::lazy_with(endpoint, &ClientTls::from_env(), connect_timeout, timeout)
+    }
+
+    /// [`ControlClient::lazy`] with `tls` for `https://` coordinators.
+    pub fn lazy_with(
+        endpoint: &str,
+        tls: &ClientTls,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, ControlError> {
         let endpoints = endpoint
             .split(',')
             .map(str::trim)

@@ -3,9 +3,9 @@
 
 Every connection is mutual TLS (a throw-away CA from `cutover dev-pki`: the
 coordinator serves with --tls-cert/--tls-key/--tls-client-ca, the jobs'
-gates find their certificate through CUTOVER_TLS_CA/CERT/KEY, this script's
-control channel presents the same client certificate); --plaintext turns it
-off.
+gates are given the files as options — Flink configuration keys
+cutover.tls.* in Java, gate() arguments in Python —, this script's control
+channel presents the same client certificate); --plaintext turns it off.
 
 For each decision mode: start `cutover serve` on a file store, run GREEN
 (parallelism 2) on a shared bounded input of out-of-order records, start BLUE
@@ -118,12 +118,10 @@ class Transport:
             certificate_chain=(self.pki / "client.pem").read_bytes())
         return grpc.secure_channel(f"127.0.0.1:{port}", credentials)
 
-    def env(self):
-        if self.pki is None:
-            return None
-        return {**os.environ, "CUTOVER_TLS_CA": str(self.pki / "ca.pem"),
-                "CUTOVER_TLS_CERT": str(self.pki / "client.pem"),
-                "CUTOVER_TLS_KEY": str(self.pki / "client-key.pem")}
+    def job_flags(self):
+        """The jobs take the files as options of their gate (Flink
+        configuration keys in Java, `gate()` arguments in Python)."""
+        return [] if self.pki is None else ["--tls-dir", str(self.pki)]
 
 
 def wait_for_pipeline(control, v1, name, deadline):
@@ -208,8 +206,9 @@ def run_mode(args, mode, work, processes):
                    "--pipeline", name, "--input", str(work / "records.txt"),
                    "--output", str(mode_dir / colour.lower()), "--rate", str(rate),
                    "--bundle-size", str(args.bundle_size),
-                   "--out-of-orderness-ms", str(args.out_of_orderness_ms)]
-        return processes.start(command, mode_dir / f"{colour.lower()}.log", env=transport.env())
+                   "--out-of-orderness-ms", str(args.out_of_orderness_ms),
+                   *transport.job_flags()]
+        return processes.start(command, mode_dir / f"{colour.lower()}.log")
 
     deadline = time.monotonic() + PIPELINE_WAIT_S
     green = job("GREEN", args.green_parallelism, args.rate)

@@ -50,6 +50,8 @@ def main():
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--bundle-size", type=int, default=1)
     parser.add_argument("--out-of-orderness-ms", type=int, default=300)
+    parser.add_argument("--tls-dir", default=None,
+                        help="mutual TLS with the files `cutover dev-pki` wrote there")
     args = parser.parse_args()
 
     records = []
@@ -83,12 +85,21 @@ def main():
         endpoint=args.endpoint,
         output_type=timed.get_type(),
         job_id=f"{args.pipeline}-{args.colour.lower()}",
+        **tls_options(args.tls_dir),
     )
     lines = gated.map(lambda r: str(r[0]), output_type=Types.STRING())
     lines.sink_to(
         FileSink.for_row_format(args.output, Encoder.simple_string_encoder()).build()
     )
     env.execute(f"cutover e2e {args.pipeline} {args.colour}")
+
+
+def tls_options(folder):
+    """The gate's TLS options for the files in `folder` (none: plaintext)."""
+    if folder is None:
+        return {}
+    return {"tls_ca": f"{folder}/ca.pem", "tls_cert": f"{folder}/client.pem",
+            "tls_key": f"{folder}/client-key.pem"}
 
 
 if __name__ == "__main__":

@@ -163,3 +163,41 @@ fn serve_refuses_plaintext_on_an_address_other_than_loopback() -> anyhow::Result
     );
     Ok(())
 }
+
+/// The CLI takes the CA, its certificate and key as flags (or the
+/// CUTOVER_TLS_* variables): with them it is served, without a client
+/// certificate it is refused at the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_mutual_tls_with_its_flags() -> anyhow::Result<()> {
+    let pki = TestPki::generate()?;
+    let dir = tempfile::tempdir()?;
+    let coordinator = TlsCoordinator::start(&pki, dir.path()).await?;
+    let list = |flags: Vec<String>| {
+        let mut command = std::process::Command::new(cutover_binary()?);
+        command
+            .args(["list", "--endpoint", &coordinator.endpoint])
+            .args(flags)
+            .env_remove("CUTOVER_TLS_CA")
+            .env_remove("CUTOVER_TLS_CERT")
+            .env_remove("CUTOVER_TLS_KEY")
+            .env_remove("CUTOVER_TOKEN_FILE");
+        anyhow::Ok(command.output()?)
+    };
+    let ca = pki.ca().display().to_string();
+    let client = pki.client();
+    let served = list(vec![
+        "--tls-ca".into(),
+        ca.clone(),
+        "--tls-cert".into(),
+        client.cert.display().to_string(),
+        "--tls-key".into(),
+        client.key.display().to_string(),
+    ])?;
+    assert!(served.status.success(), "{served:?}");
+    let refused = list(vec!["--tls-ca".into(), ca])?;
+    assert!(
+        !refused.status.success(),
+        "no client certificate: {refused:?}"
+    );
+    Ok(())
+}

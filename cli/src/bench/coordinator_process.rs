@@ -116,16 +116,24 @@ impl CoordinatorProcess {
 
     /// Resident memory now, in bytes (Linux `/proc`).
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmRSS:").map(|kib| kib * 1024)
+    }
+
+    /// The most resident memory it ever had, in bytes.
+    pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmHWM:").map(|kib| kib * 1024)
+    }
+
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
         let pid = self.child.id().context("the coordinator has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .context("reading /proc/PID/status")?;
-        let kib = status
+        status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse::<u64>().ok())
-            .context("no VmRSS line")?;
-        Ok(kib * 1024)
+            .with_context(|| format!("no {field} line"))
     }
 
     /// Its address.

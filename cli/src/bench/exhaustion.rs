@@ -1,9 +1,10 @@
 //! `cutover bench exhaustion`: what hostile clients cost a coordinator.
 //!
-//! One `cutover serve` process over mutual TLS (memory store) serves a
-//! pipeline of GREEN gates. Before and while each attack, plan changes of
-//! that pipeline are timed until every gate acknowledged them, and the
-//! coordinator's resident memory (VmRSS) is read:
+//! Each attack runs against a fresh `cutover serve` process over mutual TLS
+//! (memory store) serving a pipeline of GREEN gates. Under the attack, plan
+//! changes of that pipeline are timed until every gate acknowledged them;
+//! the coordinator's resident memory is read before, at its peak (VmHWM)
+//! and after:
 //!
 //! 1. TCP connections that stay idle (under TLS: never start the handshake);
 //! 2. connections that start a TLS handshake and never finish it;
@@ -34,8 +35,10 @@ use crate::pki::TestPki;
 /// Flags of `cutover bench exhaustion`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExhaustionArgs {
-    /// Idle TCP connections.
-    #[arg(long, default_value_t = 20_000)]
+    /// Idle TCP connections. The coordinator holds one descriptor per
+    /// connection and this process another: both must fit the open-file
+    /// limit (raised to the hard limit; beyond it needs CAP_SYS_RESOURCE).
+    #[arg(long, default_value_t = 19_000)]
     pub idle_connections: usize,
     /// Connections that never finish the TLS handshake.
     #[arg(long, default_value_t = 1_000)]
@@ -67,8 +70,8 @@ pub struct Attack {
     pub name: String,
     /// Resident memory before, in MiB.
     pub rss_before_mib: f64,
-    /// Resident memory under the attack, in MiB.
-    pub rss_during_mib: f64,
+    /// The most resident memory the coordinator had (VmHWM), in MiB.
+    pub rss_peak_mib: f64,
     /// Resident memory once it ended (or was cut off), in MiB.
     pub rss_after_mib: f64,
     /// Plan changes to the served gates under the attack.
@@ -145,6 +148,55 @@ impl Served {
     }
 }
 
+/// A fresh coordinator process (each attack gets its own, so that its
+/// memory figures are the attack's) and its served gates.
+struct Target {
+    coordinator: CoordinatorProcess,
+    address: std::net::SocketAddr,
+    served: Served,
+}
+
+impl Target {
+    async fn start(flags: &[String], tls: &ClientTls, gates: u32) -> anyhow::Result<Self> {
+        let address = free_address()?;
+        let coordinator = CoordinatorProcess::start_with(
+            address,
+            "memory",
+            Duration::from_secs(60),
+            flags,
+            Some(tls.clone()),
+        )
+        .await?;
+        let served = Served::start(&coordinator, tls, gates).await?;
+        Ok(Target {
+            coordinator,
+            address,
+            served,
+        })
+    }
+
+    fn rss(&self) -> anyhow::Result<f64> {
+        self.coordinator.rss_bytes().map(mib)
+    }
+
+    fn attack(
+        &self,
+        name: String,
+        rss_before_mib: f64,
+        served: Latencies,
+        outcome: String,
+    ) -> anyhow::Result<Attack> {
+        Ok(Attack {
+            name,
+            rss_before_mib,
+            rss_peak_mib: mib(self.coordinator.peak_rss_bytes()?),
+            rss_after_mib: self.rss()?,
+            served,
+            outcome,
+        })
+    }
+}
+
 /// A schedule far ahead or its abort, in turn; the new epoch.
 async fn change(
     control: &mut ControlClient,
@@ -176,7 +228,7 @@ fn raise_open_files(needed: u64) -> anyhow::Result<u64> {
     if hard < needed {
         // Raising the hard limit needs privileges (CAP_SYS_RESOURCE).
         rlimit::setrlimit(rlimit::Resource::NOFILE, needed, needed).with_context(|| {
-            format!("{needed} open files are needed and the hard limit is {hard}: run as root or lower --idle-connections")
+            format!("{needed} open files are needed and the hard limit is {hard}: raising it needs CAP_SYS_RESOURCE; lower --idle-connections")
         })?;
     }
     Ok(rlimit::increase_nofile_limit(needed)?)
@@ -185,7 +237,7 @@ fn raise_open_files(needed: u64) -> anyhow::Result<u64> {
 impl ExhaustionArgs {
     /// Runs every attack and prints the figures.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        let needed = (self.idle_connections + self.handshakes) as u64 + 4096;
+        let needed = self.idle_connections.max(self.handshakes) as u64 + 512;
         raise_open_files(needed)?;
         let pki = TestPki::generate()?;
         let (server, client) = (pki.server(), pki.client());
@@ -205,93 +257,93 @@ impl ExhaustionArgs {
             "--handshake-timeout".into(),
             humantime::format_duration(self.handshake_timeout).to_string(),
         ];
-        let address = free_address()?;
         let limit = Duration::from_secs(60);
-        let coordinator =
-            CoordinatorProcess::start_with(address, "memory", limit, &flags, Some(tls.clone()))
-                .await?;
-        let endpoint = coordinator.endpoint();
-        let mut served = Served::start(&coordinator, &tls, self.gates).await?;
-        let rss = || coordinator.rss_bytes().map(mib);
-        let baseline_rss = rss()?;
-        let baseline = served.time(self.rounds).await?;
-        let mut attacks = Vec::new();
+        let fresh = || Target::start(&flags, &tls, self.gates);
         let cut_off = self.handshake_timeout + Duration::from_secs(10);
+        let mut attacks = Vec::new();
+
+        let mut target = fresh().await?;
+        let baseline_rss = target.rss()?;
+        let baseline = target.served.time(self.rounds).await?;
+        drop(target);
 
         for (name, partial, count) in [
             ("idle TCP connections", false, self.idle_connections),
             ("unfinished TLS handshakes", true, self.handshakes),
         ] {
-            let before = rss()?;
+            let mut target = fresh().await?;
+            let before = target.rss()?;
             let connections = if partial {
-                unfinished_handshakes(address, count).await?
+                unfinished_handshakes(target.address, count).await?
             } else {
-                idle_connections(address, count).await?
+                idle_connections(target.address, count).await?
             };
-            let during = rss()?;
-            let latencies = served.time(self.rounds).await?;
+            let latencies = target.served.time(self.rounds).await?;
             let started = Instant::now();
             let closed = closed_by_server(connections, cut_off).await;
-            attacks.push(Attack {
-                name: format!("{count} {name}"),
-                rss_before_mib: before,
-                rss_during_mib: during,
-                rss_after_mib: rss()?,
-                served: latencies,
-                outcome: format!(
+            attacks.push(target.attack(
+                format!("{count} {name}"),
+                before,
+                latencies,
+                format!(
                     "{closed} of {count} closed by the coordinator within {:.1} s",
                     started.elapsed().as_secs_f64()
                 ),
-            });
+            )?);
         }
 
-        let before = rss()?;
+        let mut target = fresh().await?;
+        let before = target.rss()?;
         let unread_pipeline = PipelineName::new("unread")?;
-        served
-            .control
+        let control = &mut target.served.control;
+        control
             .create(&unread_pipeline, Colour::Green, None)
             .await?;
-        let sessions =
-            UnreadSessions::open(&endpoint, &tls, "unread", self.unread_sessions, 100).await?;
+        let sessions = UnreadSessions::open(
+            &target.coordinator.endpoint(),
+            &tls,
+            "unread",
+            self.unread_sessions,
+            100,
+        )
+        .await?;
         let mut next = 0;
         for _ in 0..100 {
-            change(&mut served.control, &unread_pipeline, &mut next).await?;
+            change(control, &unread_pipeline, &mut next).await?;
         }
-        let during = rss()?;
-        let latencies = served.time(self.rounds).await?;
+        let latencies = target.served.time(self.rounds).await?;
         drop(sessions);
-        served
+        target
+            .served
             .control
             .wait_for(&unread_pipeline, limit, |s| s.green.connected == 0)
             .await
             .context("the unread sessions did not end")?;
-        attacks.push(Attack {
-            name: format!(
+        attacks.push(target.attack(
+            format!(
                 "{} gate sessions never read, 100 plan changes",
                 self.unread_sessions
             ),
-            rss_before_mib: before,
-            rss_during_mib: during,
-            rss_after_mib: rss()?,
-            served: latencies,
-            outcome: "served; every unread session ended when its client left".into(),
-        });
+            before,
+            latencies,
+            "served; every unread session ended when its client left".into(),
+        )?);
 
-        let before = rss()?;
+        let mut target = fresh().await?;
+        let before = target.rss()?;
         let bytes = self.message_mib * 1_048_576;
+        let endpoint = target.coordinator.endpoint();
         let (status, latencies) = tokio::join!(
             oversized_hello(&endpoint, &tls, bytes),
-            served.time(self.rounds)
+            target.served.time(self.rounds)
         );
         let status = status?;
-        attacks.push(Attack {
-            name: format!("one {} MiB gate message", self.message_mib),
-            rss_before_mib: before,
-            rss_during_mib: rss()?,
-            rss_after_mib: rss()?,
-            served: latencies?,
-            outcome: format!("{:?}: {}", status.code(), status.message()),
-        });
+        attacks.push(target.attack(
+            format!("one {} MiB gate message", self.message_mib),
+            before,
+            latencies?,
+            format!("{:?}: {}", status.code(), status.message()),
+        )?);
 
         println!(
             "cutover bench exhaustion: one coordinator over mutual TLS, {} served gates, {} plan changes per row",
@@ -304,9 +356,9 @@ impl ExhaustionArgs {
         for a in &attacks {
             println!("  {}", a.name);
             println!(
-                "    RSS {:.1} → {:.1} → {:.1} MiB; plan to every gate p50 {:.2} ms, p99 {:.2} ms; {}",
+                "    RSS {:.1} MiB, peak {:.1} MiB, after {:.1} MiB; plan to every gate p50 {:.2} ms, p99 {:.2} ms; {}",
                 a.rss_before_mib,
-                a.rss_during_mib,
+                a.rss_peak_mib,
                 a.rss_after_mib,
                 a.served.p50_ms,
                 a.served.p99_ms,

@@ -8,9 +8,10 @@
 #![allow(unsafe_code)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use cutover_client::{Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineName};
+use cutover_client::{ClientTls, Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineName};
 use jni_sys::{JNIEnv, jboolean, jclass, jint, jlong, jstring};
 
 use crate::jni::{Throw, string, throw};
@@ -98,9 +99,12 @@ fn identity(
 }
 
 /// `long open(String endpoint, String pipeline, String colour, String jobId,
-/// String gateUid, int subtaskIndex, int parallelism, int attempt)`: a
-/// gate on the classloader's session to `endpoint`; throws
-/// IllegalArgumentException with the reason for a bad identity or address.
+/// String gateUid, int subtaskIndex, int parallelism, int attempt, String
+/// tlsCa, String tlsCert, String tlsKey, String tokenFile)`: a gate on the
+/// classloader's session to `endpoint` (the TLS files and token, where not
+/// null, replace the environment's for that session when this gate opens
+/// it); throws IllegalArgumentException with the reason for a bad identity
+/// or address.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_dev_cutover_gate_NativeGate_open(
@@ -114,6 +118,10 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_open(
     subtask_index: jint,
     parallelism: jint,
     attempt: jint,
+    tls_ca: jstring,
+    tls_cert: jstring,
+    tls_key: jstring,
+    token_file: jstring,
 ) -> jlong {
     let opened = catch_unwind(AssertUnwindSafe(|| {
         let (endpoint, mut identity) = identity(
@@ -125,8 +133,17 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_open(
         )?;
         // SAFETY: as above.
         identity.gate_uid = unsafe { string(env, gate_uid) }.ok_or("gateUid is null")?;
+        // SAFETY: as above.
+        let [tls_ca, tls_cert, tls_key, token_file] =
+            [tls_ca, tls_cert, tls_key, token_file].map(|s| unsafe { string(env, s) });
+        let mut tls = ClientTls::from_env();
+        tls.ca = tls_ca.map(PathBuf::from).or(tls.ca);
+        if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+            tls.identity = Some((PathBuf::from(cert), PathBuf::from(key)));
+        }
+        tls.token_file = token_file.map(PathBuf::from).or(tls.token_file);
         let pool = pool()?;
-        pool.acquire(&endpoint, |config| config)
+        pool.acquire(&endpoint, |config| config.tls(tls))
             .map_err(|e| e.to_string())?;
         let gate = match pool.with_client(&endpoint, |client| client.gate(identity)) {
             Ok(gate) => gate,

@@ -6,12 +6,13 @@
 //! on a small tokio runtime of its own); `Gate.decide()` reads the installed
 //! plan without touching that runtime. Blocking waits release the GIL.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use cutover_client::{
-    Client as RustClient, ClientPool, Colour, Decision, Gate as RustGate, GateIdentity, Key, Mode,
-    PipelineName,
+    Client as RustClient, ClientPool, ClientTls, Colour, Decision, Gate as RustGate, GateIdentity,
+    Key, Mode, PipelineName,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -67,17 +68,37 @@ impl Client {
 
 /// The process's client for `endpoint` (`http://host:7700`), connected in
 /// the background on first use; each call counts a user: pair it with
-/// `release_client`. Gates hold until the first plan arrives.
+/// `release_client`. Gates hold until the first plan arrives. For an
+/// `https://` endpoint, `tls_ca`, `tls_cert` with `tls_key`, and
+/// `token_file` replace `CUTOVER_TLS_CA`, `CUTOVER_TLS_CERT`,
+/// `CUTOVER_TLS_KEY` and `CUTOVER_TOKEN_FILE` (the first use of an endpoint
+/// in the process sets them).
 #[pyfunction]
-#[pyo3(signature = (endpoint, client_name = None, progress_interval_ms = 200))]
+#[pyo3(signature = (endpoint, client_name = None, progress_interval_ms = 200, tls_ca = None, tls_cert = None, tls_key = None, token_file = None))]
+#[allow(clippy::too_many_arguments)]
 fn shared_client(
     endpoint: &str,
     client_name: Option<String>,
     progress_interval_ms: u64,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    token_file: Option<PathBuf>,
 ) -> PyResult<Client> {
+    if tls_cert.is_some() != tls_key.is_some() {
+        return Err(PyValueError::new_err(
+            "tls_cert and tls_key go together (a client certificate and its key)",
+        ));
+    }
+    let mut tls = ClientTls::from_env();
+    tls.ca = tls_ca.or(tls.ca);
+    tls.identity = tls_cert.zip(tls_key).or(tls.identity);
+    tls.token_file = token_file.or(tls.token_file);
     pool()?
         .acquire(endpoint, |mut config| {
-            config = config.progress_interval(Duration::from_millis(progress_interval_ms.max(1)));
+            config = config
+                .progress_interval(Duration::from_millis(progress_interval_ms.max(1)))
+                .tls(tls);
             match client_name {
                 Some(name) => config.client_name(name),
                 None => config,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cutover_client::{ControlClient, ControlError};
+use cutover_client::{ClientTls, ControlClient, ControlError};
 use cutover_core::{Colour, Epoch, PipelineName, PipelineStatus};
 use cutover_crds::FlinkBlueGreenDeployment;
 use futures::StreamExt;
@@ -39,14 +39,16 @@ impl Drop for PipelineWatch {
 
 /// Channels to coordinators and the pipeline watches.
 pub(super) struct Coordinators {
+    tls: ClientTls,
     clients: Mutex<HashMap<String, ControlClient>>,
     watches: Mutex<HashMap<Resource, PipelineWatch>>,
     triggers: UnboundedSender<Resource>,
 }
 
 impl Coordinators {
-    pub(super) fn new(triggers: UnboundedSender<Resource>) -> Self {
+    pub(super) fn new(triggers: UnboundedSender<Resource>, tls: ClientTls) -> Self {
         Coordinators {
+            tls,
             clients: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
             triggers,
@@ -59,11 +61,16 @@ impl Coordinators {
         if let Some(client) = clients.get(endpoint) {
             return Ok(client.clone());
         }
-        let client = ControlClient::lazy(endpoint, Duration::from_secs(5), Duration::from_secs(30))
-            .map_err(|e| EdgeError::CoordinatorAddress {
-                endpoint: endpoint.to_string(),
-                reason: e.to_string(),
-            })?;
+        let client = ControlClient::lazy_with(
+            endpoint,
+            &self.tls,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        )
+        .map_err(|e| EdgeError::CoordinatorAddress {
+            endpoint: endpoint.to_string(),
+            reason: e.to_string(),
+        })?;
         clients.insert(endpoint.to_string(), client.clone());
         Ok(client)
     }

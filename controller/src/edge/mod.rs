@@ -52,6 +52,8 @@ pub struct ControllerConfig {
     pub retry: Duration,
     /// Where to count reconciliations and actions.
     pub metrics: ControllerMetrics,
+    /// How to reach `https://` coordinators: CA, client certificate, token.
+    pub coordinator_tls: cutover_client::ClientTls,
 }
 
 impl Default for ControllerConfig {
@@ -63,6 +65,7 @@ impl Default for ControllerConfig {
             resync: Duration::from_secs(300),
             retry: Duration::from_secs(5),
             metrics: ControllerMetrics::default(),
+            coordinator_tls: cutover_client::ClientTls::from_env(),
         }
     }
 }
@@ -111,12 +114,13 @@ pub async fn run(
             instance: config.instance.clone(),
         },
     );
+    let coordinators = Coordinators::new(triggers, config.coordinator_tls.clone());
     let context = Arc::new(Context {
         client,
         config,
         recorder,
         flink: flink.clone(),
-        coordinators: Coordinators::new(triggers),
+        coordinators,
         clusters: Clusters::default(),
     });
     info!(namespace = ?context.config.namespace, "controller started");

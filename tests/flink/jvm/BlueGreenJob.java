@@ -68,6 +68,14 @@ public final class BlueGreenJob {
         conf.setString("restart-strategy.type", "none");
         conf.setString("pipeline.auto-watermark-interval", "10 ms");
         conf.setString("execution.checkpointing.interval", "1 s");
+        // Mutual TLS through the gate's Flink configuration keys (not the
+        // environment): the files `cutover dev-pki` wrote.
+        if (args.containsKey("tls-dir")) {
+            Path tls = Path.of(args.get("tls-dir"));
+            conf.setString(GateConfig.TLS_CA_KEY, tls.resolve("ca.pem").toString());
+            conf.setString(GateConfig.TLS_CERT_KEY, tls.resolve("client.pem").toString());
+            conf.setString(GateConfig.TLS_KEY_KEY, tls.resolve("client-key.pem").toString());
+        }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.setParallelism(Integer.parseInt(args.get("parallelism")));
 

@@ -52,7 +52,8 @@ class CutoverGate(KeyedProcessFunction):
     """Emits, drops or holds each record as the coordinator's plan decides."""
 
     def __init__(self, pipeline, colour, endpoint, gate_uid="cutover-gate", job_id=None,
-                 max_held=100_000, retry_interval_ms=20, end_of_input_timeout_s=120.0):
+                 max_held=100_000, retry_interval_ms=20, end_of_input_timeout_s=120.0,
+                 tls_ca=None, tls_cert=None, tls_key=None, token_file=None):
         self.pipeline = pipeline
         self.colour = colour.upper()
         self.endpoint = endpoint
@@ -65,12 +66,18 @@ class CutoverGate(KeyedProcessFunction):
         self.max_held = max_held
         self.retry_interval_ms = retry_interval_ms
         self.end_of_input_timeout_s = end_of_input_timeout_s
+        # For an https:// endpoint: the CA file, the client certificate and
+        # key files (mutual TLS), a token file (a projected ServiceAccount
+        # token); None: CUTOVER_TLS_CA, CUTOVER_TLS_CERT, CUTOVER_TLS_KEY,
+        # CUTOVER_TOKEN_FILE of the Python worker's environment.
+        self.tls = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key,
+                    "token_file": token_file}
         self._gate = None
         self._held = None
         self._held_keys = []
 
     def open(self, runtime_context):
-        client = shared_client(self.endpoint, client_name=f"pyflink-{self.job_id}")
+        client = shared_client(self.endpoint, client_name=f"pyflink-{self.job_id}", **self.tls)
         self._gate = client.gate(
             self.pipeline, self.colour, self.job_id, self.gate_uid,
             runtime_context.get_index_of_this_subtask(),

@@ -38,8 +38,37 @@ public final class Gate implements AutoCloseable {
             int subtaskIndex,
             int parallelism,
             int attempt) {
-        long handle =
-                NativeGate.open(endpoint, pipeline, colour, jobId, gateUid, subtaskIndex, parallelism, attempt);
+        return open(endpoint, pipeline, colour, jobId, gateUid, subtaskIndex, parallelism, attempt, null, null, null, null);
+    }
+
+    /**
+     * Registers a gate, with the TLS files and token for an {@code https://} coordinator (each
+     * null: from {@code CUTOVER_TLS_CA}, {@code CUTOVER_TLS_CERT}, {@code CUTOVER_TLS_KEY}, {@code
+     * CUTOVER_TOKEN_FILE}). The first gate of this process to reach {@code endpoint} sets them for
+     * every gate on it.
+     *
+     * @param tlsCa PEM CA file the coordinator's certificate must chain to
+     * @param tlsCert PEM client certificate file (mutual TLS; with {@code tlsKey})
+     * @param tlsKey PEM client key file
+     * @param tokenFile file holding a bearer token (a projected ServiceAccount token)
+     * @see #open(String, String, String, String, String, int, int, int)
+     */
+    public static Gate open(
+            String endpoint,
+            String pipeline,
+            String colour,
+            String jobId,
+            String gateUid,
+            int subtaskIndex,
+            int parallelism,
+            int attempt,
+            String tlsCa,
+            String tlsCert,
+            String tlsKey,
+            String tokenFile) {
+        long handle = NativeGate.open(
+                endpoint, pipeline, colour, jobId, gateUid, subtaskIndex, parallelism, attempt, tlsCa, tlsCert, tlsKey,
+                tokenFile);
         if (handle == 0) {
             throw new IllegalStateException("cutover gate: open returned no gate");
         }

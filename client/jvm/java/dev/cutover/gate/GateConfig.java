@@ -10,7 +10,11 @@ import java.util.Map;
  * FlinkBlueGreenDeployment controller injects into each colour's flinkConfiguration), looked up
  * in the global job parameters, the job configuration and the TaskManager configuration, then in
  * the environment variables {@code CUTOVER_COORDINATOR}, {@code CUTOVER_PIPELINE}, {@code
- * CUTOVER_COLOUR}.
+ * CUTOVER_COLOUR}. For an {@code https://} coordinator, the same holds for the TLS files and the
+ * token: {@value #TLS_CA_KEY}, {@value #TLS_CERT_KEY}, {@value #TLS_KEY_KEY}, {@value
+ * #TOKEN_FILE_KEY}, then {@code CUTOVER_TLS_CA}, {@code CUTOVER_TLS_CERT}, {@code CUTOVER_TLS_KEY},
+ * {@code CUTOVER_TOKEN_FILE}. The first gate of a TaskManager to reach a coordinator sets them for
+ * every gate of that TaskManager on that coordinator.
  */
 public final class GateConfig implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -23,6 +27,14 @@ public final class GateConfig implements Serializable {
     public static final String COLOUR_KEY = "cutover.colour";
     /** Configuration key of the most records a subtask may hold. */
     public static final String MAX_HELD_KEY = "cutover.max-held";
+    /** Configuration key of the PEM CA file the coordinator's certificate must chain to. */
+    public static final String TLS_CA_KEY = "cutover.tls.ca";
+    /** Configuration key of the PEM client certificate file (mutual TLS). */
+    public static final String TLS_CERT_KEY = "cutover.tls.cert";
+    /** Configuration key of the PEM client key file (mutual TLS). */
+    public static final String TLS_KEY_KEY = "cutover.tls.key";
+    /** Configuration key of the bearer token file (a projected ServiceAccount token). */
+    public static final String TOKEN_FILE_KEY = "cutover.token-file";
     /** Default of {@link #maxHeld}. */
     public static final int DEFAULT_MAX_HELD = 100_000;
 
@@ -32,6 +44,10 @@ public final class GateConfig implements Serializable {
     String gateUid = "cutover-gate";
     /** Null until set explicitly: then the job's configuration may set it. */
     Integer maxHeld;
+    String tlsCa;
+    String tlsCert;
+    String tlsKey;
+    String tokenFile;
 
     /** Everything from the job's configuration. */
     public static GateConfig fromJobConfiguration() {
@@ -62,6 +78,25 @@ public final class GateConfig implements Serializable {
         return this;
     }
 
+    /** The PEM CA file the coordinator's certificate must chain to ({@code https://}). */
+    public GateConfig tlsCa(String path) {
+        this.tlsCa = path;
+        return this;
+    }
+
+    /** The PEM client certificate and key files, for mutual TLS. */
+    public GateConfig tlsClientCertificate(String certPath, String keyPath) {
+        this.tlsCert = certPath;
+        this.tlsKey = keyPath;
+        return this;
+    }
+
+    /** A file holding a bearer token (a projected ServiceAccount token, audience {@code cutover}). */
+    public GateConfig tokenFile(String path) {
+        this.tokenFile = path;
+        return this;
+    }
+
     /** Most records one subtask may hold before the job fails with a clear error. */
     public GateConfig maxHeld(int records) {
         if (records < 1) {
@@ -80,6 +115,10 @@ public final class GateConfig implements Serializable {
         r.colour = pick(colour, COLOUR_KEY, "CUTOVER_COLOUR", sources);
         r.gateUid = gateUid;
         r.maxHeld = maxHeld;
+        r.tlsCa = tlsCa != null ? tlsCa : lookup(TLS_CA_KEY, "CUTOVER_TLS_CA", sources);
+        r.tlsCert = tlsCert != null ? tlsCert : lookup(TLS_CERT_KEY, "CUTOVER_TLS_CERT", sources);
+        r.tlsKey = tlsKey != null ? tlsKey : lookup(TLS_KEY_KEY, "CUTOVER_TLS_KEY", sources);
+        r.tokenFile = tokenFile != null ? tokenFile : lookup(TOKEN_FILE_KEY, "CUTOVER_TOKEN_FILE", sources);
         String held = lookup(MAX_HELD_KEY, "CUTOVER_MAX_HELD", sources);
         if (r.maxHeld == null && held != null) {
             try {

@@ -139,7 +139,11 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 resolved.gateUid,
                 task.getIndexOfThisSubtask(),
                 task.getNumberOfParallelSubtasks(),
-                task.getAttemptNumber());
+                task.getAttemptNumber(),
+                resolved.tlsCa,
+                resolved.tlsCert,
+                resolved.tlsKey,
+                resolved.tokenFile);
         maxHeld = resolved.maxHeld;
         trackingCheckpoints = false;
         if (checkpointingConfigured(getContainingTask().getJobConfiguration().toMap())) {

@@ -19,7 +19,11 @@ final class NativeGate {
             String gateUid,
             int subtaskIndex,
             int parallelism,
-            int attempt);
+            int attempt,
+            String tlsCa,
+            String tlsCert,
+            String tlsKey,
+            String tokenFile);
 
     static native int decide(long gate, long key);
 
