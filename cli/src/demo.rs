@@ -19,7 +19,8 @@ use cutover_client::{Colour, ControlClient, PipelineName};
 use cutover_coordinator::config::FleetConfig;
 use cutover_coordinator::metrics::WriteLabel;
 use cutover_coordinator::store::Store;
-use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve};
+use cutover_coordinator::tls::{ServerTls, TlsFiles};
+use cutover_coordinator::{Coordinator, CoordinatorConfig, Metrics, serve, serve_tls};
 use cutover_core::{CutoverAt, Epoch, Mode, Phase, ScheduleRequest};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -67,6 +68,11 @@ pub struct DemoArgs {
     /// transition runs: its gates move to the others.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub coordinators: u32,
+    /// Serve the embedded coordinators over mutual TLS with a throw-away CA
+    /// (as `cutover dev-pki` writes it); every job's client and the control
+    /// client present its client certificate.
+    #[arg(long)]
+    pub mutual_tls: bool,
 }
 
 /// The demo's figures.
@@ -112,6 +118,8 @@ pub struct Summary {
     pub report_writes: u64,
     /// Wall time of the run.
     pub wall_ms: f64,
+    /// `plaintext` or `mutual TLS`.
+    pub transport: &'static str,
 }
 
 impl DemoArgs {
@@ -138,9 +146,25 @@ impl DemoArgs {
             .unwrap_or_else(|| StoreSpec::File(tempdir.path().join("state")));
         let store = spec.open(&self.store_options).await?;
         let description = store.describe();
+        let pki = if self.mutual_tls {
+            Some(crate::pki::TestPki::generate()?)
+        } else {
+            None
+        };
+        let tls = pki
+            .as_ref()
+            .map_or_else(cutover_client::ClientTls::default, |pki| {
+                cutover_client::ClientTls {
+                    ca: Some(pki.ca()),
+                    identity: Some((pki.client().cert, pki.client().key)),
+                    domain: None,
+                    token_file: None,
+                }
+            });
         let mut coordinators = Vec::new();
         for _ in 0..self.coordinators {
-            coordinators.push(Embedded::start(store.clone(), self.horizon_window).await?);
+            coordinators
+                .push(Embedded::start(store.clone(), self.horizon_window, pki.as_ref()).await?);
         }
         let endpoints: Vec<String> = coordinators.iter().map(|c| c.endpoint.clone()).collect();
         let lists = job::rotated_lists(&endpoints);
@@ -162,6 +186,7 @@ impl DemoArgs {
         let (epoch_tx, epoch_rx) = watch::channel::<Option<Epoch>>(None);
         let job = |colour, parallelism, processes, salt, batch| JobSpec {
             keepalive: Duration::from_secs(10),
+            tls: tls.clone(),
             colour,
             parallelism,
             processes,
@@ -197,7 +222,7 @@ impl DemoArgs {
         ));
         wait_until(|| blue_done.load(Ordering::Relaxed) >= total / 10).await;
 
-        let mut control = ControlClient::connect(endpoint.clone()).await?;
+        let mut control = ControlClient::connect_with(endpoint.clone(), &tls).await?;
         let mode = if self.watermark_mode {
             Mode::Watermark
         } else {
@@ -298,6 +323,11 @@ impl DemoArgs {
             coordinators_stopped: stopped,
             report_writes,
             wall_ms: started.elapsed().as_secs_f64() * 1e3,
+            transport: if self.mutual_tls {
+                "mutual TLS"
+            } else {
+                "plaintext"
+            },
         })
     }
 }
@@ -311,7 +341,13 @@ struct Embedded {
 }
 
 impl Embedded {
-    async fn start(store: Arc<dyn Store>, window: Duration) -> anyhow::Result<Embedded> {
+    /// Starts on a free loopback port; over mutual TLS with `pki`'s server
+    /// certificate and client CA when given.
+    async fn start(
+        store: Arc<dyn Store>,
+        window: Duration,
+        pki: Option<&crate::pki::TestPki>,
+    ) -> anyhow::Result<Embedded> {
         let metrics = Metrics::default();
         let config = CoordinatorConfig {
             horizon: crate::flags::horizon_policy(window),
@@ -326,11 +362,28 @@ impl Embedded {
         let coordinator = Coordinator::new(store, config, metrics.clone());
         coordinator.load_all().await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
+        let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(coordinator, listener, async {
+        let stopped = async {
             let _ = stopped.await;
-        }));
+        };
+        let (endpoint, server) = match pki {
+            None => (
+                format!("http://{address}"),
+                tokio::spawn(serve(coordinator, listener, stopped)),
+            ),
+            Some(pki) => {
+                let tls = ServerTls::load(TlsFiles {
+                    cert: pki.server().cert,
+                    key: pki.server().key,
+                    client_ca: Some(pki.ca()),
+                })?;
+                (
+                    format!("https://{address}"),
+                    tokio::spawn(serve_tls(coordinator, listener, Arc::new(tls), stopped)),
+                )
+            }
+        };
         Ok(Embedded {
             endpoint,
             metrics,
@@ -359,8 +412,8 @@ async fn wait_until(condition: impl Fn() -> bool) {
 fn print_summary(s: &Summary, json: bool) {
     let ok = |n: usize| if n == 0 { "ok" } else { "FAIL" };
     println!(
-        "cutover demo: {} records, {} mode, store {}",
-        s.records, s.mode, s.store
+        "cutover demo: {} records, {} mode, store {}, {}",
+        s.records, s.mode, s.store, s.transport
     );
     if s.coordinators > 1 {
         println!(

@@ -111,6 +111,23 @@ impl TestPki {
         Ok(self.files(name))
     }
 
+    /// A client certificate of this CA that expired (valid through 2020
+    /// only).
+    pub fn expired_client(&self) -> anyhow::Result<CertFiles> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "cutover test expired client");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.ca)?;
+        std::fs::write(self.dir.path().join("expired.pem"), cert.pem())?;
+        std::fs::write(self.dir.path().join("expired-key.pem"), key.serialize_pem())?;
+        Ok(self.files("expired"))
+    }
+
     fn files(&self, name: &str) -> CertFiles {
         CertFiles {
             cert: self.dir.path().join(format!("{name}.pem")),

@@ -37,6 +37,7 @@ impl RunningJob {
         let (epoch, epoch_rx) = watch::channel(None);
         let spec = JobSpec {
             keepalive: Duration::from_secs(10),
+            tls: cutover_client::ClientTls::default(),
             colour,
             parallelism,
             processes,

@@ -2,7 +2,7 @@
 //! two simulated jobs with different parallelism over real gate clients,
 //! a cutover at EARLIEST while both run, every record emitted exactly once —
 //! also with three coordinators on one store, one of them stopped while
-//! the transition runs.
+//! the transition runs, and over mutual TLS.
 
 use cutover_cli::demo::DemoArgs;
 
@@ -18,6 +18,7 @@ fn args(records: u32, seed: u64, watermark_mode: bool) -> DemoArgs {
         seed,
         json: false,
         coordinators: 1,
+        mutual_tls: false,
     }
 }
 
@@ -67,5 +68,19 @@ async fn three_coordinators_one_stopped_mid_run_emit_every_record_exactly_once()
         "the coordinators reported: {summary:?}"
     );
     assert_eq!(summary.emitted_blue + summary.emitted_green, 30_000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mutual_tls_every_record_is_emitted_exactly_once() -> anyhow::Result<()> {
+    let summary = DemoArgs {
+        mutual_tls: true,
+        ..args(20_000, 5, false)
+    }
+    .execute()
+    .await?;
+    assert_eq!(summary.transport, "mutual TLS");
+    assert_eq!((summary.duplicates, summary.gaps), (0, 0), "{summary:?}");
+    assert_eq!(summary.emitted_blue + summary.emitted_green, 20_000);
     Ok(())
 }

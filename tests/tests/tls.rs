@@ -96,8 +96,9 @@ async fn only_clients_with_a_certificate_of_the_client_ca_are_served() -> anyhow
     tokio::time::timeout(LIMIT, connected.wait_for(|&c| c)).await??;
     assert!(answers(&server.endpoint, &trusted(&pki)).await);
 
-    // Refused: no client certificate, one from another CA, a server
-    // certificate checked against another CA, plaintext.
+    // Refused: no client certificate, one from another CA, an expired one
+    // of the right CA, a server certificate checked against another CA,
+    // plaintext.
     let no_certificate = ClientTls {
         identity: None,
         ..trusted(&pki)
@@ -108,6 +109,12 @@ async fn only_clients_with_a_certificate_of_the_client_ca_are_served() -> anyhow
         ..trusted(&pki)
     };
     assert!(!answers(&server.endpoint, &foreign_certificate).await);
+    let expired = pki.expired_client()?;
+    let expired_certificate = ClientTls {
+        identity: Some((expired.cert, expired.key)),
+        ..trusted(&pki)
+    };
+    assert!(!answers(&server.endpoint, &expired_certificate).await);
     assert!(!answers(&server.endpoint, &trusted(&other)).await);
     let plaintext = server.endpoint.replace("https://", "http://");
     assert!(!answers(&plaintext, &trusted(&pki)).await);

@@ -42,6 +42,8 @@ pub struct JobSpec {
     /// Keep-alive of its gate clients (how soon a silent coordinator is
     /// given up for the next).
     pub keepalive: Duration,
+    /// How the job's clients reach `https://` coordinators.
+    pub tls: cutover_client::ClientTls,
 }
 
 /// What a job emitted and how its clients saw the schedule.
@@ -87,7 +89,8 @@ pub async fn run_job(
         let config = ClientConfig::new(endpoint)
             .client_name(format!("{}-tm-{process}", spec.colour))
             .progress_interval(Duration::from_millis(50))
-            .keepalive(spec.keepalive);
+            .keepalive(spec.keepalive)
+            .tls(spec.tls.clone());
         clients.push(Arc::new(Client::connect(config)?));
     }
     let mut installs = Vec::new();

@@ -77,6 +77,7 @@ impl JobArgs {
         let colour = self.colour.into();
         let spec = JobSpec {
             keepalive: self.keepalive.into(),
+            tls: cutover_client::ClientTls::from_env(),
             colour,
             parallelism: self.parallelism,
             processes: self.processes,
