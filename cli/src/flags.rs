@@ -27,12 +27,12 @@ pub fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
-/// A rate per second: a finite number, 0 or more (0: no limit).
+/// A rate per second: 0 (no limit), or from 0.001 up.
 pub fn rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        Ok(rate) if rate == 0.0 || (rate.is_finite() && rate >= 0.001) => Ok(rate),
         _ => Err(format!(
-            "{text} is not a rate: give calls per second, 0 or more (0 for no limit)"
+            "{text} is not a rate: give calls per second, 0.001 or more (0 for no limit)"
         )),
     }
 }
@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(positive_duration("1ms"), Ok(Duration::from_millis(1)));
         assert_eq!(rate("0"), Ok(0.0));
         assert_eq!(rate("2.5"), Ok(2.5));
-        for bad in ["-1", "NaN", "inf", "fast"] {
+        for bad in ["-1", "NaN", "inf", "fast", "1e-30"] {
             let err = rate(bad).expect_err(bad);
             assert!(err.contains("calls per second"), "{err}");
         }

@@ -133,6 +133,7 @@ impl ControlClient {
         };
         let configured =
             Endpoint::from_shared(endpoint.clone()).map_err(|e| invalid(e.to_string()))?;
+        let bearer = tls.bearer(&configured);
         let channel = tls
             .apply(configured)
             .map_err(invalid)?
@@ -140,7 +141,7 @@ impl ControlClient {
             .await
             .map_err(|source| ControlError::Unreachable { endpoint, source })?;
         Ok(ControlClient {
-            inner: ControlServiceClient::with_interceptor(channel, tls.bearer()),
+            inner: ControlServiceClient::with_interceptor(channel, bearer),
         })
     }
 
@@ -180,6 +181,16 @@ impl ControlClient {
                 tls.apply(endpoint).map_err(invalid)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // The token only if every coordinator is reached over TLS.
+        let bearer = match endpoints
+            .iter()
+            .find(|e| e.uri().scheme_str() != Some("https"))
+        {
+            Some(plaintext) => tls.bearer(plaintext),
+            None => endpoints
+                .first()
+                .map_or_else(BearerToken::default, |e| tls.bearer(e)),
+        };
         let channel = match endpoints.as_slice() {
             [] => {
                 return Err(ControlError::InvalidEndpoint {
@@ -191,7 +202,7 @@ impl ControlClient {
             _ => Channel::balance_list(endpoints.into_iter()),
         };
         Ok(ControlClient {
-            inner: ControlServiceClient::with_interceptor(channel, tls.bearer()),
+            inner: ControlServiceClient::with_interceptor(channel, bearer),
         })
     }
 

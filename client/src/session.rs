@@ -84,8 +84,9 @@ async fn connection(shared: &Arc<Shared>, endpoint: &Endpoint) -> Ended {
     let Ok(channel) = channel else {
         return Ended::Failed { served: false };
     };
-    let mut client = GateServiceClient::with_interceptor(channel, shared.config().tls.bearer())
-        .max_decoding_message_size(64 * 1024 * 1024);
+    let mut client =
+        GateServiceClient::with_interceptor(channel, shared.config().tls.bearer(endpoint))
+            .max_decoding_message_size(64 * 1024 * 1024);
     let (tx, rx) = mpsc::channel::<v1::ClientMessage>(64);
     let (mut state, hello) = SessionState::open(shared, std::time::Instant::now());
     if tx.send(hello).await.is_err() {

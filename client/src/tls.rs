@@ -48,10 +48,13 @@ impl ClientTls {
         }
     }
 
-    /// What adds the bearer token to each call.
-    pub fn bearer(&self) -> BearerToken {
+    /// What adds the bearer token to each call on `endpoint`: nothing on a
+    /// plaintext (`http://`) endpoint, where the token would travel in the
+    /// clear.
+    pub fn bearer(&self, endpoint: &Endpoint) -> BearerToken {
+        let https = endpoint.uri().scheme_str() == Some("https");
         BearerToken {
-            file: self.token_file.clone(),
+            file: self.token_file.clone().filter(|_| https),
         }
     }
 
@@ -80,8 +83,9 @@ impl ClientTls {
 }
 
 /// Adds `authorization: Bearer <token>` to every call, the token read from
-/// its file each time (nothing without a file). A file that cannot be read
-/// fails the call with UNAUTHENTICATED naming it.
+/// its file each time (nothing without a file, or on a plaintext endpoint).
+/// A file that cannot be read fails the call with UNAUTHENTICATED naming
+/// it.
 #[derive(Clone, Debug, Default)]
 pub struct BearerToken {
     file: Option<PathBuf>,
@@ -101,12 +105,14 @@ impl tonic::service::Interceptor for BearerToken {
                 file.display()
             ))
         })?;
-        let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
-            tonic::Status::unauthenticated(format!(
-                "the token in {} is not a header value",
-                file.display()
-            ))
-        })?;
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                tonic::Status::unauthenticated(format!(
+                    "the token in {} is not a header value",
+                    file.display()
+                ))
+            })?;
+        value.set_sensitive(true);
         request.metadata_mut().insert("authorization", value);
         Ok(request)
     }

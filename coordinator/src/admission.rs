@@ -7,7 +7,11 @@
 //! The session count is a guard that gives its slot back when dropped (the
 //! session ended, however it ended). The call rate is a token bucket per
 //! caller; buckets that are full again are forgotten, so callers that come
-//! and go cost nothing once they are quiet.
+//! and go cost nothing once they are quiet. Beside them, failed
+//! authentications (UNAUTHENTICATED) are counted per IP address: an address
+//! refused [`REFUSAL_BURST`] times in a row is turned away before its
+//! credentials are even checked (a bearer token may cost a TokenReview)
+//! until its allowance refills at [`REFUSAL_RATE`] per second.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,12 +64,18 @@ pub fn caller_key(identity: Option<&str>, peer: Option<SocketAddr>) -> String {
     }
 }
 
+/// An address as refusals count it: its IP.
+pub fn address_key(peer: Option<SocketAddr>) -> String {
+    caller_key(None, peer)
+}
+
 /// The limits in force and what each caller uses of them.
 #[derive(Debug)]
 pub struct Admission {
     limits: CallerLimits,
     sessions: Mutex<HashMap<String, usize>>,
     calls: Mutex<HashMap<String, TokenBucket>>,
+    refusals: Mutex<HashMap<String, TokenBucket>>,
 }
 
 /// A gate session's place in its caller's count; given back on drop.
@@ -91,6 +101,12 @@ impl Drop for SessionSlot {
 /// Buckets kept before full ones are swept out.
 const SWEEP_ABOVE: usize = 4096;
 
+/// Refusals one address may collect at once.
+pub const REFUSAL_BURST: u32 = 50;
+
+/// Refusals per second an address's allowance refills at.
+pub const REFUSAL_RATE: f64 = 5.0;
+
 impl Admission {
     /// Limits `limits`, nothing used yet.
     pub fn new(limits: CallerLimits) -> Arc<Self> {
@@ -98,6 +114,7 @@ impl Admission {
             limits,
             sessions: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
         })
     }
 
@@ -144,17 +161,7 @@ impl Admission {
             return Ok(());
         }
         let burst = f64::from(self.limits.control_burst.max(1));
-        let mut calls = self
-            .calls
-            .lock()
-            .map_err(|_| Status::internal("call rates unavailable"))?;
-        if calls.len() > SWEEP_ABOVE {
-            calls.retain(|_, bucket| !bucket.is_full(now, rate, burst));
-        }
-        let bucket = calls
-            .entry(caller.to_string())
-            .or_insert_with(|| TokenBucket::full(burst, now));
-        bucket.take(now, rate, burst).map_err(|wait| {
+        take(&self.calls, caller, now, rate, burst).map_err(|wait| {
             Status::resource_exhausted(format!(
                 "{caller} made more mutating control calls than it may ({rate}/s, bursts of \
                  {burst}; --control-rate, --control-burst); retry in {} ms",
@@ -162,6 +169,54 @@ impl Admission {
             ))
         })
     }
+
+    /// Whether `address` may still be heard (it has not collected its
+    /// allowance of refusals); `RESOURCE_EXHAUSTED` otherwise.
+    pub fn check_refusals(&self, address: &str, now: Instant) -> Result<(), Status> {
+        let Ok(refusals) = self.refusals.lock() else {
+            return Ok(());
+        };
+        match refusals.get(address) {
+            Some(bucket) if bucket.refilled(now, REFUSAL_RATE, f64::from(REFUSAL_BURST)) < 1.0 => {
+                Err(Status::resource_exhausted(format!(
+                    "{address} was refused {REFUSAL_BURST} times in a row; slow down"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a refusal of a call from `address`.
+    pub fn count_refusal(&self, address: &str, now: Instant) {
+        let _ = take(
+            &self.refusals,
+            address,
+            now,
+            REFUSAL_RATE,
+            f64::from(REFUSAL_BURST),
+        );
+    }
+}
+
+/// Takes one token from `key`'s bucket in `buckets`, or how long until one
+/// is there.
+fn take(
+    buckets: &Mutex<HashMap<String, TokenBucket>>,
+    key: &str,
+    now: Instant,
+    rate: f64,
+    burst: f64,
+) -> Result<(), Duration> {
+    let Ok(mut buckets) = buckets.lock() else {
+        return Ok(());
+    };
+    if buckets.len() > SWEEP_ABOVE {
+        buckets.retain(|_, bucket| !bucket.is_full(now, rate, burst));
+    }
+    buckets
+        .entry(key.to_string())
+        .or_insert_with(|| TokenBucket::full(burst, now))
+        .take(now, rate, burst)
 }
 
 /// A token bucket: `tokens` left at `updated`, refilled at the rate.
@@ -196,7 +251,7 @@ impl TokenBucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+            Err(Duration::try_from_secs_f64((1.0 - self.tokens) / rate).unwrap_or(Duration::MAX))
         }
     }
 }
@@ -292,6 +347,38 @@ mod tests {
         admission.take_call("new", later).expect("first call");
         let kept = admission.calls.lock().expect("lock").len();
         assert_eq!(kept, 1, "only the caller that just called is remembered");
+    }
+
+    #[test]
+    fn an_address_refused_too_often_is_turned_away_until_it_slows_down() {
+        let admission = limits(0, 0.0, 1);
+        let start = Instant::now();
+        for _ in 0..REFUSAL_BURST {
+            admission
+                .check_refusals("10.0.0.9", start)
+                .expect("still heard");
+            admission.count_refusal("10.0.0.9", start);
+        }
+        let turned = admission
+            .check_refusals("10.0.0.9", start)
+            .expect_err("turned away");
+        assert_eq!(turned.code(), tonic::Code::ResourceExhausted);
+        admission
+            .check_refusals("10.0.0.10", start)
+            .expect("another address");
+        let later = start + Duration::from_secs_f64(1.0 / REFUSAL_RATE);
+        admission
+            .check_refusals("10.0.0.9", later)
+            .expect("refilled by one");
+    }
+
+    #[test]
+    fn a_tiny_rate_does_not_overflow_the_wait() {
+        let admission = limits(0, 1e-30, 1);
+        let now = Instant::now();
+        admission.take_call("op", now).expect("the burst");
+        let refused = admission.take_call("op", now).expect_err("spent");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 use tracing::warn;
 
-use crate::admission::{Admission, caller_key};
+use crate::admission::{Admission, address_key, caller_key};
 use crate::auth::policy::Action;
 use crate::error::CoordinatorError;
 use crate::metrics::ControlLabel;
@@ -111,12 +111,12 @@ impl ControlApi {
         match outcome {
             Ok((answer, epoch, phase)) => {
                 counted(tonic::Code::Ok);
-                info!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = "OK", epoch, phase, "control call");
+                info!(target: "cutover::audit", %caller, method, %pipeline, request = %audited_request(request.get_ref()), outcome = "OK", epoch, phase, "control call");
                 Ok((answer, epoch, phase))
             }
             Err(status) => {
                 counted(status.code());
-                warn!(target: "cutover::audit", %caller, method, %pipeline, request = ?request.get_ref(), outcome = ?status.code(), reason = status.message(), "control call refused");
+                warn!(target: "cutover::audit", %caller, method, %pipeline, request = %audited_request(request.get_ref()), outcome = ?status.code(), reason = status.message(), "control call refused");
                 Err(status)
             }
         }
@@ -135,10 +135,21 @@ impl ControlApi {
         action: Action,
         pipeline: &str,
     ) -> Result<(), Status> {
-        let identity = self.identify(request).await;
-        let checked = identity.and_then(|identity| {
-            self.authorise_as(request, identity.as_deref(), method, action, pipeline)
-        });
+        let address = address_key(request.remote_addr());
+        let now = std::time::Instant::now();
+        let checked = match self.admission.check_refusals(&address, now) {
+            Err(status) => Err(status),
+            Ok(()) => {
+                let identity = self.identify(request).await;
+                let checked = identity.and_then(|identity| {
+                    self.authorise_as(request, identity.as_deref(), method, action, pipeline)
+                });
+                if checked.as_ref().is_err_and(is_refusal) {
+                    self.admission.count_refusal(&address, now);
+                }
+                checked
+            }
+        };
         if let (Err(status), Some(method)) = (&checked, method) {
             let refused: Result<((), u64, &'static str), Status> = Err(status.clone());
             let _ = self.audit(request, method, pipeline, refused);
@@ -161,19 +172,44 @@ impl ControlApi {
         action: Action,
         pipeline: &str,
     ) -> Result<(), Status> {
-        match &self.coordinator.config().authoriser {
-            Some(authoriser) => authoriser.check(identity, action, pipeline),
-            None => Ok(()),
-        }
-        .and_then(|()| match method {
+        // A refused mutating call counts against the caller's rate too.
+        match method {
             Some(_) => self.admission.take_call(
                 &caller_key(identity, request.remote_addr()),
                 std::time::Instant::now(),
             ),
             None => Ok(()),
+        }
+        .and_then(|()| match &self.coordinator.config().authoriser {
+            Some(authoriser) => authoriser.check(identity, action, pipeline),
+            None => Ok(()),
         })
     }
 }
+
+/// Whether `status` refuses the caller for not saying who it is (the
+/// refusals counted per address).
+fn is_refusal(status: &Status) -> bool {
+    status.code() == tonic::Code::Unauthenticated
+}
+
+/// A request as the audit log shows it: at most [`AUDITED_REQUEST`]
+/// characters of its debug form.
+fn audited_request<T: std::fmt::Debug>(request: &T) -> String {
+    let mut text = format!("{request:?}");
+    if text.len() > AUDITED_REQUEST {
+        let mut end = AUDITED_REQUEST;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Longest request an audit line shows.
+const AUDITED_REQUEST: usize = 1024;
 
 /// The canonical name of a gRPC status code (`FAILED_PRECONDITION`).
 fn code_name(code: tonic::Code) -> &'static str {
@@ -222,12 +258,18 @@ impl ControlService for ControlApi {
     ) -> Result<Response<v1::ListPipelinesResponse>, Status> {
         // With a policy: an unauthenticated caller is refused, and the
         // listing shows only the pipelines the caller may view.
-        let identity = self.identify(&request).await?;
-        if self.coordinator.config().authoriser.is_some() && identity.is_none() {
-            return Err(Status::unauthenticated(
-                "no identity: present a client certificate or a token",
-            ));
-        }
+        let address = address_key(request.remote_addr());
+        let now = std::time::Instant::now();
+        self.admission.check_refusals(&address, now)?;
+        let identity = self.identify(&request).await.and_then(|identity| {
+            match (&self.coordinator.config().authoriser, identity) {
+                (Some(_), None) => Err(Status::unauthenticated(
+                    "no identity: present a client certificate or a token",
+                )),
+                (_, identity) => Ok(identity),
+            }
+        });
+        let identity = identity.inspect_err(|_| self.admission.count_refusal(&address, now))?;
         let viewable = |name: &str| {
             self.authorise_as(&request, identity.as_deref(), None, Action::View, name)
                 .is_ok()

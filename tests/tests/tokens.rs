@@ -36,14 +36,17 @@ grants:
     role: gate
     pipelines: ["orders"]
     colours: [BLUE]
-  - identity: system:serviceaccount:flink-b:orders-green
+  - identity: system:serviceaccount:flink-b:orders-green@https://oidc.cluster-b.example
     role: gate
     pipelines: ["orders"]
     colours: [GREEN]
   - identity: system:serviceaccount:ops:release
     role: operator
-  - identity: system:serviceaccount:ops:dashboard
+  - identity: system:serviceaccount:ops:dashboard@https://oidc.cluster-b.example
     role: viewer
+  # The same account name in this cluster is another caller.
+  - identity: system:serviceaccount:flink-b:orders-green
+    role: admin
 "#;
 
 /// An issuer of another cluster: an ES256 key and its JWKS.
@@ -159,7 +162,7 @@ impl World {
             )?)
             .map_err(anyhow::Error::msg)?;
         let mut client =
-            GateServiceClient::with_interceptor(endpoint.connect().await?, tls.bearer());
+            GateServiceClient::with_interceptor(endpoint.connect().await?, tls.bearer(&endpoint));
         let (tx, rx) = mpsc::channel(4);
         tx.send(v1::ClientMessage {
             kind: Some(hello(vec![v1::GateIdentity {
@@ -290,6 +293,32 @@ async fn tokens_of_this_cluster_are_reviewed_by_its_api_server() -> anyhow::Resu
             "create".to_string()
         )]
     );
+
+    // An address that keeps presenting a forged token is reviewed once (a
+    // refused token is remembered) and turned away once it collected its
+    // allowance of refusals, before its token is looked at.
+    let reviews = world.reviews();
+    let mut forger = world
+        .control(&world.with_token("forged", "not-a-token")?)
+        .await?;
+    let mut turned_away = None;
+    for attempt in 0..60 {
+        let refused = forger.list().await.expect_err("refused");
+        if refused.code() == Some(tonic::Code::ResourceExhausted) {
+            turned_away = Some(attempt);
+            break;
+        }
+        assert_eq!(
+            refused.code(),
+            Some(tonic::Code::Unauthenticated),
+            "{refused}"
+        );
+    }
+    assert!(turned_away.is_some(), "never turned away");
+    assert!(
+        world.reviews() <= reviews + 1,
+        "a refused token is reviewed once"
+    );
     Ok(())
 }
 
@@ -312,12 +341,14 @@ async fn tokens_of_another_cluster_are_checked_against_its_issuers_keys() -> any
     assert_refused(
         &refused,
         tonic::Code::PermissionDenied,
-        "system:serviceaccount:flink-b:orders-green",
+        "system:serviceaccount:flink-b:orders-green@https://oidc.cluster-b.example",
     );
     assert_eq!(world.reviews(), 0, "checked offline, no review");
 
-    // Expired, for another audience, signed by a key the coordinator does not
-    // know (the same issuer name: another cluster's, or a forger's).
+    // Expired, for another audience, a subject that is no ServiceAccount
+    // (it must not pass for a certificate identity), signed by a key the
+    // coordinator does not know (the same issuer name: another cluster's,
+    // or a forger's).
     let stranger = OtherIssuer::generate("b-1")?;
     for (name, token, reason) in [
         (
@@ -339,6 +370,16 @@ async fn tokens_of_another_cluster_are_checked_against_its_issuers_keys() -> any
                 600,
             ),
             "another audience",
+        ),
+        (
+            "not-an-account",
+            issuer.token(
+                "b-1",
+                "spiffe://cutover.dev/ns/ops/sa/release",
+                "cutover",
+                600,
+            ),
+            "not a ServiceAccount",
         ),
         (
             "stranger",

@@ -4,7 +4,11 @@
 //! in another cluster: the local API server does not know that cluster's
 //! tokens), else by a TokenReview against the API server of the cluster the
 //! coordinator runs in. The identity is the token's subject,
-//! `system:serviceaccount:NAMESPACE:NAME`.
+//! `system:serviceaccount:NAMESPACE:NAME`, for a token of this cluster, and
+//! `system:serviceaccount:NAMESPACE:NAME@ISSUER` for one checked offline:
+//! the same account name in another cluster is another caller. A subject
+//! that is not a ServiceAccount's is refused, so a token never passes for a
+//! certificate identity.
 //!
 //! Accepted tokens are remembered until they expire, and at most
 //! [`REVIEW_CACHE`] for a reviewed one, so a busy caller costs one review a
@@ -25,8 +29,17 @@ use tonic::Status;
 /// How long a token a TokenReview accepted is trusted without another.
 pub const REVIEW_CACHE: Duration = Duration::from_secs(60);
 
-/// Tokens remembered at most (the oldest are forgotten first).
+/// Tokens remembered at most (expired ones are forgotten first, then all).
 const CACHE_SIZE: usize = 10_000;
+
+/// Longest a token checked offline is remembered, whatever its expiry.
+const OFFLINE_CACHE: Duration = Duration::from_secs(600);
+
+/// How long a refused token is refused without asking again.
+const REFUSAL_CACHE: Duration = Duration::from_secs(10);
+
+/// What every ServiceAccount token's subject starts with.
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:";
 
 /// Why token verification cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +166,7 @@ pub struct TokenAuth {
     issuers: Vec<Issuer>,
     review: Option<kube::Client>,
     accepted: Mutex<HashMap<String, (String, Instant)>>,
+    refused: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl std::fmt::Debug for TokenAuth {
@@ -174,6 +188,7 @@ impl TokenAuth {
             issuers,
             review,
             accepted: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -182,13 +197,20 @@ impl TokenAuth {
         if let Some(known) = self.remembered(token) {
             return Ok(known);
         }
-        match (self.offline(token), &self.review) {
+        if let Some(reason) = lookup(&self.refused, token) {
+            return Err(rejected(&reason));
+        }
+        let verdict = match (self.offline(token), &self.review) {
             (Some(Ok(identity)), _) => Ok(identity),
             // A known issuer signed it and a claim is wrong.
-            (Some(Err(reason)), _) => Err(rejected(&reason)),
-            (None, Some(client)) => self.reviewed(client, token).await,
-            (None, None) => Err(rejected("no issuer of this coordinator signed it")),
-        }
+            (Some(Err(reason)), _) => Err(reason),
+            (None, Some(client)) => self.reviewed(client, token).await?,
+            (None, None) => Err("no issuer of this coordinator signed it".to_string()),
+        };
+        verdict.map_err(|reason| {
+            store(&self.refused, token, &reason, REFUSAL_CACHE);
+            rejected(&reason)
+        })
     }
 
     /// Like [`TokenAuth::identify`] without asking the API server: tokens
@@ -205,21 +227,11 @@ impl TokenAuth {
     }
 
     fn remembered(&self, token: &str) -> Option<String> {
-        let accepted = self.accepted.lock().ok()?;
-        let (identity, until) = accepted.get(token)?;
-        (Instant::now() < *until).then(|| identity.clone())
+        lookup(&self.accepted, token)
     }
 
     fn remember(&self, token: &str, identity: &str, for_: Duration) {
-        if let Ok(mut accepted) = self.accepted.lock() {
-            let now = Instant::now();
-            if accepted.len() >= CACHE_SIZE {
-                accepted.retain(|_, (_, until)| *until > now);
-            }
-            if accepted.len() < CACHE_SIZE {
-                accepted.insert(token.to_string(), (identity.to_string(), now + for_));
-            }
-        }
+        store(&self.accepted, token, identity, for_);
     }
 
     /// Checked against the issuers' keys: `None` when no issuer's key
@@ -234,14 +246,19 @@ impl TokenAuth {
             });
             for key in keys {
                 let mut validation = Validation::new(header.alg);
+                validation.validate_nbf = true;
                 validation.set_audience(&[&self.audience]);
                 validation.set_issuer(&[&issuer.issuer]);
                 validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
                 match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                    Ok(data) if !data.claims.sub.starts_with(SERVICE_ACCOUNT) => {
+                        return Some(Err("its subject is not a ServiceAccount".into()));
+                    }
                     Ok(data) => {
+                        let identity = format!("{}@{}", data.claims.sub, issuer.issuer);
                         let left = Duration::from_secs(data.claims.exp.saturating_sub(unix_now()));
-                        self.remember(token, &data.claims.sub, left);
-                        return Some(Ok(data.claims.sub));
+                        self.remember(token, &identity, left.min(OFFLINE_CACHE));
+                        return Some(Ok(identity));
                     }
                     // The signature checked out and a claim did not: say which.
                     Err(e)
@@ -259,7 +276,13 @@ impl TokenAuth {
         verdict
     }
 
-    async fn reviewed(&self, client: &kube::Client, token: &str) -> Result<String, Status> {
+    /// The API server's verdict: `Err(Status)` when it cannot be asked,
+    /// `Ok(Err(reason))` when it refuses the token.
+    async fn reviewed(
+        &self,
+        client: &kube::Client,
+        token: &str,
+    ) -> Result<Result<String, String>, Status> {
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_string()),
@@ -274,22 +297,53 @@ impl TokenAuth {
             .map_err(|e| Status::unavailable(format!("cannot review the bearer token: {e}")))?;
         let status = answer.status.unwrap_or_default();
         let username = status.user.and_then(|u| u.username);
-        match (status.authenticated, username) {
-            (Some(true), Some(identity))
-                if status
-                    .audiences
-                    .as_ref()
-                    .is_none_or(|a| a.contains(&self.audience)) =>
-            {
+        // An answer without audiences means the API server's own: not ours.
+        let for_us = status
+            .audiences
+            .as_ref()
+            .is_some_and(|a| a.contains(&self.audience));
+        Ok(match (status.authenticated, username) {
+            (Some(true), Some(identity)) if for_us && identity.starts_with(SERVICE_ACCOUNT) => {
                 self.remember(token, &identity, REVIEW_CACHE);
                 Ok(identity)
             }
-            _ => Err(rejected(&format!(
+            (Some(true), Some(_)) if for_us => Err("its subject is not a ServiceAccount".into()),
+            _ => Err(format!(
                 "the API server did not accept it for audience {}: {}",
                 self.audience,
                 status.error.unwrap_or_else(|| "not authenticated".into())
-            ))),
+            )),
+        })
+    }
+}
+
+/// What `cache` holds for `token`, if it has not expired.
+fn lookup(cache: &Mutex<HashMap<String, (String, Instant)>>, token: &str) -> Option<String> {
+    let cache = cache.lock().ok()?;
+    let (value, until) = cache.get(token)?;
+    (Instant::now() < *until).then(|| value.clone())
+}
+
+/// Keeps `value` for `token` for `for_`; a full cache forgets the expired
+/// entries, and everything if that is not enough.
+fn store(
+    cache: &Mutex<HashMap<String, (String, Instant)>>,
+    token: &str,
+    value: &str,
+    for_: Duration,
+) {
+    let Ok(mut cache) = cache.lock() else {
+        return;
+    };
+    let now = Instant::now();
+    if cache.len() >= CACHE_SIZE {
+        cache.retain(|_, (_, until)| *until > now);
+        if cache.len() >= CACHE_SIZE {
+            cache.clear();
         }
+    }
+    if let Some(until) = now.checked_add(for_) {
+        cache.insert(token.to_string(), (value.to_string(), until));
     }
 }
 
