@@ -17,6 +17,7 @@ pub mod broken;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod first_bytes;
 pub mod fleet;
 pub mod gate_server;
 pub mod log_limit;

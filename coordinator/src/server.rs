@@ -15,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tracing::{debug, info, warn};
 
+use crate::first_bytes::FirstBytesDeadline;
 use crate::tls::ServerTls;
 
 use crate::admission::Admission;
@@ -155,12 +156,13 @@ fn reflection_for_viewers<S>(
 }
 
 /// Connections that finished their TLS handshake. Each handshake runs in a
-/// task of its own, so a slow or silent client holds up nobody.
+/// task of its own, so a slow or silent client holds up nobody; a client
+/// that finishes it and then sends nothing is dropped after as long again.
 fn tls_incoming(
     listener: TcpListener,
     tls: Arc<ServerTls>,
     handshake_timeout: Duration,
-) -> impl futures::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> impl futures::Stream<Item = Result<FirstBytesDeadline<TlsStream<TcpStream>>, std::io::Error>> {
     let (ready, incoming) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         let acceptor = TlsAcceptor::from(tls.config());
@@ -184,6 +186,8 @@ fn tls_incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
+                        // Then it must start HTTP/2 within as long again.
+                        let stream = FirstBytesDeadline::new(stream, handshake_timeout);
                         let _ = ready.send(Ok(stream)).await;
                     }
                     Ok(Err(error)) => debug!(%error, "TLS handshake failed"),

@@ -1,6 +1,7 @@
 //! Hostile clients against a coordinator over mutual TLS, bounded: idle
-//! connections and unfinished handshakes are closed by the coordinator at
-//! its handshake timeout; gate sessions that never read do not hold back
+//! connections, unfinished handshakes and connections that finish the
+//! handshake and then send nothing are closed by the coordinator at its
+//! handshake timeout; gate sessions that never read do not hold back
 //! the gates that do; a message over the size limit ends its session with
 //! OUT_OF_RANGE. Meanwhile a served gate keeps receiving every plan. (The
 //! figures at full scale: `cutover bench exhaustion`.)
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_cli::bench::hostile::{
-    UnreadSessions, closed_by_server, idle_connections, oversized_hello, unfinished_handshakes,
+    UnreadSessions, closed_by_server, idle_connections, oversized_hello, silent_after_handshake,
+    unfinished_handshakes,
 };
 use cutover_client::{Client, ClientConfig, ClientTls, Colour, ControlClient, Key};
 use cutover_coordinator::store::MemoryStore;
@@ -82,9 +84,15 @@ async fn hostile_clients_are_cut_off_and_served_gates_go_on() -> anyhow::Result<
     // coordinator; the gate is served meanwhile.
     let idle = idle_connections(address, 300).await?;
     let partial = unfinished_handshakes(address, 100).await?;
+    let silent = silent_after_handshake(address, &tls, 50).await?;
     plan_reaches_the_gate(&mut control).await?;
     assert_eq!(closed_by_server(idle, LIMIT).await, 300);
     assert_eq!(closed_by_server(partial, LIMIT).await, 100);
+    assert_eq!(
+        closed_by_server(silent, LIMIT).await,
+        50,
+        "TLS, then nothing"
+    );
 
     // Sessions that never read, while their pipeline's plan changes.
     let unread = pipeline("unread");

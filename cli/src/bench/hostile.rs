@@ -1,6 +1,6 @@
-//! Clients that try to exhaust a coordinator: connections that stay idle
-//! or never finish their TLS handshake, gate sessions whose answers are
-//! never read, and oversized messages. Shared by `cutover bench
+//! Clients that try to exhaust a coordinator: connections that stay idle,
+//! never finish their TLS handshake or finish it and then say nothing, gate
+//! sessions whose answers are never read, and oversized messages. Shared by `cutover bench
 //! exhaustion` and the bounded exhaustion tests.
 
 use std::net::SocketAddr;
@@ -45,9 +45,49 @@ pub async fn unfinished_handshakes(
     Ok(connections)
 }
 
+/// `count` connections to `address` that complete a TLS handshake as the
+/// client `tls` describes (CA and client certificate) and then send nothing:
+/// no HTTP/2 preface.
+pub async fn silent_after_handshake(
+    address: SocketAddr,
+    tls: &ClientTls,
+    count: usize,
+) -> anyhow::Result<Vec<tokio_rustls::client::TlsStream<TcpStream>>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = &tls.ca {
+        for cert in CertificateDer::pem_file_iter(ca)? {
+            roots.add(cert?)?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match &tls.identity {
+        Some((cert, key)) => builder.with_client_auth_cert(
+            CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?,
+            PrivateKeyDer::from_pem_file(key)?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = ServerName::try_from(address.ip().to_string())?;
+    let mut connections = Vec::with_capacity(count);
+    for tcp in idle_connections(address, count).await? {
+        connections.push(connector.connect(name.clone(), tcp).await?);
+    }
+    Ok(connections)
+}
+
 /// How many of `connections` the server closed within `limit` (their read
 /// ends, or fails with a reset).
-pub async fn closed_by_server(connections: Vec<TcpStream>, limit: Duration) -> usize {
+pub async fn closed_by_server<S>(connections: Vec<S>, limit: Duration) -> usize
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
     let waits = connections.into_iter().map(|mut stream| async move {
         let mut buffer = [0u8; 1024];
         let ended = async {
