@@ -8,6 +8,7 @@ pub mod counting_alloc;
 pub mod etcd;
 pub mod flink_operator;
 pub mod kube_api;
+pub mod manifests;
 pub mod netns;
 pub use cutover_cli::pki;
 pub mod process;

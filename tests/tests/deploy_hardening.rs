@@ -7,46 +7,18 @@
 //! the controller presents its certificate, and the policy grants the
 //! controller's certificate identity what it needs.
 
-use std::path::Path;
-
 use anyhow::Context;
 use cutover_coordinator::auth::policy::{Action, Policy};
 use cutover_core::Colour;
-use cutover_tests::process::cutover_binary;
-use serde::Deserialize;
+use cutover_tests::manifests::{
+    container, flags_exist, named, parse, pod, render, secret_mount, strings,
+};
 use serde_json::Value;
-
-fn parse(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).expect("valid YAML"))
-        .collect()
-}
 
 fn base() -> Vec<Value> {
     let mut docs = parse(include_str!("../../deploy/base/cutover.yaml"));
     docs.extend(parse(include_str!("../../deploy/base/controller.yaml")));
     docs
-}
-
-fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name}"))
-}
-
-fn pod(deployment: &Value) -> &Value {
-    &deployment["spec"]["template"]["spec"]
-}
-
-fn container(deployment: &Value) -> &Value {
-    &pod(deployment)["containers"][0]
-}
-
-fn strings(value: &Value) -> Vec<&str> {
-    value
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
 }
 
 #[test]
@@ -116,48 +88,13 @@ fn the_network_policy_admits_gates_and_the_controller_only() {
     assert_eq!(rules.len(), 2, "grpc and metrics, nothing else");
 }
 
-fn tls_overlay() -> anyhow::Result<Vec<Value>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/overlays/tls");
-    let output = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .context("running kubectl kustomize (kubectl is needed for this test)")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "kubectl kustomize failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(parse(&String::from_utf8(output.stdout)?))
-}
-
-/// The mount path of the volume whose source is `secret` in `deployment`.
-fn secret_mount<'a>(deployment: &'a Value, secret: &str) -> &'a str {
-    let volume = pod(deployment)["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["secret"]["secretName"] == secret))
-        .unwrap_or_else(|| panic!("no volume of Secret {secret}"));
-    container(deployment)["volumeMounts"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["name"] == volume["name"]))
-        .and_then(|m| m["mountPath"].as_str())
-        .unwrap_or_else(|| panic!("Secret {secret} is not mounted"))
-}
-
 #[test]
 fn the_tls_overlay_renders_and_agrees_with_the_code() -> anyhow::Result<()> {
-    let docs = tls_overlay()?;
+    let docs = render("tls")?;
     let coordinator = named(&docs, "Deployment", "cutover");
     let args = strings(&container(coordinator)["args"]);
     assert_eq!(args.first(), Some(&"serve"));
-    let help = std::process::Command::new(cutover_binary()?)
-        .args(["serve", "--help"])
-        .output()?;
-    let help = String::from_utf8_lossy(&help.stdout);
-    for arg in &args[1..] {
-        let name = arg.split('=').next().unwrap_or(arg);
-        assert!(help.contains(name), "cutover serve has no {name}");
-    }
+    flags_exist("serve", &args[1..])?;
     assert!(!args.contains(&"--insecure-plaintext"), "no plaintext");
     let flag = |name: &str| {
         args.iter()

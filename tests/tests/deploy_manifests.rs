@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use cutover_tests::process::cutover_binary;
+use cutover_tests::manifests::flags_exist;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -35,19 +35,6 @@ fn port_of(address: &str) -> u64 {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {address}"))
-}
-
-/// Every `--flag[=value]` in `args` is one `cutover <command>` has.
-fn flags_exist(command: &str, args: &[&str]) -> anyhow::Result<()> {
-    let help = std::process::Command::new(cutover_binary()?)
-        .args([command, "--help"])
-        .output()?;
-    let help = String::from_utf8_lossy(&help.stdout);
-    for arg in args {
-        let name = arg.split('=').next().unwrap_or(arg);
-        assert!(help.contains(name), "cutover {command} has no {name}");
-    }
-    Ok(())
 }
 
 fn args_of(deployment: &Value) -> Vec<&str> {
