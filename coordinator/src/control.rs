@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 use tracing::warn;
 
-use crate::admission::{Admission, address_key, caller_key};
+use crate::admission::{Admission, caller_key};
 use crate::auth::policy::Action;
 use crate::error::CoordinatorError;
 use crate::metrics::ControlLabel;
@@ -135,21 +135,9 @@ impl ControlApi {
         action: Action,
         pipeline: &str,
     ) -> Result<(), Status> {
-        let address = address_key(request.remote_addr());
-        let now = std::time::Instant::now();
-        let checked = match self.admission.check_refusals(&address, now) {
-            Err(status) => Err(status),
-            Ok(()) => {
-                let identity = self.identify(request).await;
-                let checked = identity.and_then(|identity| {
-                    self.authorise_as(request, identity.as_deref(), method, action, pipeline)
-                });
-                if checked.as_ref().is_err_and(is_refusal) {
-                    self.admission.count_refusal(&address, now);
-                }
-                checked
-            }
-        };
+        let checked = self.identify(request).await.and_then(|identity| {
+            self.authorise_as(request, identity.as_deref(), method, action, pipeline)
+        });
         if let (Err(status), Some(method)) = (&checked, method) {
             let refused: Result<((), u64, &'static str), Status> = Err(status.clone());
             let _ = self.audit(request, method, pipeline, refused);
@@ -157,9 +145,9 @@ impl ControlApi {
         checked
     }
 
-    /// Who calls (see [`crate::auth::identify`]).
+    /// Who calls (see [`crate::auth::admitted_identity`]).
     async fn identify<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
-        crate::auth::identify(self.coordinator.config().tokens.as_deref(), request).await
+        crate::auth::admitted_identity(self.coordinator.config(), &self.admission, request).await
     }
 
     /// [`Self::authorise`] for a caller already identified, without the
@@ -185,12 +173,6 @@ impl ControlApi {
             None => Ok(()),
         })
     }
-}
-
-/// Whether `status` refuses the caller for not saying who it is (the
-/// refusals counted per address).
-fn is_refusal(status: &Status) -> bool {
-    status.code() == tonic::Code::Unauthenticated
 }
 
 /// A request as the audit log shows it: at most [`AUDITED_REQUEST`]
@@ -258,18 +240,7 @@ impl ControlService for ControlApi {
     ) -> Result<Response<v1::ListPipelinesResponse>, Status> {
         // With a policy: an unauthenticated caller is refused, and the
         // listing shows only the pipelines the caller may view.
-        let address = address_key(request.remote_addr());
-        let now = std::time::Instant::now();
-        self.admission.check_refusals(&address, now)?;
-        let identity = self.identify(&request).await.and_then(|identity| {
-            match (&self.coordinator.config().authoriser, identity) {
-                (Some(_), None) => Err(Status::unauthenticated(
-                    "no identity: present a client certificate or a token",
-                )),
-                (_, identity) => Ok(identity),
-            }
-        });
-        let identity = identity.inspect_err(|_| self.admission.count_refusal(&address, now))?;
+        let identity = self.identify(&request).await?;
         let viewable = |name: &str| {
             self.authorise_as(&request, identity.as_deref(), None, Action::View, name)
                 .is_ok()

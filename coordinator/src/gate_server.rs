@@ -17,7 +17,7 @@ use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 
-use crate::admission::{Admission, address_key, caller_key};
+use crate::admission::{Admission, caller_key};
 use crate::registry::Coordinator;
 use crate::session;
 
@@ -94,21 +94,10 @@ impl StreamingService<v1::ClientMessage> for SessionMethod {
         let admission = self.1.clone();
         Box::pin(async move {
             let peer = request.remote_addr();
-            let address = address_key(peer);
-            let now = std::time::Instant::now();
-            admission.check_refusals(&address, now)?;
-            // Who opens the session: refused at once without an identity
-            // when a policy is in force (no gate could register anyway).
-            let config = coordinator.config();
-            let identity = crate::auth::identify(config.tokens.as_deref(), &request)
-                .await
-                .and_then(|identity| match (&config.authoriser, identity) {
-                    (Some(_), None) => Err(Status::unauthenticated(
-                        "no identity: present a client certificate or a token",
-                    )),
-                    (_, identity) => Ok(identity),
-                })
-                .inspect_err(|_| admission.count_refusal(&address, now))?;
+            // Refused at once without an identity when a policy is in
+            // force (no gate could register anyway).
+            let identity =
+                crate::auth::admitted_identity(coordinator.config(), &admission, &request).await?;
             let slot = admission.open_session(caller_key(identity.as_deref(), peer))?;
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
             let span = tracing::info_span!("session", peer = ?peer, identity = ?identity);

@@ -139,6 +139,29 @@ pub async fn identify<T>(
     }
 }
 
+/// Who calls, as every service asks before anything else: an address that
+/// failed authentication too often is turned away first
+/// (RESOURCE_EXHAUSTED); a token that does not verify, or no identity at
+/// all under a policy, is UNAUTHENTICATED and counted against the address.
+pub async fn admitted_identity<T>(
+    config: &crate::CoordinatorConfig,
+    admission: &crate::admission::Admission,
+    request: &tonic::Request<T>,
+) -> Result<Option<String>, Status> {
+    let address = crate::admission::address_key(request.remote_addr());
+    let now = std::time::Instant::now();
+    admission.check_refusals(&address, now)?;
+    identify(config.tokens.as_deref(), request)
+        .await
+        .and_then(|identity| match (&config.authoriser, identity) {
+            (Some(_), None) => Err(Status::unauthenticated(
+                Refusal::Unauthenticated.to_string(),
+            )),
+            (_, identity) => Ok(identity),
+        })
+        .inspect_err(|_| admission.count_refusal(&address, now))
+}
+
 /// Like [`identify`] without asking the API server (tokens accepted
 /// before or signed by a known issuer): for checks that cannot wait.
 pub fn identify_offline<T>(
