@@ -203,6 +203,9 @@ impl ServeArgs {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let coordinator = Coordinator::new(store, config, metrics);
+        registry.register_collector(Box::new(
+            cutover_coordinator::status_metrics::StatusMetrics::new(coordinator.clone()),
+        ));
         // Serve at once (NOT_SERVING on health) and load the stored
         // pipelines once the store answers.
         coordinator.set_ready(false);

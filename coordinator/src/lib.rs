@@ -27,6 +27,7 @@ pub mod registry;
 mod reload;
 pub mod server;
 mod session;
+pub mod status_metrics;
 pub mod store;
 pub mod tls;
 

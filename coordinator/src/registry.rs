@@ -298,6 +298,15 @@ impl Coordinator {
         SessionId(self.inner.next_session.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// The status of every pipeline served, sorted by name (as
+    /// [`Coordinator::status`] answers each).
+    pub fn statuses(&self) -> Vec<PipelineStatus> {
+        let cells: Vec<Arc<PipelineCell>> = self.read_pipelines().values().cloned().collect();
+        let mut statuses: Vec<PipelineStatus> = cells.iter().map(|c| self.status(c)).collect();
+        statuses.sort_by(|a, b| a.name.cmp(&b.name));
+        statuses
+    }
+
     /// Names of the pipelines served, sorted.
     pub fn pipeline_names(&self) -> Vec<PipelineName> {
         let mut names: Vec<_> = self.read_pipelines().keys().cloned().collect();

@@ -48,9 +48,15 @@ pub fn strings(value: &Value) -> Vec<&str> {
 
 /// `deploy/overlays/<overlay>` as `kubectl kustomize` renders it.
 pub fn render(overlay: &str) -> anyhow::Result<Vec<Value>> {
+    render_dir(&format!("overlays/{overlay}"))
+}
+
+/// `deploy/<relative>` as `kubectl kustomize` renders it.
+pub fn render_dir(relative: &str) -> anyhow::Result<Vec<Value>> {
+    let overlay = relative;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/overlays")
-        .join(overlay);
+        .join("../deploy")
+        .join(relative);
     let output = std::process::Command::new("kubectl")
         .arg("kustomize")
         .arg(&dir)

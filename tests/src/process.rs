@@ -150,11 +150,13 @@ impl CoordinatorProcess {
             listen.to_string(),
             // A test network's own addresses: plaintext there is deliberate.
             "--insecure-plaintext".into(),
-            "--metrics-listen".into(),
-            "off".into(),
             "--store".into(),
             store.into(),
         ];
+        // No metrics port unless the test asks for one.
+        if !extra.contains(&"--metrics-listen") {
+            args.extend(["--metrics-listen".into(), "off".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut process = CoordinatorProcess {
             child: None,
