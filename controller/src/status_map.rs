@@ -145,34 +145,78 @@ fn set_condition(
 }
 
 /// The status after `reconcile`: its memory, the coordinator's view, the
-/// gate counts, and the conditions `Ready`, `Transitioning` and
-/// `AwaitingPromotion`.
+/// gate counts, and the conditions: `Ready` (a colour is active and runs
+/// the template the spec asks for: what `kubectl wait
+/// --for=condition=Ready` waits for), `Reconciling` and `Stalled` (as
+/// kstatus reads them: work under way, or stuck until the spec changes),
+/// `Transitioning` and `AwaitingPromotion`. `desired_hash` is the hash of
+/// the spec's template.
 pub fn status_after(
     previous: Option<&FlinkBlueGreenDeploymentStatus>,
     reconcile: &Reconcile,
     pipeline: Option<&PipelineView>,
     gates: GatesByColour,
+    desired_hash: &str,
     generation: Option<i64>,
     now: i64,
 ) -> FlinkBlueGreenDeploymentStatus {
     let m = &reconcile.memory;
     let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
-    let ready = matches!(
+    let active = matches!(
         m.state,
         BlueGreenState::ActiveBlue | BlueGreenState::ActiveGreen
     );
-    set_condition(
-        &mut conditions,
+    let ready = active && m.active_hash.as_deref() == Some(desired_hash);
+    let stalled = m.rejected_hash.as_deref() == Some(desired_hash);
+    let (reason, message) = if ready {
+        ("Active", format!("{:?} runs the current template", m.state))
+    } else if stalled {
+        (
+            "TemplateRejected",
+            reconcile
+                .error
+                .clone()
+                .unwrap_or_else(|| "the template was rolled back".into()),
+        )
+    } else {
+        ("Progressing", format!("{:?}", m.state))
+    };
+    let mut set = |type_: &str, status: bool, reason: &str, message: String| {
+        set_condition(
+            &mut conditions,
+            type_,
+            status,
+            reason,
+            message,
+            now,
+            generation,
+        )
+    };
+    set(
         "Ready",
         ready,
-        if ready { "Active" } else { "NotActive" },
-        format!("{:?}", m.state),
-        now,
-        generation,
+        if ready { "Active" } else { reason },
+        message.clone(),
+    );
+    let reconciling = !ready && !stalled;
+    set(
+        "Reconciling",
+        reconciling,
+        if reconciling { reason } else { "Settled" },
+        if reconciling {
+            message.clone()
+        } else {
+            String::new()
+        },
+    );
+    set(
+        "Stalled",
+        stalled,
+        if stalled { reason } else { "NotStalled" },
+        if stalled { message } else { String::new() },
     );
     let transitioning = is_transitioning(m.state);
-    set_condition(
-        &mut conditions,
+    set(
         "Transitioning",
         transitioning,
         if transitioning { "InProgress" } else { "Idle" },
@@ -180,15 +224,12 @@ pub fn status_after(
             || "no transition".into(),
             |t| format!("to {}: {}", t.to, t.phase),
         ),
-        now,
-        generation,
     );
     let waiting = transitioning
         && pipeline
             .and_then(|p| p.transition)
             .is_some_and(|t| t.phase == Phase::Scheduled && !t.auto_promote);
-    set_condition(
-        &mut conditions,
+    set(
         "AwaitingPromotion",
         waiting,
         if waiting {
@@ -201,8 +242,6 @@ pub fn status_after(
         } else {
             String::new()
         },
-        now,
-        generation,
     );
     FlinkBlueGreenDeploymentStatus {
         state: m.state,
@@ -222,4 +261,39 @@ pub fn status_after(
         last_error: reconcile.error.clone(),
         observed_generation: generation,
     }
+}
+
+/// The status when the spec cannot be acted on (`message` says why: a
+/// configuration field that is wrong): everything else kept, the spec's
+/// `generation` observed, `Stalled` until the spec changes, not `Ready`.
+pub fn status_after_invalid_spec(
+    previous: Option<&FlinkBlueGreenDeploymentStatus>,
+    message: &str,
+    generation: Option<i64>,
+    now: i64,
+) -> FlinkBlueGreenDeploymentStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    for (type_, value, reason) in [
+        ("Ready", false, "InvalidSpec"),
+        ("Reconciling", false, "Settled"),
+        ("Stalled", true, "InvalidSpec"),
+    ] {
+        let message = if value || type_ == "Ready" {
+            message.to_string()
+        } else {
+            String::new()
+        };
+        set_condition(
+            &mut status.conditions,
+            type_,
+            value,
+            reason,
+            message,
+            now,
+            generation,
+        );
+    }
+    status.last_error = Some(message.to_string());
+    status.observed_generation = generation;
+    status
 }

@@ -45,6 +45,7 @@ fn memory_survives_the_status() {
         &reconcile,
         None,
         GatesByColour::default(),
+        "b",
         Some(3),
         NOW,
     );
@@ -114,6 +115,7 @@ fn conditions_follow_the_state_and_keep_their_times() {
         &transitioning,
         Some(&pipeline),
         GatesByColour::default(),
+        "h2",
         Some(2),
         NOW,
     );
@@ -140,6 +142,7 @@ fn conditions_follow_the_state_and_keep_their_times() {
         &transitioning,
         Some(&pipeline),
         GatesByColour::default(),
+        "h2",
         Some(2),
         NOW + 60,
     );
@@ -147,9 +150,12 @@ fn conditions_follow_the_state_and_keep_their_times() {
         condition(&later, "Transitioning"),
         condition(&first, "Transitioning")
     );
+    assert_eq!(condition(&first, "Reconciling").0, "True");
+    assert_eq!(condition(&first, "Stalled").0, "False");
     let active = Reconcile {
         memory: Memory {
             state: BlueGreenState::ActiveGreen,
+            active_hash: Some("h2".into()),
             ..Memory::default()
         },
         error: None,
@@ -160,6 +166,7 @@ fn conditions_follow_the_state_and_keep_their_times() {
         &active,
         None,
         GatesByColour::default(),
+        "h2",
         Some(2),
         NOW + 120,
     );
@@ -172,5 +179,122 @@ fn conditions_follow_the_state_and_keep_their_times() {
         done.last_error, None,
         "an error clears on the next good step"
     );
-    assert_eq!(done.conditions.len(), 3);
+    assert_eq!(condition(&done, "Reconciling").0, "False");
+    assert_eq!(condition(&done, "Stalled").0, "False");
+    assert_eq!(done.conditions.len(), 5);
+    assert!(
+        done.conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2)),
+        "every condition names the generation it describes"
+    );
+}
+
+fn condition_of<'a>(
+    status: &'a cutover_crds::FlinkBlueGreenDeploymentStatus,
+    type_: &str,
+) -> &'a cutover_crds::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present")
+}
+
+#[test]
+fn ready_means_the_spec_template_runs_and_stalled_means_it_never_will() {
+    let active_on = |active: &str, rejected: Option<&str>| Reconcile {
+        actions: vec![],
+        memory: Memory {
+            state: BlueGreenState::ActiveBlue,
+            active_hash: Some(active.into()),
+            rejected_hash: rejected.map(Into::into),
+            ..Memory::default()
+        },
+        event: None,
+        error: rejected.map(|h| format!("template {h} failed in GREEN and was rolled back")),
+        requeue_after: None,
+    };
+    let gates = GatesByColour::default();
+    // (active template, rejected template, spec's template) -> Ready, Reconciling, Stalled
+    let table = [
+        (("h1", None), "h1", ("True", "False", "False")),
+        (("h1", None), "h2", ("False", "True", "False")),
+        (("h1", Some("h2")), "h2", ("False", "False", "True")),
+        (("h1", Some("h2")), "h3", ("False", "True", "False")),
+    ];
+    for ((active, rejected), desired, (ready, reconciling, stalled)) in table {
+        let status = status_after(
+            None,
+            &active_on(active, rejected),
+            None,
+            gates,
+            desired,
+            Some(4),
+            NOW,
+        );
+        let row = format!("{active} {rejected:?} {desired}");
+        assert_eq!(condition_of(&status, "Ready").status, ready, "{row}");
+        assert_eq!(
+            condition_of(&status, "Reconciling").status,
+            reconciling,
+            "{row}"
+        );
+        assert_eq!(condition_of(&status, "Stalled").status, stalled, "{row}");
+    }
+    let rejected = status_after(
+        None,
+        &active_on("h1", Some("h2")),
+        None,
+        gates,
+        "h2",
+        Some(4),
+        NOW,
+    );
+    assert_eq!(
+        condition_of(&rejected, "Stalled").reason,
+        "TemplateRejected"
+    );
+    assert!(
+        condition_of(&rejected, "Stalled")
+            .message
+            .contains("rolled back")
+    );
+}
+
+#[test]
+fn an_invalid_spec_is_observed_and_stalled_with_the_rest_kept() {
+    let previous = status_after(
+        None,
+        &Reconcile {
+            actions: vec![],
+            memory: Memory {
+                state: BlueGreenState::ActiveBlue,
+                active_hash: Some("h1".into()),
+                ..Memory::default()
+            },
+            event: None,
+            error: None,
+            requeue_after: None,
+        },
+        None,
+        GatesByColour::default(),
+        "h1",
+        Some(1),
+        NOW,
+    );
+    let message = "spec.configuration.deletionDelay: \"later\" is not a duration";
+    let stalled = status_after_invalid_spec(Some(&previous), message, Some(2), NOW + 5);
+    assert_eq!(stalled.state, BlueGreenState::ActiveBlue);
+    assert_eq!(stalled.active_template_hash.as_deref(), Some("h1"));
+    assert_eq!(stalled.observed_generation, Some(2));
+    assert_eq!(stalled.last_error.as_deref(), Some(message));
+    assert_eq!(condition_of(&stalled, "Ready").status, "False");
+    assert_eq!(condition_of(&stalled, "Stalled").status, "True");
+    assert_eq!(condition_of(&stalled, "Stalled").message, message);
+    assert_eq!(condition_of(&stalled, "Reconciling").status, "False");
+    assert_eq!(
+        condition_of(&stalled, "Ready").last_transition_time,
+        rfc3339(NOW + 5)
+    );
 }

@@ -24,10 +24,12 @@ use crate::status::FlinkBlueGreenDeploymentStatus;
     namespaced,
     doc = "A Flink pipeline deployed blue/green with record-exact cutovers through the cutover coordinator.",
     status = "FlinkBlueGreenDeploymentStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
     printcolumn = r#"{"name":"Active","type":"string","jsonPath":".status.activeColour"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.transitionPhase"}"#,
     printcolumn = r#"{"name":"Epoch","type":"integer","jsonPath":".status.epoch"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
     printcolumn = r#"{"name":"Error","type":"string","jsonPath":".status.lastError","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

@@ -246,6 +246,11 @@ impl ControllerWorld {
         self.wait_for_object(RESOURCES, name, what, predicate).await
     }
 
+    /// The resource `name` as stored now (`None`: there is none).
+    pub fn resource(&self, name: &str) -> Option<Value> {
+        self.server.get_raw(RESOURCES, name)
+    }
+
     /// Waits until the resource `name` shows a `lastError` containing
     /// `needle`, and returns it.
     pub async fn wait_for_error(&self, name: &str, needle: &str) -> anyhow::Result<Value> {

@@ -21,7 +21,9 @@ use super::error::EdgeError;
 use super::{Context, FINALIZER};
 use crate::child::{child_name, pipeline_name};
 use crate::observed::PipelineView;
-use crate::status_map::{gates_by_colour, observe, status_after, unix_seconds};
+use crate::status_map::{
+    gates_by_colour, observe, status_after, status_after_invalid_spec, unix_seconds,
+};
 use crate::{Reconcile, decide, settled_colour};
 
 pub(super) async fn reconcile(
@@ -98,7 +100,17 @@ async fn reconcile_in(
     let observed = match observe(resource, blue.as_ref(), green.as_ref(), view, now) {
         Ok(observed) => observed,
         Err(reason) => {
-            write_error(ctx, resource, &resources, name, &reason.to_string()).await?;
+            let message = reason.to_string();
+            let repeated = resource
+                .status
+                .as_ref()
+                .is_some_and(|s| s.last_error.as_deref() == Some(message.as_str()));
+            if !repeated {
+                publish(ctx, resource, "InvalidSpec", &message, true).await;
+            }
+            let stalled =
+                status_after_invalid_spec(resource.status.as_ref(), &message, generation, now);
+            patch_status(&resources, name, resource, &stalled).await?;
             return Ok(Requeue::await_change());
         }
     };
@@ -138,6 +150,7 @@ async fn reconcile_in(
         &outcome,
         view.as_ref(),
         gates_by_colour(status.as_ref()),
+        &observed.desired_hash,
         generation,
         now,
     );

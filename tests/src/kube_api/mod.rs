@@ -17,6 +17,7 @@
 //! deleting an object deletes the objects it owns (garbage collection by
 //! owner reference uid).
 
+mod discovery;
 mod http;
 mod watch;
 mod writes;
@@ -324,6 +325,11 @@ impl FakeApiServer {
                 ),
             ));
             return self.review_token(&body);
+        }
+        if method == Method::GET
+            && let Some(document) = discovery::document(&path)
+        {
+            return ok(StatusCode::OK, &document);
         }
         let Some(target) = split_path(&path) else {
             return status(
