@@ -9,7 +9,7 @@ use cutover_client::{ClientTls, ControlClient};
 
 use crate::tls_args::TlsArgs;
 use cutover_core::{
-    Colour, ColourGates, CutoverAt, Key, Mode, PipelineName, PipelineStatus, ScheduleRequest,
+    Colour, ColourGates, CutoverAt, Key, Mode, Phase, PipelineName, PipelineStatus, ScheduleRequest,
 };
 
 /// Where the coordinator is, and which pipeline.
@@ -250,9 +250,19 @@ async fn annotate_for_promotion(name: &str, namespace: Option<&str>) -> anyhow::
 pub fn describe(s: &PipelineStatus) -> String {
     let mut out = String::new();
     let plan = &s.plan;
+    // `active` owns the end of the timeline: with a transition not yet
+    // irrevocable that is its target, while the other colour still emits
+    // every key below the cutover.
+    let active = match (&s.transition, s.phase) {
+        (Some(t), Some(Phase::Scheduled)) => format!(
+            "{} from key {} ({} below it until the cutover)",
+            s.active, t.at, t.from
+        ),
+        _ => s.active.to_string(),
+    };
     out.push_str(&format!(
-        "pipeline {}: epoch {}, active {}, horizon {}\n",
-        s.name, plan.epoch, s.active, plan.horizon
+        "pipeline {}: epoch {}, active {active}, horizon {}\n",
+        s.name, plan.epoch, plan.horizon
     ));
     if plan.retired.lowest() > Key::MIN {
         out.push_str(&format!(

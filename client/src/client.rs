@@ -29,6 +29,14 @@ impl Client {
                 reason: "no coordinator address".into(),
             });
         }
+        for address in &addresses {
+            crate::connection_report::check_address(address).map_err(|reason| {
+                ClientError::InvalidEndpoint {
+                    endpoint: address.clone(),
+                    reason,
+                }
+            })?;
+        }
         let endpoints = addresses
             .iter()
             .map(|address| {
@@ -71,6 +79,12 @@ impl Client {
     /// `true` while a session is open.
     pub fn connected(&self) -> watch::Receiver<bool> {
         self.shared.connected()
+    }
+
+    /// Whether the client ever connected, since when it is in its present
+    /// state, and why attempts failed: for logs and error messages.
+    pub fn connection_report(&self) -> crate::ConnectionReport {
+        self.shared.connection_report()
     }
 
     /// Sessions opened so far (1 + reconnections).

@@ -342,6 +342,12 @@ impl Gate {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// Whether this gate's client ever connected, since when it is in its
+    /// present state and why attempts failed (for logs and errors).
+    pub fn connection_report(&self) -> crate::ConnectionReport {
+        self.client.connection_report()
+    }
 }
 
 impl Drop for Gate {

@@ -35,6 +35,7 @@
 pub mod apply;
 mod client;
 mod config;
+pub mod connection_report;
 pub mod control;
 mod error;
 mod gate;
@@ -49,6 +50,7 @@ mod wake;
 
 pub use client::Client;
 pub use config::ClientConfig;
+pub use connection_report::ConnectionReport;
 pub use control::{ControlClient, ControlError};
 pub use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, PipelineName};
 pub use error::ClientError;

@@ -26,8 +26,9 @@ use crate::shared::Shared;
 enum Ended {
     /// The client is shutting down.
     Stopped,
-    /// The connection failed; `served` tells whether it had been up.
-    Failed { served: bool },
+    /// The connection failed for `error`; `served` tells whether it had
+    /// been up.
+    Failed { served: bool, error: String },
     /// The coordinator sent a frame the client cannot build on: a new
     /// session to the same coordinator starts from a snapshot.
     Resync,
@@ -51,10 +52,15 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoints: Vec<Endpoint>) {
         }
         let (served, next) = match connection(&shared, endpoint).await {
             Ended::Stopped => return,
-            Ended::Resync => (true, false),
-            Ended::Failed { served } => (served, true),
+            Ended::Resync => {
+                shared.set_connected(false);
+                (true, false)
+            }
+            Ended::Failed { served, error } => {
+                shared.session_failed(&endpoint.uri().to_string(), error);
+                (served, true)
+            }
         };
-        shared.set_connected(false);
         if served {
             backoff = min;
         }
@@ -71,6 +77,29 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoints: Vec<Endpoint>) {
     }
 }
 
+fn failed(served: bool, error: &str) -> Ended {
+    Ended::Failed {
+        served,
+        error: error.to_string(),
+    }
+}
+
+/// An error with its causes (a transport error alone says only
+/// "transport error").
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        // Layers often repeat their cause's words: say each once.
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 fn jitter(backoff: Duration) -> Duration {
     let factor = rand::rng().random_range(0.5..=1.0);
     backoff.mul_f64(factor)
@@ -81,8 +110,14 @@ async fn connection(shared: &Arc<Shared>, endpoint: &Endpoint) -> Ended {
         channel = endpoint.connect() => channel,
         _ = shared.stopped() => return Ended::Stopped,
     };
-    let Ok(channel) = channel else {
-        return Ended::Failed { served: false };
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(e) => {
+            return Ended::Failed {
+                served: false,
+                error: describe(&e),
+            };
+        }
     };
     let mut client =
         GateServiceClient::with_interceptor(channel, shared.config().tls.bearer(endpoint))
@@ -90,7 +125,7 @@ async fn connection(shared: &Arc<Shared>, endpoint: &Endpoint) -> Ended {
     let (tx, rx) = mpsc::channel::<v1::ClientMessage>(64);
     let (mut state, hello) = SessionState::open(shared, std::time::Instant::now());
     if tx.send(hello).await.is_err() {
-        return Ended::Failed { served: false };
+        return failed(false, "the session's stream closed");
     }
     let opened = tokio::select! {
         opened = client.session(ReceiverStream::new(rx)) => opened,
@@ -100,16 +135,19 @@ async fn connection(shared: &Arc<Shared>, endpoint: &Endpoint) -> Ended {
         Ok(response) => response.into_inner(),
         Err(status) => {
             debug!(%status, "session refused");
-            return Ended::Failed { served: false };
+            return Ended::Failed {
+                served: false,
+                error: format!("session refused: {:?}: {}", status.code(), status.message()),
+            };
         }
     };
-    shared.set_connected(true);
+    shared.session_opened(&endpoint.uri().to_string());
     info!(sessions_opened = shared.sessions_opened(), "session open");
     loop {
         let turn = state.turn(shared, std::time::Instant::now());
         for message in turn.send {
             if tx.send(message).await.is_err() {
-                return Ended::Failed { served: true };
+                return failed(true, "the session's stream closed");
             }
         }
         if turn.close {
@@ -121,16 +159,19 @@ async fn connection(shared: &Arc<Shared>, endpoint: &Endpoint) -> Ended {
                 Ok(Some(frame)) => match state.on_frame(shared, frame) {
                     Ok(Some(ack)) => {
                         if tx.send(ack).await.is_err() {
-                            return Ended::Failed { served: true };
+                            return failed(true, "the session's stream closed");
                         }
                     }
                     Ok(None) => {}
                     Err(_) => return Ended::Resync,
                 },
-                Ok(None) => return Ended::Failed { served: true },
+                Ok(None) => return failed(true, "the coordinator ended the session"),
                 Err(status) => {
                     warn!(code = ?status.code(), message = status.message(), "session ended by the coordinator");
-                    return Ended::Failed { served: true };
+                    return Ended::Failed {
+                        served: true,
+                        error: format!("session ended: {:?}: {}", status.code(), status.message()),
+                    };
                 }
             },
             _ = shared.woken() => {}

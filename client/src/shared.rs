@@ -7,11 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use cutover_core::{Epoch, GateIdentity, GateKey, Incarnation, PipelineName};
 use tokio::sync::watch;
 
 use crate::config::ClientConfig;
+use crate::connection_report::{ConnectionLog, ConnectionReport};
 use crate::error::ClientError;
 use crate::published::PublishedGate;
 use crate::slot::PipelineSlot;
@@ -38,6 +40,7 @@ pub(crate) struct Shared {
     wake: Wake,
     connected: watch::Sender<bool>,
     sessions_opened: AtomicU64,
+    connection: Mutex<ConnectionLog>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,7 +49,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(config: ClientConfig) -> Self {
+        let connection = ConnectionLog::new(config.endpoint.clone(), Instant::now());
         Shared {
+            connection: Mutex::new(connection),
             config,
             pipelines: Mutex::default(),
             gates: Mutex::default(),
@@ -179,5 +184,31 @@ impl Shared {
     /// Sessions opened so far.
     pub(crate) fn sessions_opened(&self) -> u64 {
         self.sessions_opened.load(Ordering::Relaxed)
+    }
+
+    /// A session to `endpoint` opened.
+    pub(crate) fn session_opened(&self, endpoint: &str) {
+        lock(&self.connection).opened(endpoint, Instant::now());
+        self.set_connected(true);
+    }
+
+    /// An attempt on `endpoint` failed or its session ended, for `error`;
+    /// logged with the client's connection history (the first failure, then
+    /// at most one line per 30 s while they go on).
+    pub(crate) fn session_failed(&self, endpoint: &str, error: String) {
+        let (log, report) = {
+            let mut connection = lock(&self.connection);
+            let log = connection.failed(endpoint, error.clone(), Instant::now());
+            (log, connection.report(Instant::now()))
+        };
+        self.set_connected(false);
+        if log {
+            tracing::warn!(%endpoint, %error, "cannot reach the coordinator: {report}");
+        }
+    }
+
+    /// What the client can say about its connection now.
+    pub(crate) fn connection_report(&self) -> ConnectionReport {
+        lock(&self.connection).report(Instant::now())
     }
 }

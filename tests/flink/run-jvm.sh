@@ -11,6 +11,10 @@
 #       classloaders of one JVM, each deciding through its own session (and
 #       once more by the application loader, which must not clash); bad
 #       input refused with Java exceptions naming the reason.
+#   tests/flink/run-jvm.sh --diagnostics   an endpoint without a scheme
+#       refused when the job is built; a job whose coordinator cannot be
+#       reached logs its held records and fails saying it never connected;
+#       a running gate's Flink metrics read through Prometheus.
 #   tests/flink/run-jvm.sh --rescale   a Java job holding 1,000 records is
 #       stopped with a savepoint and restored at another parallelism; every
 #       held record must come out exactly once with its own timestamp.
@@ -81,6 +85,32 @@ case "${1:-}" in
     log "held records across a savepoint and a rescale, against $endpoint"
     java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.e2e.HeldAcrossRescale \
       "$endpoint" held-rescale "$work/rescale" "$cutover"
+    exit 0
+    ;;
+  --diagnostics)
+    start_coordinator
+    free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    unreachable="http://127.0.0.1:$(free_port)"
+    log "a wrong endpoint, an unreachable coordinator ($unreachable), metrics against $endpoint"
+    # Flink's Prometheus reporter from PyFlink's plugins folder on the
+    # classpath (local execution loads no plugins); Flink's console logging
+    # so that the gate's warnings land in the log read below.
+    if ! java -Dlog4j.configurationFile="$flink_lib/../conf/log4j-console.properties" \
+      -cp "$work/classes:$jar:$flink_lib/*:$flink_lib/../plugins/metrics-prometheus/*" \
+      dev.cutover.e2e.Diagnostics "$unreachable" "$endpoint" "$(free_port)" \
+      >"$work/diagnostics.log" 2>&1; then
+      tail -n 60 "$work/diagnostics.log" >&2
+      exit 1
+    fi
+    "$venv/bin/python" - "$work/diagnostics.log" <<'PY'
+import json, sys
+lines = open(sys.argv[1], errors="replace").read().splitlines()
+result = json.loads(next(l for l in reversed(lines) if l.startswith("{")))
+warnings = [l for l in lines if "records held" in l and "never connected" in l and "WARN" in l]
+result["warning"] = warnings[0] if warnings else None
+result["warnings"] = len(warnings)
+print(json.dumps(result))
+PY
     exit 0
     ;;
 esac

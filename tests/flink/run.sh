@@ -6,7 +6,9 @@
 # builds the cutover binary, runs both decision modes and prints one JSON
 # object as the last line. Exits non-zero on any duplicate or gap in
 # EVENT_TIME mode. Extra arguments go to e2e.py (e.g. --records 50000);
-# `--setup-only` stops after the set-up (CI runs it before the tests).
+# `--setup-only` stops after the set-up (CI runs it before the tests);
+# `--diagnostics` runs diagnostics.py instead (what a gate reports when the
+# endpoint is wrong or the coordinator unreachable, and its Flink metrics).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -40,6 +42,12 @@ rm -rf "$work/wheels"
 
 if [ "${1:-}" = "--setup-only" ]; then
   log "set-up done"
+  exit 0
+fi
+if [ "${1:-}" = "--diagnostics" ]; then
+  log "what a gate tells about a wrong endpoint, an unreachable coordinator, its metrics"
+  "$venv/bin/python" "$here/diagnostics.py" --cutover "$root/target/release/cutover" \
+    --work "$work/diagnostics"
   exit 0
 fi
 

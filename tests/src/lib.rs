@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod controller_world;
 pub mod counting_alloc;
+pub mod diagnostics;
 pub mod etcd;
 pub mod flink_operator;
 pub mod kube_api;

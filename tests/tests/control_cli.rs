@@ -85,6 +85,21 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     assert_eq!(status["transition"]["at"], 5000);
     assert_eq!(status["transition"]["auto_promote"], false);
     assert_eq!(status["epoch"], 3);
+    // For people: the target owns new keys, the running colour still emits
+    // below the cutover.
+    let endpoint_for_text = endpoint.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(cutover_binary()?)
+            .args(["status", "orders", "--endpoint", &endpoint_for_text])
+            .output()
+            .map_err(anyhow::Error::from)
+    })
+    .await??;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("active BLUE from key 5000 (GREEN below it until the cutover)"),
+        "{text}"
+    );
 
     let (ok, status, err) = run(vec!["promote", "orders"]).await??;
     assert!(ok, "{err}");

@@ -58,3 +58,16 @@ fn held_records_survive_a_savepoint_and_a_rescale() -> anyhow::Result<()> {
     assert_eq!(result["later_contiguous"], true, "{result}");
     Ok(())
 }
+
+/// `tests/flink/run-jvm.sh --diagnostics`: as the PyFlink gate's
+/// diagnostics, from a Java job with `GateOperator` (refused at
+/// `GateConfig.coordinator`, logged through Flink's logging, metrics in the
+/// operator's group `cutover`).
+#[test]
+fn the_jvm_gate_says_what_it_is_waiting_for() -> anyhow::Result<()> {
+    let mut command = script_command(SCRIPT);
+    command.arg("--diagnostics");
+    let result = last_json_line(&mut command, "tests/flink/run-jvm.sh --diagnostics")?;
+    cutover_tests::diagnostics::assert_gate_diagnostics(&result);
+    Ok(())
+}

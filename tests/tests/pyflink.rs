@@ -31,3 +31,19 @@ fn two_real_pyflink_jobs_hand_over_exactly_once_in_event_time_mode() -> anyhow::
     );
     Ok(())
 }
+
+/// `tests/flink/run.sh --diagnostics`: an endpoint without `http://` is
+/// refused when the gate is built, with the fix in the message; a job whose
+/// coordinator cannot be reached logs its held records in Flink's log and
+/// fails at the end of its input with a `GateOverflow` naming the endpoint,
+/// saying it never connected, and why; a running gate's figures are Flink
+/// metrics (read through Flink's Prometheus reporter).
+#[test]
+fn a_pyflink_gate_says_what_it_is_waiting_for() -> anyhow::Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/run.sh");
+    let mut command = script_command(script);
+    command.arg("--diagnostics");
+    let result = last_json_line(&mut command, "tests/flink/run.sh --diagnostics")?;
+    cutover_tests::diagnostics::assert_gate_diagnostics(&result);
+    Ok(())
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use cutover_client::{ClientTls, Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineName};
 use jni_sys::{JNIEnv, jboolean, jclass, jint, jlong, jstring};
 
-use crate::jni::{Throw, string, throw};
+use crate::jni::{Throw, new_string, string, throw};
 use crate::registry::pool;
 
 /// `decide`: the job emits the record.
@@ -357,6 +357,74 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_dropped(
     on_handle(gate, 0, |h| {
         i64::try_from(h.gate.dropped()).unwrap_or(i64::MAX)
     })
+}
+
+/// `String connectionReport(long gate)`: whether the gate's session ever
+/// connected, since when it is in its state, and why attempts failed.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_connectionReport(
+    env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jstring {
+    let report = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: Java's Gate passes its own live handle (or 0 once closed).
+        unsafe { handle(gate) }.map(|h| h.gate.connection_report())
+    }))
+    .ok()
+    .flatten();
+    let text = report.map_or_else(|| "closed".to_string(), |r| r.to_string());
+    // SAFETY: `env` is this thread's.
+    unsafe { new_string(env, &text) }
+}
+
+/// `int connected(long gate)`: 1 while the gate's session is open, else 0.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_connected(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jint {
+    on_handle(gate, 0, |h| {
+        jint::from(h.gate.connection_report().connected)
+    })
+}
+
+/// `long epoch(long gate)`: the epoch of the plan the gate holds, -1 before
+/// the first.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_epoch(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jlong {
+    on_handle(gate, -1, |h| {
+        h.gate
+            .plan()
+            .map_or(-1, |plan| i64::try_from(plan.epoch.0).unwrap_or(i64::MAX))
+    })
+}
+
+/// `String checkEndpoint(String endpoint)`: null for usable coordinator
+/// addresses (separated by commas), else why one is not.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_checkEndpoint(
+    env: *mut JNIEnv,
+    _class: jclass,
+    endpoint: jstring,
+) -> jstring {
+    // SAFETY: `env` is this thread's; `endpoint` is the call's argument.
+    let endpoint = unsafe { string(env, endpoint) };
+    let problem = catch_unwind(|| match endpoint {
+        None => Some("no coordinator address (null)".to_string()),
+        Some(list) => cutover_client::connection_report::check_endpoints(&list).err(),
+    })
+    .unwrap_or_else(|_| Some("the check failed inside the library".into()));
+    match problem {
+        // SAFETY: as above.
+        Some(reason) => unsafe { new_string(env, &reason) },
+        None => std::ptr::null_mut(),
+    }
 }
 
 /// `void close(long gate)`: flushes and unregisters the gate; the last

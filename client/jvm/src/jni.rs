@@ -6,6 +6,19 @@ use std::ffi::{CStr, CString};
 
 use jni_sys::{JNIEnv, jstring};
 
+/// `text` as a new Java string (null if it cannot be made).
+///
+/// # Safety
+/// `env` must be the JNI environment of the current thread.
+pub(crate) unsafe fn new_string(env: *mut JNIEnv, text: &str) -> jstring {
+    if env.is_null() {
+        return std::ptr::null_mut();
+    }
+    let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: per this function's contract.
+    unsafe { ((**env).v1_1.NewStringUTF)(env, text.as_ptr()) }
+}
+
 /// Java exception classes the exports throw.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Throw {

@@ -240,6 +240,31 @@ impl Gate {
     fn dropped(&self) -> u64 {
         self.gate().dropped()
     }
+
+    /// Epoch of the plan the gate holds, or None before the first.
+    fn epoch(&self) -> Option<u64> {
+        self.gate().plan().map(|p| p.epoch.0)
+    }
+
+    /// Whether the gate's session to the coordinator is open now.
+    fn connected(&self) -> bool {
+        self.gate().connection_report().connected
+    }
+
+    /// What the gate's session says about its connection: whether it ever
+    /// connected, since when it is in its state, how many attempts failed
+    /// and the last error (for logs and error messages).
+    fn connection_report(&self) -> String {
+        self.gate().connection_report().to_string()
+    }
+}
+
+/// Raises ValueError, naming the address and the fix, unless every
+/// coordinator address in `endpoint` (separated by commas) is one a gate
+/// can use: `http://` or `https://`, with a host, no path.
+#[pyfunction]
+fn check_endpoint(endpoint: &str) -> PyResult<()> {
+    cutover_client::connection_report::check_endpoints(endpoint).map_err(value_error)
 }
 
 /// The native part of the `cutover_gate` package.
@@ -252,5 +277,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Gate>()?;
     m.add_function(wrap_pyfunction!(shared_client, m)?)?;
     m.add_function(wrap_pyfunction!(release_client, m)?)?;
+    m.add_function(wrap_pyfunction!(check_endpoint, m)?)?;
     Ok(())
 }

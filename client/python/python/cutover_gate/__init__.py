@@ -9,6 +9,8 @@ One session per coordinator endpoint serves every gate of the process:
 :func:`release_client` ends a use; the last one closes the session.
 """
 
-from cutover_gate._native import DROP, EMIT, HOLD, Client, Gate, release_client, shared_client
+from cutover_gate._native import (DROP, EMIT, HOLD, Client, Gate, check_endpoint, release_client,
+                                  shared_client)
 
-__all__ = ["Client", "Gate", "EMIT", "DROP", "HOLD", "shared_client", "release_client"]
+__all__ = ["Client", "Gate", "EMIT", "DROP", "HOLD", "shared_client", "release_client",
+           "check_endpoint"]

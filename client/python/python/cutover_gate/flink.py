@@ -20,6 +20,15 @@ until every held record is decided.
 The job needs ``python.fn-execution.bundle.size: 1`` for per-record watermarks
 to reach Python, and a short ``pipeline.auto-watermark-interval``.
 
+What the gate is waiting for shows where Flink users look: an endpoint the
+gate could never use (``cutover:7700`` without ``http://``) is refused when the
+gate is built; the gate's figures are Flink metrics in the operator's group
+``cutover`` (``connected`` 1/0, ``epoch`` of the plan held, -1 before the
+first, ``held``, ``emitted``, ``dropped``); a subtask holding records for 30 s
+logs (logger ``cutover_gate``, at most every 30 s) how many, since when, and
+what its session says about the coordinator (never connected, the last
+error); ``GateOverflow`` says the same.
+
 PyFlink calls no Python code when a checkpoint completes, so this gate cannot
 report its job's checkpoints to the coordinator: it is counted as drained on
 its watermark, and the coordinator never retires keys it could still replay
@@ -27,6 +36,7 @@ its watermark, and the coordinator never retires keys it could still replay
 """
 
 import bisect
+import logging
 import time
 import uuid
 import zlib
@@ -35,13 +45,18 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ListStateDescriptor
 
-from cutover_gate import DROP, EMIT, HOLD, release_client, shared_client
+from cutover_gate import DROP, EMIT, HOLD, check_endpoint, release_client, shared_client
 
 END_OF_INPUT = (1 << 63) - 1
 """Flink's watermark at the end of a bounded input."""
 
 # Identifies the jobs this process submits (see CutoverGate.job_id).
 _SUBMISSION = uuid.uuid4().hex[:8]
+
+HOLD_WARNING_S = 30.0
+"""Records held this long (and then at most this often) are logged."""
+
+_log = logging.getLogger("cutover_gate")
 
 
 class GateOverflow(RuntimeError):
@@ -53,7 +68,10 @@ class CutoverGate(KeyedProcessFunction):
 
     def __init__(self, pipeline, colour, endpoint, gate_uid="cutover-gate", job_id=None,
                  max_held=100_000, retry_interval_ms=20, end_of_input_timeout_s=120.0,
-                 tls_ca=None, tls_cert=None, tls_key=None, token_file=None):
+                 tls_ca=None, tls_cert=None, tls_key=None, token_file=None,
+                 hold_warning_s=HOLD_WARNING_S):
+        # Refused here, where the job is built, rather than never connecting.
+        check_endpoint(endpoint)
         self.pipeline = pipeline
         self.colour = colour.upper()
         self.endpoint = endpoint
@@ -66,6 +84,7 @@ class CutoverGate(KeyedProcessFunction):
         self.max_held = max_held
         self.retry_interval_ms = retry_interval_ms
         self.end_of_input_timeout_s = end_of_input_timeout_s
+        self.hold_warning_s = hold_warning_s
         # For an https:// endpoint: the CA file, the client certificate and
         # key files (mutual TLS), a token file (a projected ServiceAccount
         # token); None: CUTOVER_TLS_CA, CUTOVER_TLS_CERT, CUTOVER_TLS_KEY,
@@ -75,6 +94,8 @@ class CutoverGate(KeyedProcessFunction):
         self._gate = None
         self._held = None
         self._held_keys = []
+        self._held_since = None
+        self._last_warning = None
 
     def open(self, runtime_context):
         client = shared_client(self.endpoint, client_name=f"pyflink-{self.job_id}", **self.tls)
@@ -87,6 +108,40 @@ class CutoverGate(KeyedProcessFunction):
             ListStateDescriptor("cutover-held", Types.PICKLED_BYTE_ARRAY()))
         self._held_keys = []
         self._keys_with_end_timer = set()
+        self._held_since = None
+        self._last_warning = None
+        self._register_metrics(runtime_context.get_metrics_group().add_group("cutover"))
+
+    def _register_metrics(self, group):
+        gate = self._gate
+        group.gauge("connected", lambda: 1 if gate.connected() else 0)
+        group.gauge("epoch", lambda: -1 if gate.epoch() is None else gate.epoch())
+        group.gauge("held", lambda: len(self._held_keys))
+        group.gauge("emitted", gate.emitted)
+        group.gauge("dropped", gate.dropped)
+
+    def situation(self):
+        """The gate, its held records and its session's connection, for messages."""
+        text = f"cutover gate {self.gate_uid} ({self.pipeline}/{self.colour}): "
+        text += f"{len(self._held_keys)} records held"
+        if self._held_keys and self._held_since is not None:
+            text += (f" (the oldest for {time.monotonic() - self._held_since:.1f} s, "
+                     f"lowest key {self._held_keys[0]})")
+        epoch = self._gate.epoch()
+        text += f", plan epoch {-1 if epoch is None else epoch}; {self._gate.connection_report()}"
+        return text
+
+    def _warn_of_long_holds(self):
+        if not self._held_keys or self._held_since is None:
+            return
+        now = time.monotonic()
+        if now - self._held_since < self.hold_warning_s:
+            return
+        if self._last_warning is not None and now - self._last_warning < self.hold_warning_s:
+            return
+        self._last_warning = now
+        _log.warning("%s (records wait until the coordinator's horizon passes their keys)",
+                     self.situation())
 
     def close(self):
         # Not `finish()`: a job closing on failure has not finished its input.
@@ -113,9 +168,10 @@ class CutoverGate(KeyedProcessFunction):
     def _hold(self, key, value, ctx):
         if len(self._held_keys) >= self.max_held:
             raise GateOverflow(
-                f"cutover gate {self.gate_uid} ({self.pipeline}/{self.colour}) holds "
-                f"{len(self._held_keys)} records, its bound: the coordinator at "
+                f"{self.situation()}: that is max_held, the bound; the coordinator at "
                 f"{self.endpoint} is unreachable or the horizon does not move")
+        if not self._held_keys:
+            self._held_since = time.monotonic()
         self._held.add((key, value))
         bisect.insort(self._held_keys, key)
         self._report_held()
@@ -164,16 +220,20 @@ class CutoverGate(KeyedProcessFunction):
             if self._gate.peek(key) == HOLD and finishing:
                 if self._gate.wait_until_decidable(key, self.end_of_input_timeout_s) == HOLD:
                     raise GateOverflow(
-                        f"cutover gate {self.gate_uid}: key {key} still undecidable "
-                        f"{self.end_of_input_timeout_s} s after the end of input")
+                        f"key {key} still undecidable {self.end_of_input_timeout_s} s after "
+                        f"the end of input; {self.situation()}")
             if self._gate.peek(key) == HOLD:
                 keep.append((key, value))
                 continue
             self._forget(key)
             if self._gate.decide(key) == EMIT:
                 yield value
+        if len(keep) != len(held):
+            # The oldest held record now came later than the ones released.
+            self._held_since = time.monotonic()
         self._held.update(keep)
         self._report_held()
+        self._warn_of_long_holds()
         if keep:
             timers = ctx.timer_service()
             timers.register_processing_time_timer(

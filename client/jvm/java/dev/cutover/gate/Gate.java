@@ -186,6 +186,37 @@ public final class Gate implements AutoCloseable {
         return NativeGate.dropped(live());
     }
 
+    /**
+     * What the gate's session can say about its connection: whether it ever connected, since when
+     * it is in its present state, how many attempts failed and why (for logs and errors).
+     */
+    public String connectionReport() {
+        return NativeGate.connectionReport(live());
+    }
+
+    /** Whether the gate's session to the coordinator is open. */
+    public boolean connected() {
+        return NativeGate.connected(live()) == 1;
+    }
+
+    /** The epoch of the plan the gate holds, -1 before the first. */
+    public long epoch() {
+        return NativeGate.epoch(live());
+    }
+
+    /**
+     * Checks coordinator addresses (separated by commas) as the gate will use them: each {@code
+     * http://} or {@code https://}, with a host, no path.
+     *
+     * @throws IllegalArgumentException naming the address and the fix
+     */
+    public static void checkEndpoint(String endpoint) {
+        String problem = NativeGate.checkEndpoint(endpoint);
+        if (problem != null) {
+            throw new IllegalArgumentException("cutover gate: " + problem);
+        }
+    }
+
     /** Sends the last progress and unregisters the gate. Idempotent. */
     @Override
     public void close() {

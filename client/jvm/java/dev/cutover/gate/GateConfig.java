@@ -48,14 +48,24 @@ public final class GateConfig implements Serializable {
     String tlsCert;
     String tlsKey;
     String tokenFile;
+    /** Null: the operator's defaults (30 s, 5 min). */
+    java.time.Duration holdWarning;
+    java.time.Duration endOfInputTimeout;
 
     /** Everything from the job's configuration. */
     public static GateConfig fromJobConfiguration() {
         return new GateConfig();
     }
 
-    /** The coordinator address. */
+    /**
+     * The coordinator address ({@code http://host:port} or {@code https://host:port}; several
+     * separated by commas).
+     *
+     * @throws IllegalArgumentException for an address the gate could never use (no scheme, a
+     *     path, no host), naming the fix
+     */
     public GateConfig coordinator(String endpoint) {
+        Gate.checkEndpoint(endpoint);
         this.coordinator = endpoint;
         return this;
     }
@@ -97,6 +107,27 @@ public final class GateConfig implements Serializable {
         return this;
     }
 
+    /**
+     * A subtask holding records this long logs a warning (how many, since when, what its session
+     * says about the coordinator), then at most this often. Default 30 s.
+     */
+    public GateConfig holdWarningAfter(java.time.Duration after) {
+        if (after == null || after.isNegative() || after.isZero()) {
+            throw new IllegalArgumentException("cutover gate: holdWarningAfter must be positive, got " + after);
+        }
+        this.holdWarning = after;
+        return this;
+    }
+
+    /** How long the end of input waits for the last held records to become decidable. Default 5 min. */
+    public GateConfig endOfInputTimeout(java.time.Duration timeout) {
+        if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("cutover gate: endOfInputTimeout must be positive, got " + timeout);
+        }
+        this.endOfInputTimeout = timeout;
+        return this;
+    }
+
     /** Most records one subtask may hold before the job fails with a clear error. */
     public GateConfig maxHeld(int records) {
         if (records < 1) {
@@ -115,6 +146,8 @@ public final class GateConfig implements Serializable {
         r.colour = pick(colour, COLOUR_KEY, "CUTOVER_COLOUR", sources);
         r.gateUid = gateUid;
         r.maxHeld = maxHeld;
+        r.holdWarning = holdWarning != null ? holdWarning : java.time.Duration.ofSeconds(30);
+        r.endOfInputTimeout = endOfInputTimeout != null ? endOfInputTimeout : java.time.Duration.ofMinutes(5);
         r.tlsCa = tlsCa != null ? tlsCa : lookup(TLS_CA_KEY, "CUTOVER_TLS_CA", sources);
         r.tlsCert = tlsCert != null ? tlsCert : lookup(TLS_CERT_KEY, "CUTOVER_TLS_CERT", sources);
         r.tlsKey = tlsKey != null ? tlsKey : lookup(TLS_KEY_KEY, "CUTOVER_TLS_KEY", sources);

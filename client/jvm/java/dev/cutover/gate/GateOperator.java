@@ -12,6 +12,7 @@ import org.apache.flink.api.common.typeutils.base.BooleanSerializer;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.tuple.Tuple4;
 import org.apache.flink.api.java.typeutils.runtime.TupleSerializer;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -21,6 +22,8 @@ import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The cutover gate as a Flink operator, placed right before a sink: each record passes if this
@@ -44,14 +47,20 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * from). The
  * coordinator then never counts this job as drained, nor retires keys it can still replay, on
  * the strength of progress a failover would undo.
+ *
+ * <p>What the gate is waiting for shows where Flink users look: its figures are Flink metrics in
+ * the operator's group {@code cutover} ({@code connected} 1/0, {@code epoch} of the plan held,
+ * -1 before the first, {@code held}, {@code emitted}, {@code dropped} records), and a subtask
+ * that has held records for 30 s logs (at most every 30 s) how many, since when, and what its
+ * session says about the coordinator (never connected, the last error, ...). The overflow and
+ * end-of-input errors say the same.
  */
 public final class GateOperator<T> extends AbstractStreamOperator<T>
         implements OneInputStreamOperator<T, T>, BoundedOneInput {
     private static final long serialVersionUID = 1L;
     /** How often held records are retried without new input. */
     private static final long RETRY_MILLIS = 50;
-    /** How long the end of input waits for the last held records. */
-    private static final Duration END_WAIT = Duration.ofMinutes(5);
+    private static final Logger GATE_LOG = LoggerFactory.getLogger(GateOperator.class);
 
     private final GateConfig config;
     private transient Gate gate;
@@ -66,8 +75,21 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     private transient long restoredWatermark;
     private transient boolean trackingCheckpoints;
     private transient int maxHeld;
+    /** How long the end of input waits for the last held records. */
+    private transient Duration endWait;
+    /** Held records this long (and then at most this often) are logged. */
+    private transient long holdWarningNanos;
     private transient boolean retryScheduled;
     private transient long watermark;
+    /** When the oldest record held now was held ({@code System.nanoTime}). */
+    private transient long heldSince;
+    private transient long lastHoldWarning;
+    /** The metrics' values, refreshed on the task's thread (reporters read them from theirs). */
+    private transient volatile long connectedGauge;
+    private transient volatile long epochGauge;
+    private transient volatile long heldGauge;
+    private transient volatile long emittedGauge;
+    private transient volatile long droppedGauge;
 
     /** A gate operator reporting as {@code config} says. */
     public GateOperator(GateConfig config) {
@@ -145,6 +167,11 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 resolved.tlsKey,
                 resolved.tokenFile);
         maxHeld = resolved.maxHeld;
+        endWait = resolved.endOfInputTimeout;
+        holdWarningNanos = resolved.holdWarning.toNanos();
+        registerMetrics(getMetricGroup().addGroup("cutover"));
+        heldSince = System.nanoTime();
+        lastHoldWarning = heldSince - holdWarningNanos;
         trackingCheckpoints = false;
         if (checkpointingConfigured(getContainingTask().getJobConfiguration().toMap())) {
             trackCheckpoints();
@@ -153,6 +180,42 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
             reportHeld();
             scheduleRetry();
         }
+    }
+
+    private void registerMetrics(MetricGroup group) {
+        group.gauge("connected", () -> connectedGauge);
+        group.gauge("epoch", () -> epochGauge);
+        group.gauge("held", () -> heldGauge);
+        group.gauge("emitted", () -> emittedGauge);
+        group.gauge("dropped", () -> droppedGauge);
+        refreshMetrics();
+    }
+
+    private void refreshMetrics() {
+        connectedGauge = gate.connected() ? 1 : 0;
+        epochGauge = gate.epoch();
+        heldGauge = held.size();
+        emittedGauge = gate.emitted();
+        droppedGauge = gate.dropped();
+    }
+
+    /** The gate's identity, held records and its session's connection, for messages. */
+    private String situation() {
+        double heldForSeconds = (System.nanoTime() - heldSince) / 1e9;
+        return "cutover gate " + config.gateUid + ": " + held.size() + " records held"
+                + (held.isEmpty() ? "" : String.format(
+                        " (the oldest for %.1f s, lowest key %d)", heldForSeconds, lowestHeld()))
+                + ", plan epoch " + gate.epoch() + "; " + gate.connectionReport();
+    }
+
+    /** Logs records held for long, with the reason as far as the gate knows it. */
+    private void warnOfLongHolds() {
+        long now = System.nanoTime();
+        if (held.isEmpty() || now - heldSince < holdWarningNanos || now - lastHoldWarning < holdWarningNanos) {
+            return;
+        }
+        lastHoldWarning = now;
+        GATE_LOG.warn("{} (records wait until the coordinator's horizon passes their keys)", situation());
     }
 
     /** Whether the job's configuration turns periodic checkpoints on. */
@@ -204,7 +267,10 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         if (held.size() >= maxHeld) {
             throw new IllegalStateException("cutover gate: more than " + maxHeld
                     + " records held in one subtask: the coordinator is unreachable or the horizon does not move"
-                    + " (raise " + GateConfig.MAX_HELD_KEY + " if this load is expected)");
+                    + " (raise " + GateConfig.MAX_HELD_KEY + " if this load is expected); " + situation());
+        }
+        if (held.isEmpty()) {
+            heldSince = System.nanoTime();
         }
         held.add(record.copy(record.getValue()));
         heldKeys.add(key);
@@ -213,11 +279,16 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     }
 
     private void reportHeld() {
+        gate.setHeld(held.size(), lowestHeld());
+        heldGauge = held.size();
+    }
+
+    private long lowestHeld() {
         long lowest = Long.MAX_VALUE;
         for (long k : heldKeys) {
             lowest = Math.min(lowest, k);
         }
-        gate.setHeld(held.size(), lowest);
+        return lowest;
     }
 
     /** Emits or drops held records in order, up to the first still undecidable one. */
@@ -239,8 +310,11 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         }
         if (held.size() != before) {
             reportHeld();
+            // The oldest held record now came later than the one released.
+            heldSince = System.nanoTime();
         }
         if (!held.isEmpty()) {
+            warnOfLongHolds();
             scheduleRetry();
         }
     }
@@ -262,6 +336,7 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         watermark = mark.getTimestamp();
         gate.observeWatermark(watermark);
         release();
+        refreshMetrics();
         super.processWatermark(mark);
     }
 
@@ -270,13 +345,14 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         // The last held records: wait (bounded) until the horizon reaches them.
         while (!held.isEmpty()) {
             long key = heldKeys.peekFirst();
-            if (gate.waitUntilDecidable(key, END_WAIT) == Decision.HOLD) {
-                throw new IllegalStateException("cutover gate: " + held.size()
-                        + " records still undecidable " + END_WAIT + " after the end of input");
+            if (gate.waitUntilDecidable(key, endWait) == Decision.HOLD) {
+                throw new IllegalStateException("cutover gate: records still undecidable "
+                        + endWait.toMillis() / 1000.0 + " s after the end of input; " + situation());
             }
             release();
         }
         gate.finish();
+        refreshMetrics();
     }
 
     @Override

@@ -53,5 +53,13 @@ final class NativeGate {
 
     static native long dropped(long gate);
 
+    static native String connectionReport(long gate);
+
+    static native int connected(long gate);
+
+    static native long epoch(long gate);
+
+    static native String checkEndpoint(String endpoint);
+
     static native void close(long gate);
 }
