@@ -40,7 +40,9 @@ fn the_crd_names_its_group_kind_columns_and_status() {
         .collect();
     assert_eq!(
         columns,
-        ["State", "Active", "Phase", "Epoch", "Error", "Age"]
+        [
+            "Ready", "State", "Active", "Phase", "Epoch", "Reason", "Error", "Age"
+        ]
     );
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["required"][0], "template");
