@@ -3,9 +3,10 @@
 use tracing_subscriber::EnvFilter;
 
 /// How logs are written.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
+    #[default]
     Plain,
     /// One JSON object per line.
     Json,

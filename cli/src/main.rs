@@ -5,7 +5,7 @@ mod controller;
 mod logging;
 mod serve;
 
-use cutover_cli::{bench, control, demo};
+use cutover_cli::{bench, control, demo, kubectl};
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +36,11 @@ enum Command {
     /// Control a pipeline on a running coordinator.
     #[command(flatten)]
     Control(control::ControlCommand),
+    /// FlinkBlueGreenDeployments through the Kubernetes API, as the kubectl
+    /// plugin does (`kubectl cutover ...` once the binary is on the PATH as
+    /// `kubectl-cutover`).
+    #[command(subcommand)]
+    Kubectl(kubectl::KubectlCommand),
     /// Run the FlinkBlueGreenDeployment controller against the cluster's
     /// API server.
     Controller(controller::ControllerArgs),
@@ -79,8 +84,40 @@ enum BenchCommand {
     FanoutClient(bench::fanout_client::FanoutClientArgs),
 }
 
+/// The command line when the binary runs as the kubectl plugin
+/// (`kubectl-cutover`, which kubectl runs for `kubectl cutover ...`).
+#[derive(Parser)]
+#[command(
+    name = "kubectl cutover",
+    version,
+    about = "Blue/green FlinkBlueGreenDeployments with record-exact cutovers"
+)]
+struct PluginCli {
+    #[command(subcommand)]
+    command: kubectl::KubectlCommand,
+}
+
+/// Whether the binary was started as the kubectl plugin.
+fn as_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|n| n.to_string_lossy().starts_with("kubectl-cutover"))
+        })
+        .unwrap_or(false)
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = if as_plugin() {
+        Cli {
+            log_format: logging::LogFormat::default(),
+            command: Command::Kubectl(PluginCli::parse().command),
+        }
+    } else {
+        Cli::parse()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,6 +139,10 @@ fn main() -> std::process::ExitCode {
                 args.run().await
             }
             Command::Control(command) => {
+                logging::init(cli.log_format, "warn");
+                command.run().await
+            }
+            Command::Kubectl(command) => {
                 logging::init(cli.log_format, "warn");
                 command.run().await
             }

@@ -48,6 +48,8 @@ pub enum Action {
     Promote,
     /// Abort the pending transition.
     AbortTransition,
+    /// Remove the abort annotation (the request was acted on or refused).
+    ForgetAbortRequest,
     /// Mark the transition complete (the old colour is stopped).
     CompleteTransition,
 }
@@ -63,6 +65,7 @@ impl Action {
             Action::DeleteChild { .. } => "DeleteChild",
             Action::ScheduleCutover { .. } => "ScheduleCutover",
             Action::Promote => "Promote",
+            Action::ForgetAbortRequest => "ForgetAbortRequest",
             Action::AbortTransition => "AbortTransition",
             Action::CompleteTransition => "CompleteTransition",
         }

@@ -15,6 +15,8 @@ use crate::observed::{Child, JobHealth};
 pub const FLINK_API_VERSION: &str = "flink.apache.org/v1beta1";
 /// Annotation holding the hash of the template a child was built from.
 pub const TEMPLATE_HASH: &str = "cutover.dev/template-hash";
+/// Annotation holding, on a child, the template (JSON) it was made from.
+pub const TEMPLATE_ANNOTATION: &str = "cutover.dev/template";
 /// Annotation naming, on a child in another cluster, the resource that
 /// owns it (`<namespace>/<name>`).
 pub const OWNER_ANNOTATION: &str = "cutover.dev/owner";
@@ -175,6 +177,12 @@ pub fn child_object(
     labels.insert(COLOUR_LABEL.into(), colour.to_string().to_lowercase());
     let mut annotations = template.metadata.annotations.clone();
     annotations.insert(TEMPLATE_HASH.into(), template_hash(template));
+    // The template itself, so that a rollback can return to it while the
+    // child is kept (`kubectl cutover rollback`).
+    annotations.insert(
+        TEMPLATE_ANNOTATION.into(),
+        serde_json::to_string(template).unwrap_or_default(),
+    );
     let mut metadata = json!({
         "name": child_name(name, colour),
         "namespace": namespace,

@@ -157,6 +157,12 @@ fn initializing(o: &Observed) -> Out {
 
 fn active(o: &Observed, active: Colour, other: Colour) -> Out {
     let mut out = Out::new(o.memory.clone());
+    if o.abort_requested {
+        out = out.act(Action::ForgetAbortRequest).event(
+            "NothingToAbort",
+            format!("abort requested, but no transition runs: {active} is active"),
+        );
+    }
     let Some(current) = o.child(active) else {
         return out
             .act(Action::CreateChild {
@@ -247,7 +253,16 @@ fn start_other(mut out: Out, o: &Observed, other: Colour, savepoint: String) -> 
 }
 
 fn savepointing(o: &Observed, active: Colour, other: Colour) -> Out {
-    let out = Out::new(o.memory.clone());
+    let mut out = Out::new(o.memory.clone());
+    if o.abort_requested {
+        // Nothing started yet: back to active, the template set aside.
+        out.memory.state = active_state(active);
+        out.memory.rejected_hash = Some(o.desired_hash.clone());
+        return out.act(Action::ForgetAbortRequest).event(
+            "AbortRequested",
+            format!("abort requested before {other} started: {active} keeps emitting; this template is not tried again until it changes"),
+        );
+    }
     match o.child(active).and_then(|c| c.savepoint.clone()) {
         Some(savepoint) => start_other(out, o, other, savepoint),
         None => out.poll(),
@@ -263,6 +278,31 @@ fn transitioning(o: &Observed, old: Colour, new: Colour) -> Out {
         return finished(out, o, new);
     }
     let revocable = matches!(phase, None | Some(Phase::Scheduled | Phase::Aborted));
+    if o.abort_requested {
+        let out = out.act(Action::ForgetAbortRequest);
+        if revocable {
+            return back_out(
+                out,
+                phase == Some(Phase::Scheduled),
+                true,
+                old,
+                new,
+                "AbortRequested",
+                format!(
+                    "abort requested: {new} is discarded and {old} keeps emitting; this template is not tried again until it changes"
+                ),
+            );
+        }
+        let phase = phase.map_or_else(|| "unknown".into(), |p| p.to_string());
+        return out
+            .event(
+                "AbortRefused",
+                format!(
+                    "abort refused: the cutover to {new} is irrevocable ({phase}); it completes, then roll back"
+                ),
+            )
+            .poll();
+    }
     if o.memory.target_hash.as_deref() != Some(o.desired_hash.as_str()) && revocable {
         return back_out(
             out,

@@ -25,6 +25,7 @@ pub mod child;
 mod decide;
 pub mod edge;
 mod observed;
+pub mod plan;
 pub mod status_map;
 
 pub use action::{Action, Reconcile};

@@ -108,6 +108,8 @@ pub struct Observed {
     pub deletion_delay: Duration,
     /// A promotion was asked for (the `cutover.dev/promote` annotation).
     pub promote_requested: bool,
+    /// An abort was asked for (the `cutover.dev/abort` annotation).
+    pub abort_requested: bool,
     /// What the controller remembered.
     pub memory: Memory,
     /// `<name>-blue`, if it exists.

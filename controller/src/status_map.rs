@@ -20,6 +20,11 @@ use crate::observed::{Memory, Observed, PipelineView};
 /// Annotation asking for the promotion of a transition waiting for one.
 pub const PROMOTE_ANNOTATION: &str = "cutover.dev/promote";
 
+/// Annotation asking to abort the running transition while it is still
+/// revocable (the new colour is discarded and its template not tried again
+/// until it changes).
+pub const ABORT_ANNOTATION: &str = "cutover.dev/abort";
+
 /// Seconds since the Unix epoch as RFC 3339.
 pub fn rfc3339(seconds: i64) -> String {
     let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
@@ -83,11 +88,15 @@ pub fn observe(
     let configuration = &resource.spec.configuration;
     let durations = configuration.validate()?;
     resource.spec.placement.validate()?;
-    let promote_requested = resource
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(PROMOTE_ANNOTATION));
+    let annotated = |key: &str| {
+        resource
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(key))
+    };
+    let promote_requested = annotated(PROMOTE_ANNOTATION);
+    let abort_requested = annotated(ABORT_ANNOTATION);
     Ok(Observed {
         now,
         desired_hash: template_hash(&resource.spec.template),
@@ -96,6 +105,7 @@ pub fn observe(
         abort_grace_period: durations.abort_grace_period,
         deletion_delay: durations.deletion_delay,
         promote_requested,
+        abort_requested,
         memory: memory_from_status(resource.status.as_ref()),
         blue: blue.map(observe_child),
         green: green.map(observe_child),

@@ -32,6 +32,8 @@ struct World {
     stopped_before_drained: bool,
     /// A transition was completed while the old colour still ran.
     completed_while_old_ran: bool,
+    /// The `cutover.dev/abort` annotation is on the resource.
+    abort_requested: bool,
 }
 
 impl World {
@@ -47,6 +49,7 @@ impl World {
             created: [0, 0],
             stopped_before_drained: false,
             completed_while_old_ran: false,
+            abort_requested: false,
         }
     }
 
@@ -120,6 +123,7 @@ impl World {
                     t.auto_promote = true;
                 }
             }
+            Action::ForgetAbortRequest => self.abort_requested = false,
             Action::AbortTransition => {
                 if let Some(t) = self.transition.as_mut()
                     && t.phase == Phase::Scheduled
@@ -188,6 +192,7 @@ impl World {
             abort_grace_period: Duration::from_secs(120),
             deletion_delay: Duration::from_secs(60),
             promote_requested: promote,
+            abort_requested: self.abort_requested,
             memory: memory.clone(),
             blue: self.blue.as_ref().map(|(c, _)| c.clone()),
             green: self.green.as_ref().map(|(c, _)| c.clone()),
@@ -232,6 +237,28 @@ fn run(
     );
 }
 
+/// A new world where BLUE runs `template` and emits.
+fn blue_running(template: &str) -> (World, Memory) {
+    let mut world = World::new();
+    let mut memory = Memory::default();
+    run(
+        &mut world,
+        &mut memory,
+        template,
+        true,
+        None,
+        |_| false,
+        settled(Colour::Blue),
+    );
+    (world, memory)
+}
+
+/// A transition to GREEN is scheduled (and waits, if not auto-promoted).
+fn green_scheduled(w: &World, _: &Memory) -> bool {
+    w.transition
+        .is_some_and(|t| t.to == Colour::Green && t.phase == Phase::Scheduled)
+}
+
 fn settled(colour: Colour) -> impl Fn(&World, &Memory) -> bool {
     move |w, m| {
         let (active, other) = match colour {
@@ -252,18 +279,8 @@ fn settled(colour: Colour) -> impl Fn(&World, &Memory) -> bool {
 
 #[test]
 fn blue_green_blue_cycle() {
-    let mut world = World::new();
-    let mut memory = Memory::default();
+    let (mut world, mut memory) = blue_running("v1");
     let never = |_| false;
-    run(
-        &mut world,
-        &mut memory,
-        "v1",
-        true,
-        None,
-        never,
-        settled(Colour::Blue),
-    );
     run(
         &mut world,
         &mut memory,
@@ -343,24 +360,18 @@ fn a_failing_green_is_aborted_and_a_fixed_template_goes_through() {
 
 #[test]
 fn manual_promotion_holds_the_transition_until_asked() {
-    let mut world = World::new();
-    let mut memory = Memory::default();
+    let (mut world, mut memory) = blue_running("v1");
     let never = |_| false;
+    // Without a promotion the transition stays SCHEDULED.
     run(
         &mut world,
         &mut memory,
-        "v1",
-        true,
+        "v2",
+        false,
         None,
         never,
-        settled(Colour::Blue),
+        green_scheduled,
     );
-    // Without a promotion the transition stays SCHEDULED.
-    let waiting = |w: &World, _: &Memory| {
-        w.transition
-            .is_some_and(|t| t.to == Colour::Green && t.phase == Phase::Scheduled)
-    };
-    run(&mut world, &mut memory, "v2", false, None, never, waiting);
     for _ in 0..20 {
         let r = decide(&world.observed("v2", &memory, false, false));
         assert!(!r.actions.contains(&Action::CompleteTransition));
@@ -370,7 +381,7 @@ fn manual_promotion_holds_the_transition_until_asked() {
         memory = r.memory;
         world.tick();
     }
-    assert!(waiting(&world, &memory), "still waiting for a promotion");
+    assert!(green_scheduled(&world, &memory), "still waiting for a promotion");
     run(
         &mut world,
         &mut memory,
@@ -418,4 +429,64 @@ fn lost_actions_are_retried_until_the_cycle_completes() {
         settled(Colour::Blue),
     );
     assert!(!world.stopped_before_drained);
+}
+
+#[test]
+fn an_abort_request_backs_out_a_revocable_transition_and_is_refused_after_the_cutover() {
+    let (mut world, mut memory) = blue_running("v1");
+    let never = |_| false;
+
+    // v2 waits for a promotion: abort it.
+    run(
+        &mut world,
+        &mut memory,
+        "v2",
+        false,
+        None,
+        never,
+        green_scheduled,
+    );
+    world.abort_requested = true;
+    run(
+        &mut world,
+        &mut memory,
+        "v2",
+        false,
+        None,
+        never,
+        settled(Colour::Blue),
+    );
+    assert!(!world.abort_requested, "the request is consumed");
+    assert_eq!(world.transition.map(|t| t.phase), Some(Phase::Aborted));
+    assert_eq!(world.active, Colour::Blue);
+    assert_eq!(
+        memory.rejected_hash.as_deref(),
+        Some("v2"),
+        "not tried again"
+    );
+    let r = decide(&world.observed("v2", &memory, false, false));
+    assert!(r.actions.is_empty(), "v2 stays set aside: {r:?}");
+
+    // v3 cuts over by itself; an abort asked for once it is irrevocable is
+    // refused (and consumed), and the transition completes.
+    let cutting = |w: &World, _: &Memory| {
+        w.transition
+            .is_some_and(|t| t.to == Colour::Green && t.phase == Phase::CuttingOver)
+    };
+    run(&mut world, &mut memory, "v3", true, None, never, cutting);
+    world.abort_requested = true;
+    let r = decide(&world.observed("v3", &memory, true, false));
+    assert_eq!(r.actions, vec![Action::ForgetAbortRequest]);
+    assert_eq!(r.event.as_ref().map(|e| e.0), Some("AbortRefused"));
+    run(
+        &mut world,
+        &mut memory,
+        "v3",
+        true,
+        None,
+        never,
+        settled(Colour::Green),
+    );
+    assert!(!world.abort_requested);
+    assert_eq!(memory.active_hash.as_deref(), Some("v3"));
 }

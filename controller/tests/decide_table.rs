@@ -67,6 +67,7 @@ fn base() -> Observed {
         abort_grace_period: Duration::from_secs(600),
         deletion_delay: Duration::from_secs(300),
         promote_requested: false,
+        abort_requested: false,
         memory: memory(BlueGreenState::ActiveBlue, V1),
         blue: running(V1),
         green: None,

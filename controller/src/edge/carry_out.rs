@@ -17,7 +17,7 @@ use super::coordinators::refused;
 use super::error::EdgeError;
 use crate::action::Action;
 use crate::child::{child_name, child_object};
-use crate::status_map::PROMOTE_ANNOTATION;
+use crate::status_map::{ABORT_ANNOTATION, PROMOTE_ANNOTATION};
 
 /// One reconciliation's view of where things live.
 pub(super) struct Target<'a> {
@@ -108,6 +108,15 @@ pub(super) async fn carry_out(
             let resources: Api<FlinkBlueGreenDeployment> =
                 Api::namespaced(ctx.client.clone(), target.namespace);
             let patch = json!({"metadata": {"annotations": {PROMOTE_ANNOTATION: null}}});
+            resources
+                .patch(target.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            Ok(())
+        }
+        Action::ForgetAbortRequest => {
+            let resources: Api<FlinkBlueGreenDeployment> =
+                Api::namespaced(ctx.client.clone(), target.namespace);
+            let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: null}}});
             resources
                 .patch(target.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;

@@ -64,6 +64,8 @@ struct State {
     requests_by: BTreeMap<String, u64>,
     gone: u64,
     used: BTreeSet<(String, Permission)>,
+    /// Every request that could change something (`METHOD path`), in order.
+    writes: Vec<String>,
     /// Tokens a TokenReview accepts: token → (user name, audiences).
     tokens: BTreeMap<String, (String, Vec<String>)>,
 }
@@ -98,6 +100,7 @@ impl FakeApiServer {
                 requests_by: BTreeMap::new(),
                 gone: 0,
                 used: BTreeSet::new(),
+                writes: Vec::new(),
                 tokens: BTreeMap::new(),
             })),
             events: broadcast::channel(4096).0,
@@ -229,6 +232,12 @@ impl FakeApiServer {
             .collect()
     }
 
+    /// Every request that could change something (not a GET), as `METHOD
+    /// path`, in the order served.
+    pub fn writes(&self) -> Vec<String> {
+        self.lock().writes.clone()
+    }
+
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.lock().requests
@@ -299,6 +308,9 @@ impl FakeApiServer {
             .to_string();
         let merge = content_type.starts_with("application/merge-patch+json");
         let path = request.uri().path().trim_end_matches('/').to_string();
+        if method != Method::GET {
+            self.lock().writes.push(format!("{method} {path}"));
+        }
         let query: BTreeMap<String, String> = request
             .uri()
             .query()
