@@ -6,6 +6,7 @@ pub mod bench;
 pub mod control;
 pub mod demo;
 pub mod flags;
+pub mod import;
 pub mod kubectl;
 pub mod pki;
 pub mod store_spec;

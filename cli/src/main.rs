@@ -5,7 +5,7 @@ mod controller;
 mod logging;
 mod serve;
 
-use cutover_cli::{bench, control, demo, kubectl};
+use cutover_cli::{bench, control, demo, import, kubectl};
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +41,10 @@ enum Command {
     /// `kubectl-cutover`).
     #[command(subcommand)]
     Kubectl(kubectl::KubectlCommand),
+    /// Convert the Apache Flink Kubernetes Operator's FlinkBlueGreenDeployment
+    /// (flink.apache.org/v1beta1) into cutover's, printed as YAML with notes
+    /// on what has no equivalent.
+    Import(import::ImportArgs),
     /// Run the FlinkBlueGreenDeployment controller against the cluster's
     /// API server.
     Controller(controller::ControllerArgs),
@@ -146,6 +150,7 @@ fn main() -> std::process::ExitCode {
                 logging::init(cli.log_format, "warn");
                 command.run().await
             }
+            Command::Import(args) => args.run(),
             Command::Crds => cutover_crds::crd_yaml()
                 .map(|yaml| {
                     print!("{yaml}");

@@ -381,7 +381,10 @@ fn manual_promotion_holds_the_transition_until_asked() {
         memory = r.memory;
         world.tick();
     }
-    assert!(green_scheduled(&world, &memory), "still waiting for a promotion");
+    assert!(
+        green_scheduled(&world, &memory),
+        "still waiting for a promotion"
+    );
     run(
         &mut world,
         &mut memory,

@@ -9,6 +9,7 @@
 
 mod address;
 mod configuration;
+pub mod import;
 mod placement;
 mod resource;
 mod status;
@@ -19,6 +20,7 @@ pub use configuration::{
 pub use placement::{ColourPlacement, Placement, PlacementError, SecretKey};
 pub use resource::{
     FlinkBlueGreenDeployment, FlinkBlueGreenDeploymentSpec, FlinkDeploymentTemplate,
+    TemplateMetadata,
 };
 pub use status::{
     BlueGreenState, ColourGates, Condition, FlinkBlueGreenDeploymentStatus, GatesByColour,
