@@ -9,7 +9,7 @@ use cutover_client::{ClientTls, ControlClient};
 
 use crate::tls_args::TlsArgs;
 use cutover_core::{
-    Colour, ColourGates, CutoverAt, Key, Mode, Phase, PipelineName, PipelineStatus, ScheduleRequest,
+    Colour, CutoverAt, Key, Mode, Phase, PipelineName, PipelineStatus, ScheduleRequest,
 };
 
 /// Where the coordinator is, and which pipeline.
@@ -107,13 +107,26 @@ pub struct ListArgs {
     pub tls: TlsArgs,
 }
 
+/// Flags of `cutover status`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The pipeline and its coordinator.
+    #[command(flatten)]
+    pub target: Target,
+    /// Follow the pipeline: print its status again on every change (the
+    /// coordinator's WatchPipeline stream), until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+}
+
 /// The control commands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ControlCommand {
     /// List the pipelines, and those whose stored state cannot be read.
     List(ListArgs),
-    /// Print a pipeline's plan, transition and gates.
-    Status(Target),
+    /// Print a pipeline's plan, transition and gates (`--watch`: again on
+    /// every change).
+    Status(StatusArgs),
     /// Schedule a transition to a colour.
     Schedule(ScheduleArgs),
     /// Abort the pending transition (before the horizon passes its cutover).
@@ -134,9 +147,12 @@ impl ControlCommand {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let target = match &self {
             ControlCommand::List(l) => return list(&l.endpoint, &l.tls.client_tls()).await,
-            ControlCommand::Status(t) | ControlCommand::Abort(t) | ControlCommand::Complete(t) => {
-                t.clone()
+            ControlCommand::Status(s) if s.watch => {
+                return crate::status_watch::watch(&s.target).await;
             }
+            ControlCommand::Status(StatusArgs { target, .. })
+            | ControlCommand::Abort(target)
+            | ControlCommand::Complete(target) => target.clone(),
             ControlCommand::ForgetOperator(f) => f.target.clone(),
             ControlCommand::Promote(p) if p.resource => {
                 return annotate_for_promotion(&p.target.pipeline, p.namespace.as_deref()).await;
@@ -151,7 +167,7 @@ impl ControlCommand {
                 .with_context(|| format!("connecting to {}", target.endpoint))?;
         let status = self.send(&mut control, &pipeline).await?;
         if target.json {
-            println!("{}", status_json(&status));
+            println!("{}", cutover_coordinator::status_json::status_json(&status));
         } else {
             print!("{}", describe(&status));
         }
@@ -327,50 +343,4 @@ pub fn describe(s: &PipelineStatus) -> String {
         ));
     }
     out
-}
-
-fn status_json(s: &PipelineStatus) -> serde_json::Value {
-    let gates = |g: &ColourGates| {
-        let watermark = |w: Key| (w > Key::MIN).then_some(w.0);
-        serde_json::json!({
-            "expected": g.expected,
-            "connected": g.connected,
-            "acked": g.acked,
-            "emitted": g.emitted,
-            "dropped": g.dropped,
-            "held": g.held,
-            "lowest_watermark": watermark(g.lowest_watermark),
-            "highest_watermark": watermark(g.highest_watermark),
-        })
-    };
-    let floor = |k: Key| (k > Key::MIN).then_some(k.0);
-    serde_json::json!({
-        "pipeline": s.name.to_string(),
-        "epoch": s.plan.epoch.0,
-        "active": s.active.to_string(),
-        "horizon": s.plan.horizon.0,
-        "retired_below": {
-            "blue": floor(s.plan.retired.blue),
-            "green": floor(s.plan.retired.green),
-        },
-        "incarnation": s.plan.incarnation.to_string(),
-        "phase": s.phase.map_or_else(|| "none".into(), |p| p.to_string()),
-        "transition": s.transition.as_ref().map(|t| serde_json::json!({
-            "from": t.from.to_string(),
-            "to": t.to.to_string(),
-            "at": t.at.0,
-            "auto_promote": t.auto_promote,
-            "promoted": t.promoted,
-        })),
-        "blue": gates(&s.blue),
-        "green": gates(&s.green),
-        "coordinators": s.serving.iter().map(|c| serde_json::json!({
-            "coordinator": c.coordinator,
-            "answering": c.answering,
-            "blue": c.blue,
-            "green": c.green,
-            "live": c.live,
-            "renewed_ms_ago": c.renewed_ms_ago,
-        })).collect::<Vec<_>>(),
-    })
 }

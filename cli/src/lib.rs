@@ -9,5 +9,6 @@ pub mod flags;
 pub mod import;
 pub mod kubectl;
 pub mod pki;
+pub mod status_watch;
 pub mod store_spec;
 pub mod tls_args;

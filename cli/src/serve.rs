@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// both.
     #[arg(long, env = "CUTOVER_METRICS_LISTEN", default_value = "127.0.0.1:9700")]
     metrics_listen: String,
+    /// Serve the status page on the metrics port: `/` lists the pipelines,
+    /// `/pipelines/NAME` draws one live (server-sent events). Read-only,
+    /// and without authentication, like the metrics: `false` leaves it out.
+    #[arg(long, env = "CUTOVER_STATUS_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    status_page: bool,
     /// Where pipeline plans are stored: `file:PATH` (one JSON document per
     /// pipeline, the embedded default), `configmap[:NAMESPACE]` (one
     /// ConfigMap per pipeline; the source of truth inside a cluster),
@@ -214,11 +219,14 @@ impl ServeArgs {
             let listener = TcpListener::bind(&self.metrics_listen)
                 .await
                 .with_context(|| format!("binding metrics address {}", self.metrics_listen))?;
-            info!(address = %self.metrics_listen, "metrics endpoint");
-            tokio::spawn(cutover_coordinator::metrics::serve_metrics_and_readiness(
+            info!(address = %self.metrics_listen, status_page = self.status_page, "metrics endpoint");
+            tokio::spawn(cutover_coordinator::web::serve(
                 listener,
-                Arc::new(registry),
-                Some(coordinator.ready()),
+                cutover_coordinator::web::Web {
+                    registry: Arc::new(registry),
+                    ready: Some(coordinator.ready()),
+                    coordinator: self.status_page.then(|| coordinator.clone()),
+                },
             ));
         }
         let listener =

@@ -27,9 +27,11 @@ pub mod registry;
 mod reload;
 pub mod server;
 mod session;
+pub mod status_json;
 pub mod status_metrics;
 pub mod store;
 pub mod tls;
+pub mod web;
 
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;

@@ -1,5 +1,5 @@
-//! Prometheus metrics of the coordinator (`cutover_*`), and a minimal HTTP
-//! endpoint serving them in the text exposition format.
+//! Prometheus metrics of the coordinator (`cutover_*`), served on the
+//! plain-HTTP port by [`crate::web`].
 
 use std::sync::Arc;
 
@@ -8,7 +8,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Label of per-pipeline metrics.
@@ -131,49 +130,20 @@ pub async fn serve_metrics(listener: TcpListener, registry: Arc<Registry>) {
 
 /// Like [`serve_metrics`], and `GET /ready` answers 200 while `ready` holds
 /// true and 503 otherwise: a readiness probe for a coordinator whose gRPC
-/// port speaks only TLS (the kubelet's gRPC probe speaks plaintext).
+/// port speaks only TLS (the kubelet's gRPC probe speaks plaintext). The
+/// status page comes with [`crate::web::serve`].
 pub async fn serve_metrics_and_readiness(
     listener: TcpListener,
     registry: Arc<Registry>,
     ready: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let registry = registry.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let mut request = [0u8; 1024];
-            let read = stream.read(&mut request).await.unwrap_or(0);
-            let asks_ready = request[..read].starts_with(b"GET /ready ");
-            let response = match ready {
-                Some(ready) if asks_ready => {
-                    let (status, body) = if *ready.borrow() {
-                        ("200 OK", "ready\n")
-                    } else {
-                        (
-                            "503 Service Unavailable",
-                            "not ready: the store has not answered\n",
-                        )
-                    };
-                    format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                }
-                _ => {
-                    let mut body = String::new();
-                    if prometheus_client::encoding::text::encode(&mut body, &registry).is_err() {
-                        body = "# encoding failed\n".into();
-                    }
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                }
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
+    crate::web::serve(
+        listener,
+        crate::web::Web {
+            registry,
+            ready,
+            coordinator: None,
+        },
+    )
+    .await
 }

@@ -2,6 +2,7 @@
 //! same store and port), control clients, gate identities, status waits, and
 //! the seeded whole-protocol simulation, and hosts in network namespaces.
 
+pub mod chromium;
 pub mod conformance;
 pub mod controller_world;
 pub mod counting_alloc;

@@ -129,3 +129,60 @@ async fn control_commands_drive_a_pipeline() -> anyhow::Result<()> {
     assert!(err.contains("NotFound"), "{err}");
     Ok(())
 }
+
+/// `cutover status NAME --watch --json` prints the status at once and again
+/// on each change, one object per line, until stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_prints_every_change() -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let coordinator = TestCoordinator::start(Arc::new(MemoryStore::new()), test_config()).await?;
+    let client = Client::connect(ClientConfig::new(coordinator.endpoint()))?;
+    let _gate = client.gate(identity("orders", Colour::Green, 0, 1))?;
+    let pipeline = PipelineName::new("orders")?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.wait_for_epoch(&pipeline, Epoch(1)),
+    )
+    .await?;
+    let mut watching = tokio::process::Command::new(cutover_binary()?)
+        .args(["status", "orders", "--watch", "--json"])
+        .args(["--endpoint", &coordinator.endpoint()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = watching
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut next = async || -> anyhow::Result<Value> {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("the watch ended"))?;
+        Ok(serde_json::from_str(&line)?)
+    };
+    let first = next().await?;
+    assert_eq!(first["pipeline"], "orders");
+    assert_eq!(first["transition"], Value::Null);
+    let mut control = coordinator.control().await?;
+    schedule(
+        &mut control,
+        "orders",
+        schedule_at(Colour::Blue, 1_000_000, false),
+    )
+    .await?;
+    // Every later line is a newer status; one of them has the transition.
+    let mut seen = first["epoch"].as_u64().unwrap_or(0);
+    loop {
+        let update = next().await?;
+        let epoch = update["epoch"].as_u64().unwrap_or(0);
+        assert!(epoch >= seen, "statuses come in order: {update}");
+        seen = epoch;
+        if update["phase"] == "SCHEDULED" {
+            assert_eq!(update["transition"]["at"], 1_000_000);
+            break;
+        }
+    }
+    watching.kill().await?;
+    Ok(())
+}

@@ -21,7 +21,10 @@ async fn an_imported_official_resource_runs_under_the_controller() -> anyhow::Re
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(cutover_binary()?)
             .args(["import", "-f", FIXTURE, "--coordinator", &endpoint])
-            .args(["--initial-savepoint", "s3://flink/savepoints/sp-orders-green"])
+            .args([
+                "--initial-savepoint",
+                "s3://flink/savepoints/sp-orders-green",
+            ])
             .output()
             .map_err(anyhow::Error::from)
     })
