@@ -206,7 +206,11 @@ impl Gate {
     }
 
     /// Waits until `key` is decidable and returns the decision (not counted:
-    /// call [`Gate::decide`] for the record once this returns).
+    /// call [`Gate::decide`] for the record once this returns). While it
+    /// waits the gate counts as holding a record at `key` (the coordinator
+    /// then raises the horizon for it, and never counts this gate's colour
+    /// as drained past it): report what is still held with
+    /// [`Gate::set_held`] once the record is decided.
     pub async fn wait_until_decidable(&self, key: Key) -> Decision {
         let mut installed = self.slot.installed.subscribe();
         loop {
@@ -225,7 +229,8 @@ impl Gate {
 
     /// Blocks the calling thread until `key` is decidable or `timeout`
     /// passes (then `Hold`). For callers that cannot buffer; never call it on
-    /// an async runtime's thread.
+    /// an async runtime's thread. Counts as holding `key` while it waits,
+    /// as [`Gate::wait_until_decidable`] does.
     pub fn wait_until_decidable_blocking(&self, key: Key, timeout: Duration) -> Decision {
         let deadline = std::time::Instant::now() + timeout;
         let (lock, installed) = &self.slot.blocking;
