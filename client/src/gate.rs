@@ -16,89 +16,8 @@ use cutover_core::{Colour, Decision, GateIdentity, Key, Mode, Plan};
 use crate::published::PublishedGate;
 use crate::shared::Shared;
 use crate::slot::PipelineSlot;
+use crate::tail::Tail;
 use crate::wake::Signal;
-
-/// What `decide` needs of a plan for the keys it sees most: those near the
-/// end of the timeline. Copied out of the plan each time the plan changes.
-#[derive(Clone, Copy, Debug)]
-struct Tail {
-    /// Address of the plan it was copied from (0: no plan). The gate's
-    /// cache keeps that plan alive until it loads another, so a new plan
-    /// never shares the address.
-    plan: usize,
-    /// Keys at or above it are held.
-    horizon: i64,
-    /// Start of the highest region (the last segment, clipped at the
-    /// colour's retirement floor), and the decision in it.
-    last_start: i64,
-    last: Decision,
-    /// Start of the region before it (`i64::MIN` covers all older keys;
-    /// `i64::MAX`: none), and the decision in it.
-    before_start: i64,
-    before: Decision,
-}
-
-impl Tail {
-    const NONE: Tail = Tail {
-        plan: 0,
-        horizon: i64::MIN,
-        last_start: i64::MIN,
-        last: Decision::Hold,
-        before_start: i64::MIN,
-        before: Decision::Hold,
-    };
-
-    fn of(plan: Option<&Arc<Plan>>, colour: Colour) -> Tail {
-        let Some(plan) = plan else { return Tail::NONE };
-        let decision = |owner: Colour| {
-            if owner == colour {
-                Decision::Emit
-            } else {
-                Decision::Drop
-            }
-        };
-        // The two highest regions of keys with one decision, segments
-        // clipped at this colour's retirement floor (below it: Drop).
-        let floor = plan.retired.of(colour).0;
-        let mut regions = [(i64::MAX, Decision::Hold); 2];
-        let mut count = 0;
-        for segment in plan.timeline.segments().iter().rev() {
-            if count == regions.len() {
-                break;
-            }
-            regions[count] = (segment.start.0.max(floor), decision(segment.owner));
-            count += 1;
-            if segment.start.0 <= floor {
-                if floor > i64::MIN && count < regions.len() {
-                    regions[count] = (i64::MIN, Decision::Drop);
-                }
-                break;
-            }
-        }
-        Tail {
-            plan: Arc::as_ptr(plan) as usize,
-            horizon: plan.horizon.0,
-            last_start: regions[0].0,
-            last: regions[0].1,
-            before_start: regions[1].0,
-            before: regions[1].1,
-        }
-    }
-
-    /// The decision for `key`, or `None` for keys older than the tail.
-    #[inline]
-    fn decide(&self, key: Key) -> Option<Decision> {
-        if key.0 >= self.horizon {
-            Some(Decision::Hold)
-        } else if key.0 >= self.last_start {
-            Some(self.last)
-        } else if key.0 >= self.before_start {
-            Some(self.before)
-        } else {
-            None
-        }
-    }
-}
 
 /// Decides, record by record, whether this gate's job emits.
 pub struct Gate {
@@ -348,6 +267,13 @@ impl Gate {
         self.dropped
     }
 
+    /// The tail of the plan this gate's pipeline holds, published on every
+    /// install for readers that make no call (the JVM gate): see
+    /// [`crate::tail::TailCell`]. It lives as long as the gate.
+    pub fn published_tail(&self) -> &crate::tail::TailCell {
+        &self.slot.tail
+    }
+
     /// Whether this gate's client ever connected, since when it is in its
     /// present state and why attempts failed (for logs and errors).
     pub fn connection_report(&self) -> crate::ConnectionReport {
@@ -361,77 +287,5 @@ impl Drop for Gate {
         let identity = self.gate.identity();
         self.client
             .remove_gate((identity.pipeline.clone(), identity.key()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cutover_core::{Epoch, Incarnation, Mode, RetiredBelow, Timeline};
-
-    #[test]
-    fn the_tail_decides_like_the_plan() {
-        // Timelines of 1 to 4 segments with starts in 0..8, every horizon
-        // and key around them, both colours: the tail (or, for older keys,
-        // the plan it defers to) gives the plan's decision.
-        let mut timelines = vec![Timeline::new(Colour::Green)];
-        for _ in 0..3 {
-            let mut longer = Vec::new();
-            for t in &timelines {
-                let last = t.last();
-                for start in (last.start.0.max(-1) + 1)..8 {
-                    if let Ok(next) = t.with_appended(Key(start), last.owner.other()) {
-                        longer.push(next);
-                    }
-                }
-            }
-            timelines.extend(longer);
-        }
-        assert!(timelines.iter().any(|t| t.segments().len() == 4));
-        for timeline in &timelines {
-            for horizon in -2..10 {
-                for (blue, green) in [
-                    (i64::MIN, i64::MIN),
-                    (2, i64::MIN),
-                    (i64::MIN, 5),
-                    (4, 7),
-                    (horizon, horizon),
-                ] {
-                    let plan = Arc::new(Plan {
-                        timeline: timeline.clone(),
-                        horizon: Key(horizon),
-                        epoch: Epoch(1),
-                        mode: Mode::EventTime,
-                        retired: RetiredBelow {
-                            blue: Key(blue.min(horizon)),
-                            green: Key(green.min(horizon)),
-                        },
-                        incarnation: Incarnation(1),
-                        unknown: Default::default(),
-                    });
-                    for colour in Colour::ALL {
-                        let tail = Tail::of(Some(&plan), colour);
-                        for key in (-3..11).map(Key).chain([Key::MIN, Key::MAX]) {
-                            let expected = plan.decide(colour, key);
-                            let got = tail.decide(key).unwrap_or_else(|| plan.decide(colour, key));
-                            assert_eq!(got, expected, "{timeline:?} horizon {horizon} key {key}");
-                            let floor = plan.retired.of(colour);
-                            if timeline.segments().len() <= 2 && floor == Key::MIN {
-                                assert!(tail.decide(key).is_some(), "two segments never defer");
-                            }
-                            if timeline.segments().len() == 1 {
-                                assert!(
-                                    tail.decide(key).is_some(),
-                                    "one segment and a floor never defer"
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for key in [Key::MIN, Key(0), Key::MAX] {
-            assert_eq!(Tail::NONE.decide(key), Some(Decision::Hold));
-        }
     }
 }

@@ -45,6 +45,7 @@ mod session;
 mod session_state;
 mod shared;
 mod slot;
+pub mod tail;
 pub mod tls;
 mod wake;
 

@@ -9,6 +9,8 @@ use arc_swap::ArcSwapOption;
 use cutover_core::{Epoch, Key, Plan};
 use tokio::sync::watch;
 
+use crate::tail::TailCell;
+
 /// The latest plan of one pipeline.
 pub(crate) struct PipelineSlot {
     /// Read by every gate's `decide()` through an `arc_swap::Cache`.
@@ -19,6 +21,8 @@ pub(crate) struct PipelineSlot {
     previous_horizon: AtomicI64,
     /// Epoch of the installed plan, for threads that block until it changes.
     pub(crate) blocking: (Mutex<Epoch>, Condvar),
+    /// The installed plan's tail, for readers outside Rust.
+    pub(crate) tail: TailCell,
 }
 
 impl PipelineSlot {
@@ -28,6 +32,7 @@ impl PipelineSlot {
             installed: watch::channel(Epoch(0)).0,
             previous_horizon: AtomicI64::new(i64::MIN),
             blocking: (Mutex::new(Epoch(0)), Condvar::new()),
+            tail: TailCell::new(),
         }
     }
 
@@ -38,6 +43,10 @@ impl PipelineSlot {
         let epoch = plan.epoch;
         {
             let mut blocked = self.blocking.0.lock().unwrap_or_else(|p| p.into_inner());
+            // The tail follows the plan: a reader of an older tail holds
+            // more, never decides otherwise (decisions below a horizon are
+            // fixed).
+            self.tail.publish(&plan);
             self.plan.store(Some(plan));
             *blocked = epoch;
         }
@@ -58,5 +67,31 @@ impl PipelineSlot {
             previous + (horizon.saturating_sub(previous)) / 2
         };
         watermark.0 >= midpoint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_core::{Colour, Decision, Incarnation};
+
+    #[test]
+    fn an_installed_plan_is_published_as_a_tail() {
+        let slot = PipelineSlot::new();
+        assert_eq!(slot.tail.read().epoch(), None);
+        assert_eq!(
+            slot.tail.read().decide(Colour::Blue, Key(0)),
+            Some(Decision::Hold)
+        );
+        let plan = Plan::new(Colour::Blue, Incarnation(3));
+        let mut later = plan.clone();
+        later.epoch = Epoch(4);
+        later.horizon = Key(100);
+        slot.install(Arc::new(later));
+        let tail = slot.tail.read();
+        assert_eq!(tail.epoch(), Some(4));
+        assert_eq!(tail.decide(Colour::Blue, Key(99)), Some(Decision::Emit));
+        assert_eq!(tail.decide(Colour::Green, Key(99)), Some(Decision::Drop));
+        assert_eq!(tail.decide(Colour::Blue, Key(100)), Some(Decision::Hold));
     }
 }
