@@ -257,6 +257,16 @@ impl Gate {
         self.client.raise(Signal::Changed);
     }
 
+    /// Counts records decided outside [`Gate::decide`] from the
+    /// [`Gate::published_tail`] (by a caller that decides in its own
+    /// language): `emitted` and `dropped` more, the highest key among them.
+    /// Published with the next [`Gate::flush`].
+    pub fn add_counts(&mut self, emitted: u64, dropped: u64, max_key: Key) {
+        self.emitted = self.emitted.saturating_add(emitted);
+        self.dropped = self.dropped.saturating_add(dropped);
+        self.max_key = self.max_key.max(max_key.0);
+    }
+
     /// Records emitted so far.
     pub fn emitted(&self) -> u64 {
         self.emitted

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cutover_client::{ClientTls, Colour, Decision, Gate, GateIdentity, Key, Mode, PipelineName};
-use jni_sys::{JNIEnv, jboolean, jclass, jint, jlong, jstring};
+use jni_sys::{JNIEnv, jboolean, jclass, jint, jlong, jobject, jstring};
 
 use crate::jni::{Throw, new_string, string, throw};
 use crate::registry::pool;
@@ -357,6 +357,51 @@ pub extern "system" fn Java_dev_cutover_gate_NativeGate_dropped(
     on_handle(gate, 0, |h| {
         i64::try_from(h.gate.dropped()).unwrap_or(i64::MAX)
     })
+}
+
+/// `ByteBuffer tailBuffer(long gate)`: a direct buffer over the tail the
+/// client publishes for the gate's pipeline (`cutover_client::tail`:
+/// sixteen native-order `long`s under a sequence counter), valid until the
+/// gate is closed; null if it cannot be made.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_tailBuffer(
+    env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+) -> jobject {
+    let address = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: Java's Gate passes its own live handle.
+        unsafe { handle(gate) }.map(|h| h.gate.published_tail().as_ptr())
+    }))
+    .ok()
+    .flatten();
+    let (Some(address), false) = (address, env.is_null()) else {
+        return std::ptr::null_mut();
+    };
+    let bytes = jlong::try_from(cutover_client::tail::words::COUNT * 8).unwrap_or(0);
+    // SAFETY: `env` is this thread's; the memory is the cell's, which the
+    // gate (and so the handle) keeps alive; Java reads it only while the
+    // gate is open.
+    unsafe { ((**env).v1_4.NewDirectByteBuffer)(env, address as *mut std::ffi::c_void, bytes) }
+}
+
+/// `void addCounts(long gate, long emitted, long dropped, long maxKey)`:
+/// records decided in Java from the tail, counted and published.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_cutover_gate_NativeGate_addCounts(
+    _env: *mut JNIEnv,
+    _class: jclass,
+    gate: jlong,
+    emitted: jlong,
+    dropped: jlong,
+    max_key: jlong,
+) {
+    on_handle(gate, (), |h| {
+        let count = |n: jlong| u64::try_from(n).unwrap_or(0);
+        h.gate
+            .add_counts(count(emitted), count(dropped), Key(max_key));
+        h.gate.flush();
+    });
 }
 
 /// `String connectionReport(long gate)`: whether the gate's session ever

@@ -11,9 +11,17 @@ import java.time.Duration;
  */
 public final class Gate implements AutoCloseable {
     private long handle;
+    /** The published tail of the plan (null: every decision through the native gate). */
+    private final TailReader tail;
+    /** Records decided from the tail, not yet counted by the native gate. */
+    private long pendingEmitted;
+    private long pendingDropped;
+    private long pendingMaxKey = Long.MIN_VALUE;
 
-    private Gate(long handle) {
+    private Gate(long handle, boolean blue) {
         this.handle = handle;
+        java.nio.ByteBuffer buffer = NativeGate.tailBuffer(handle);
+        this.tail = buffer == null ? null : new TailReader(buffer, blue);
     }
 
     /**
@@ -72,7 +80,7 @@ public final class Gate implements AutoCloseable {
         if (handle == 0) {
             throw new IllegalStateException("cutover gate: open returned no gate");
         }
-        return new Gate(handle);
+        return new Gate(handle, "BLUE".equalsIgnoreCase(colour.trim()));
     }
 
     private long live() {
@@ -84,11 +92,46 @@ public final class Gate implements AutoCloseable {
 
     /** Decides a record's key (its timestamp, or the watermark in WATERMARK mode) and counts it. */
     public Decision decide(long key) {
-        return Decision.of(NativeGate.decide(live(), key));
+        return Decision.of(decideCode(key));
     }
 
-    /** Like {@link #decide} as a code (0 emit, 1 drop, 2 hold), without the enum lookup. */
+    /** Counts a decision taken from the tail; true if there was one to count. */
+    private boolean countedFromTail(int code, long key) {
+        if (code == TailReader.EMIT) {
+            pendingEmitted++;
+        } else if (code == TailReader.DROP) {
+            pendingDropped++;
+        } else {
+            return false;
+        }
+        if (key > pendingMaxKey) {
+            pendingMaxKey = key;
+        }
+        return true;
+    }
+
+    /** Hands the counts of decisions taken from the tail to the native gate (published with its progress). */
+    private void flushCounts() {
+        if (pendingEmitted != 0 || pendingDropped != 0) {
+            NativeGate.addCounts(live(), pendingEmitted, pendingDropped, pendingMaxKey);
+            pendingEmitted = 0;
+            pendingDropped = 0;
+            pendingMaxKey = Long.MIN_VALUE;
+        }
+    }
+
+    /**
+     * Like {@link #decide} as a code (0 emit, 1 drop, 2 hold), without the enum lookup. A key the
+     * published tail covers with EMIT or DROP is decided in Java, without a native call; holds and
+     * older keys go through the native gate (which notes the hold and asks for the horizon).
+     */
     public int decideCode(long key) {
+        if (tail != null && handle != 0) {
+            int fast = tail.decide(key);
+            if (countedFromTail(fast, key)) {
+                return fast;
+            }
+        }
         int code = NativeGate.decide(live(), key);
         if (code > 2) {
             Decision.of(code);
@@ -103,6 +146,12 @@ public final class Gate implements AutoCloseable {
      * @throws IllegalStateException in EVENT_TIME mode for a record without a timestamp
      */
     public int decideRecord(long timestamp, boolean hasTimestamp, long watermark) {
+        if (tail != null && handle != 0) {
+            int fast = tail.decideRecord(timestamp, hasTimestamp, watermark);
+            if (countedFromTail(fast, tail.mode() == 2 ? watermark : timestamp)) {
+                return fast;
+            }
+        }
         int code = NativeGate.decideRecord(live(), timestamp, hasTimestamp, watermark);
         if (code > 2) {
             if (code == 4) {
@@ -126,6 +175,7 @@ public final class Gate implements AutoCloseable {
 
     /** Reports the subtask's watermark ({@code Long.MAX_VALUE}: input finished). */
     public void observeWatermark(long watermark) {
+        flushCounts();
         NativeGate.observeWatermark(live(), watermark);
     }
 
@@ -136,6 +186,7 @@ public final class Gate implements AutoCloseable {
 
     /** Reports how many records the subtask holds and the lowest held key. */
     public void setHeld(long count, long lowestHeldKey) {
+        flushCounts();
         NativeGate.setHeld(live(), count, count > 0 ? lowestHeldKey : Long.MAX_VALUE);
     }
 
@@ -151,16 +202,19 @@ public final class Gate implements AutoCloseable {
 
     /** A checkpoint completed; {@code watermark} was this gate's watermark when it was taken. */
     public void checkpointCompleted(long watermark) {
+        flushCounts();
         NativeGate.checkpointCompleted(live(), watermark);
     }
 
     /** Marks the subtask's input idle (or active again). */
     public void setIdle(boolean idle) {
+        flushCounts();
         NativeGate.setIdle(live(), idle);
     }
 
     /** Marks the subtask's input finished. */
     public void finish() {
+        flushCounts();
         NativeGate.finish(live());
     }
 
@@ -178,11 +232,13 @@ public final class Gate implements AutoCloseable {
 
     /** Records this gate emitted. */
     public long emitted() {
+        flushCounts();
         return NativeGate.emitted(live());
     }
 
     /** Records this gate dropped. */
     public long dropped() {
+        flushCounts();
         return NativeGate.dropped(live());
     }
 
@@ -220,6 +276,9 @@ public final class Gate implements AutoCloseable {
     /** Sends the last progress and unregisters the gate. Idempotent. */
     @Override
     public void close() {
+        if (handle != 0) {
+            flushCounts();
+        }
         long h = handle;
         handle = 0;
         if (h != 0) {

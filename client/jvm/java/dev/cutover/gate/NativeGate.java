@@ -53,6 +53,10 @@ final class NativeGate {
 
     static native long dropped(long gate);
 
+    static native java.nio.ByteBuffer tailBuffer(long gate);
+
+    static native void addCounts(long gate, long emitted, long dropped, long maxKey);
+
     static native String connectionReport(long gate);
 
     static native int connected(long gate);

@@ -1,0 +1,119 @@
+package dev.cutover.gate;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * Reads the tail of the plan the Rust client publishes for a pipeline (horizon and the last two
+ * regions of the timeline per colour, under a sequence counter) from a direct buffer, without a
+ * native call: a decision for a key the tail covers is a few loads and compares. The layout and
+ * the protocol are the Rust side's ({@code cutover_client::tail}): read the sequence with acquire
+ * ordering, retry while it is odd, read the words, an acquire fence, read the sequence again. The
+ * words are kept between decisions and read again only when the sequence moved.
+ *
+ * <p>One reader per gate, used from the gate's thread only.
+ */
+final class TailReader {
+    private static final VarHandle WORDS =
+            MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
+    private static final int SEQUENCE = 0;
+    private static final int MODE = 2 * 8;
+    private static final int HORIZON = 3 * 8;
+
+    /** Decision codes, as {@link Gate#decideCode}; {@code NOT_COVERED}: ask the native gate. */
+    static final int EMIT = 0;
+    static final int DROP = 1;
+    static final int HOLD = 2;
+    static final int NOT_COVERED = -1;
+
+    private final ByteBuffer buffer;
+    /** Byte offset of this gate's colour's regions (BLUE 4, GREEN 8 words). */
+    private final int regions;
+    private long sequence = -1;
+    private long mode;
+    private long horizon;
+    private long lastStart;
+    private long last;
+    private long beforeStart;
+    private long before;
+
+    TailReader(ByteBuffer buffer, boolean blue) {
+        this.buffer = buffer;
+        this.regions = (blue ? 4 : 8) * 8;
+    }
+
+    /** Reads the words again if the writer published since the last read. */
+    private void refresh() {
+        for (;;) {
+            long start = (long) WORDS.getAcquire(buffer, SEQUENCE);
+            if (start == sequence) {
+                return;
+            }
+            if ((start & 1) != 0) {
+                Thread.onSpinWait();
+                continue;
+            }
+            long m = (long) WORDS.get(buffer, MODE);
+            long h = (long) WORDS.get(buffer, HORIZON);
+            long ls = (long) WORDS.get(buffer, regions);
+            long l = (long) WORDS.get(buffer, regions + 8);
+            long bs = (long) WORDS.get(buffer, regions + 16);
+            long b = (long) WORDS.get(buffer, regions + 24);
+            VarHandle.acquireFence();
+            if ((long) WORDS.get(buffer, SEQUENCE) == start) {
+                mode = m;
+                horizon = h;
+                lastStart = ls;
+                last = l;
+                beforeStart = bs;
+                before = b;
+                sequence = start;
+                return;
+            }
+        }
+    }
+
+    /** 0: no plan yet, 1: EVENT_TIME, 2: WATERMARK. */
+    int mode() {
+        refresh();
+        return (int) mode;
+    }
+
+    /** The decision for {@code key} (with {@link #refresh} done), or {@link #NOT_COVERED}. */
+    private int decideFresh(long key) {
+        if (key >= horizon) {
+            return HOLD;
+        }
+        if (key >= lastStart) {
+            return (int) last;
+        }
+        if (key >= beforeStart) {
+            return (int) before;
+        }
+        return NOT_COVERED;
+    }
+
+    /** The decision for {@code key}, or {@link #NOT_COVERED} for keys older than the tail. */
+    int decide(long key) {
+        refresh();
+        return decideFresh(key);
+    }
+
+    /**
+     * The decision for a record, keyed as the plan's mode says: its timestamp (EVENT_TIME) or the
+     * subtask's watermark (WATERMARK); {@link #NOT_COVERED} before the first plan, for a record
+     * without a timestamp in EVENT_TIME mode, and for keys older than the tail.
+     */
+    int decideRecord(long timestamp, boolean hasTimestamp, long watermark) {
+        refresh();
+        if (mode == 2) {
+            return decideFresh(watermark);
+        }
+        if (mode == 1 && hasTimestamp) {
+            return decideFresh(timestamp);
+        }
+        return NOT_COVERED;
+    }
+}
