@@ -257,6 +257,14 @@ impl Gate {
         self.client.raise(Signal::Changed);
     }
 
+    /// Installs `plan` for this gate's pipeline as if the coordinator had
+    /// sent it (the tail is published with it). For tests of readers of
+    /// the tail; a gate serving a job gets its plans from its session.
+    #[doc(hidden)]
+    pub fn install_for_test(&self, plan: Arc<Plan>) {
+        self.slot.install(plan);
+    }
+
     /// Counts records decided outside [`Gate::decide`] from the
     /// [`Gate::published_tail`] (by a caller that decides in its own
     /// language): `emitted` and `dropped` more, the highest key among them.

@@ -15,6 +15,9 @@
 #       refused when the job is built; a job whose coordinator cannot be
 #       reached logs its held records and fails saying it never connected;
 #       a running gate's Flink metrics read through Prometheus.
+#   tests/flink/run-jvm.sh --tail-agreement   decisions the Java side takes
+#       from the published tail, against the Rust plan, over 20,000
+#       generated plans, and read while plans change (never torn).
 #   tests/flink/run-jvm.sh --rescale   a Java job holding 1,000 records is
 #       stopped with a savepoint and restored at another parallelism; every
 #       held record must come out exactly once with its own timestamp.
@@ -78,6 +81,11 @@ case "${1:-}" in
     # The jar is on the classpath too, for the bad-input checks; the two
     # classloaders load it again on their own.
     java -cp "$work/classes:$jar" dev.cutover.e2e.TwoClassloaders "$jar" "$endpoint"
+    exit 0
+    ;;
+  --tail-agreement)
+    log "the Java tail reader against the Rust plan"
+    java -cp "$work/classes:$jar" dev.cutover.e2e.TailAgreement
     exit 0
     ;;
   --rescale)

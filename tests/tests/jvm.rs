@@ -71,3 +71,27 @@ fn the_jvm_gate_says_what_it_is_waiting_for() -> anyhow::Result<()> {
     cutover_tests::diagnostics::assert_gate_diagnostics(&result);
     Ok(())
 }
+
+/// `tests/flink/run-jvm.sh --tail-agreement`: every decision the Java side
+/// takes from the tail the Rust client publishes is the Rust plan's, over
+/// 20,000 generated plans and every key around their boundaries (extremes
+/// included), for both colours; and a reader never sees a tail torn
+/// between two plans a writer swaps under it.
+#[test]
+fn java_decides_from_the_published_tail_as_the_plan_does() -> anyhow::Result<()> {
+    let mut command = script_command(SCRIPT);
+    command.arg("--tail-agreement");
+    let result = last_json_line(&mut command, "tests/flink/run-jvm.sh --tail-agreement")?;
+    assert_eq!(result["plans"], 20_000, "{result}");
+    assert_eq!(result["disagreements"], 0, "{result}");
+    assert_eq!(result["torn"], 0, "{result}");
+    assert_eq!(result["swapped_plans_differ"], true, "{result}");
+    let checked = result["decisions_checked"].as_u64().unwrap_or(0);
+    let covered = result["covered_by_tail"].as_u64().unwrap_or(0);
+    assert!(covered * 2 > checked, "the tail covers most keys: {result}");
+    assert!(
+        result["concurrent_reads"].as_u64() > Some(1_000),
+        "{result}"
+    );
+    Ok(())
+}

@@ -29,8 +29,8 @@ const FAILED: jint = 3;
 const NO_TIMESTAMP: jint = 4;
 
 /// One gate and the endpoint whose client it uses.
-struct Handle {
-    gate: Gate,
+pub(crate) struct Handle {
+    pub(crate) gate: Gate,
     endpoint: String,
 }
 

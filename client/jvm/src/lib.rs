@@ -14,3 +14,4 @@
 mod exports;
 mod jni;
 mod registry;
+mod test_exports;

@@ -83,6 +83,16 @@ public final class Gate implements AutoCloseable {
         return new Gate(handle, "BLUE".equalsIgnoreCase(colour.trim()));
     }
 
+    /** The native handle, for {@link TailTesting}. */
+    long handleForTests() {
+        return live();
+    }
+
+    /** The tail reader (null: none), for {@link TailTesting}. */
+    TailReader tailForTests() {
+        return tail;
+    }
+
     private long live() {
         if (handle == 0) {
             throw new IllegalStateException("cutover gate: the gate is closed");

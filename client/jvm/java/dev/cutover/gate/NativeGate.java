@@ -59,6 +59,8 @@ final class NativeGate {
 
     static native String connectionReport(long gate);
 
+    static native long testInstallPlan(long gate, long seed, long epoch);
+
     static native int connected(long gate);
 
     static native long epoch(long gate);

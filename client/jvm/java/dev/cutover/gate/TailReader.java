@@ -116,4 +116,12 @@ final class TailReader {
         }
         return NOT_COVERED;
     }
+
+    /** Decides every key of {@code keys} from one reading of the tail (codes as {@link #decide}). */
+    void decideAll(long[] keys, int[] out) {
+        refresh();
+        for (int i = 0; i < keys.length; i++) {
+            out[i] = decideFresh(keys[i]);
+        }
+    }
 }
