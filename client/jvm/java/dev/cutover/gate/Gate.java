@@ -158,7 +158,7 @@ public final class Gate implements AutoCloseable {
     public int decideRecord(long timestamp, boolean hasTimestamp, long watermark) {
         if (tail != null && handle != 0) {
             int fast = tail.decideRecord(timestamp, hasTimestamp, watermark);
-            if (countedFromTail(fast, tail.mode() == 2 ? watermark : timestamp)) {
+            if (countedFromTail(fast, tail.recordKey())) {
                 return fast;
             }
         }

@@ -38,6 +38,8 @@ final class TailReader {
     private long last;
     private long beforeStart;
     private long before;
+    /** The key {@link #decideRecord} decided last (the timestamp or the watermark). */
+    private long recordKey;
 
     TailReader(ByteBuffer buffer, boolean blue) {
         this.buffer = buffer;
@@ -109,12 +111,19 @@ final class TailReader {
     int decideRecord(long timestamp, boolean hasTimestamp, long watermark) {
         refresh();
         if (mode == 2) {
+            recordKey = watermark;
             return decideFresh(watermark);
         }
         if (mode == 1 && hasTimestamp) {
+            recordKey = timestamp;
             return decideFresh(timestamp);
         }
         return NOT_COVERED;
+    }
+
+    /** The key the last {@link #decideRecord} that returned a decision used. */
+    long recordKey() {
+        return recordKey;
     }
 
     /** Decides every key of {@code keys} from one reading of the tail (codes as {@link #decide}). */
