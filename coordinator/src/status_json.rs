@@ -17,6 +17,7 @@ pub fn status_json(s: &PipelineStatus) -> serde_json::Value {
             "held": g.held,
             "lowest_watermark": watermark(g.lowest_watermark),
             "highest_watermark": watermark(g.highest_watermark),
+            "lowest_checkpointed_watermark": g.lowest_checkpointed.map(|k| k.0),
         })
     };
     let floor = |k: Key| (k > Key::MIN).then_some(k.0);

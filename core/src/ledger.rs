@@ -131,9 +131,9 @@ impl Ledger {
         let mut reset = false;
         if !gate.identity.same_run(identity) {
             let tally = self.tallies.of_mut(identity.colour);
-            tally.disconnected(acked, gate.progress.watermark);
+            tally.disconnected(acked, &gate.progress);
             reset = restart(tally, &mut gate.progress);
-            tally.connected(acked, gate.progress.watermark);
+            tally.connected(acked, &gate.progress);
         }
         gate.identity = identity.clone();
         reset
@@ -161,15 +161,13 @@ impl Ledger {
             old.per_colour[slot(colour)] -= 1;
             self.tallies
                 .of_mut(colour)
-                .disconnected(old.acked, gate.progress.watermark);
+                .disconnected(old.acked, &gate.progress);
         }
         let reset = !gate.identity.same_run(identity)
             && restart(self.tallies.of_mut(colour), &mut gate.progress);
         gate.identity = identity.clone();
         gate.session = Some(session);
-        self.tallies
-            .of_mut(colour)
-            .connected(acked, gate.progress.watermark);
+        self.tallies.of_mut(colour).connected(acked, &gate.progress);
         reset
     }
 
@@ -184,7 +182,7 @@ impl Ledger {
         let progress = GateProgress::default();
         let tally = self.tallies.of_mut(identity.colour);
         tally.known(&progress);
-        tally.connected(acked, progress.watermark);
+        tally.connected(acked, &progress);
         self.gates.insert(
             key,
             GateEntry {
@@ -257,7 +255,7 @@ impl Ledger {
             gate.session = None;
             self.tallies
                 .of_mut(key.colour)
-                .disconnected(entry.acked, gate.progress.watermark);
+                .disconnected(entry.acked, &gate.progress);
         }
     }
 
@@ -269,7 +267,7 @@ impl Ledger {
                     gate.session = None;
                     self.tallies
                         .of_mut(key.colour)
-                        .disconnected(entry.acked, gate.progress.watermark);
+                        .disconnected(entry.acked, &gate.progress);
                 }
             }
         }

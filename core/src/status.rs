@@ -17,6 +17,10 @@ pub struct ColourGates {
     pub lowest_watermark: Key,
     /// Highest watermark among all gates.
     pub highest_watermark: Key,
+    /// Lowest checkpointed watermark among connected gates that report
+    /// their checkpoints (how far the colour is past keys a failover could
+    /// replay); `None` if no connected gate reports them.
+    pub lowest_checkpointed: Option<Key>,
     /// Records emitted (totals reported).
     pub emitted: u64,
     /// Records dropped.
@@ -34,6 +38,7 @@ impl Default for ColourGates {
             acked: 0,
             lowest_watermark: Key::MIN,
             highest_watermark: Key::MIN,
+            lowest_checkpointed: None,
             emitted: 0,
             dropped: 0,
             held: 0,

@@ -19,6 +19,9 @@ pub(crate) struct Tally {
     acked_at: BTreeMap<Epoch, u32>,
     /// Watermarks of connected gates (a multiset).
     connected_watermarks: BTreeMap<Key, u32>,
+    /// Checkpointed watermarks of connected gates that report checkpoints
+    /// (a multiset).
+    connected_checkpointed: BTreeMap<Key, u32>,
     /// Highest watermark among all known gates.
     highest_watermark: Option<Key>,
     /// Sums over all known gates (wrapping, so removals stay exact).
@@ -77,16 +80,24 @@ impl Tally {
         );
     }
 
-    /// A known gate joined a session that acknowledged `acked`.
-    pub(crate) fn connected(&mut self, acked: Epoch, watermark: Key) {
+    /// A known gate with `progress` joined a session that acknowledged
+    /// `acked`.
+    pub(crate) fn connected(&mut self, acked: Epoch, progress: &GateProgress) {
         add(&mut self.acked_at, acked, 1);
-        add(&mut self.connected_watermarks, watermark, 1);
+        add(&mut self.connected_watermarks, progress.watermark, 1);
+        if let Some(checkpointed) = progress.checkpointed {
+            add(&mut self.connected_checkpointed, checkpointed, 1);
+        }
     }
 
-    /// A gate left its session, which had acknowledged `acked`.
-    pub(crate) fn disconnected(&mut self, acked: Epoch, watermark: Key) {
+    /// A gate with `progress` left its session, which had acknowledged
+    /// `acked`.
+    pub(crate) fn disconnected(&mut self, acked: Epoch, progress: &GateProgress) {
         remove(&mut self.acked_at, acked, 1);
-        remove(&mut self.connected_watermarks, watermark, 1);
+        remove(&mut self.connected_watermarks, progress.watermark, 1);
+        if let Some(checkpointed) = progress.checkpointed {
+            remove(&mut self.connected_checkpointed, checkpointed, 1);
+        }
     }
 
     /// A session carrying `gates` gates of this colour moved its
@@ -112,6 +123,14 @@ impl Tally {
             remove(&mut self.connected_watermarks, old.watermark, 1);
             add(&mut self.connected_watermarks, new.watermark, 1);
         }
+        if connected && old.checkpointed != new.checkpointed {
+            if let Some(checkpointed) = old.checkpointed {
+                remove(&mut self.connected_checkpointed, checkpointed, 1);
+            }
+            if let Some(checkpointed) = new.checkpointed {
+                add(&mut self.connected_checkpointed, checkpointed, 1);
+            }
+        }
     }
 
     /// The counts at `epoch`, with `expected` gates announced.
@@ -127,6 +146,7 @@ impl Tally {
                 .copied()
                 .unwrap_or(Key::MIN),
             highest_watermark: self.highest_watermark.unwrap_or(Key::MIN),
+            lowest_checkpointed: self.connected_checkpointed.keys().next().copied(),
             emitted: self.emitted,
             dropped: self.dropped,
             held: self.held,

@@ -2,7 +2,8 @@
 //! always equal the counts recomputed from scratch from every gate — over
 //! random attaches (with takeovers, rescales and restarted tasks — another
 //! job id or attempt — whose progress starts over), detaches, session ends,
-//! acks and progress reports, including refused ones.
+//! acks and progress reports (with and without checkpointed watermarks),
+//! including refused ones.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -39,6 +40,7 @@ enum Op {
         emitted: u64,
         dropped: u64,
         held: u64,
+        checkpointed: Option<i64>,
     },
 }
 
@@ -75,16 +77,18 @@ fn op() -> impl Strategy<Value = Op> {
             -50i64..50,
             0u64..1000,
             0u64..1000,
-            0u64..1000
+            0u64..1000,
+            proptest::option::of(-50i64..50)
         )
             .prop_map(
-                |(session, gate, watermark, emitted, dropped, held)| Op::Progress {
+                |(session, gate, watermark, emitted, dropped, held, checkpointed)| Op::Progress {
                     session,
                     gate,
                     watermark,
                     emitted,
                     dropped,
                     held,
+                    checkpointed,
                 }
             ),
     ]
@@ -154,6 +158,10 @@ impl Model {
                 .map(|g| g.progress.watermark)
                 .max()
                 .unwrap_or(Key::MIN),
+            lowest_checkpointed: connected
+                .iter()
+                .filter_map(|g| g.progress.checkpointed)
+                .min(),
             emitted: gates.iter().map(|g| g.progress.emitted).sum(),
             dropped: gates.iter().map(|g| g.progress.dropped).sum(),
             held: gates.iter().map(|g| g.progress.held).sum(),
@@ -161,12 +169,19 @@ impl Model {
     }
 }
 
-fn progress(watermark: i64, emitted: u64, dropped: u64, held: u64) -> GateProgress {
+fn progress(
+    watermark: i64,
+    emitted: u64,
+    dropped: u64,
+    held: u64,
+    checkpointed: Option<i64>,
+) -> GateProgress {
     GateProgress {
         watermark: Key(watermark),
         emitted,
         dropped,
         held,
+        checkpointed: checkpointed.map(Key),
         ..GateProgress::default()
     }
 }
@@ -214,11 +229,11 @@ proptest! {
                     ledger.ack(SessionId(session), Epoch(epoch));
                     model.ack(SessionId(session), Epoch(epoch));
                 }
-                Op::Progress { session, gate, watermark, emitted, dropped, held } => {
+                Op::Progress { session, gate, watermark, emitted, dropped, held, checkpointed } => {
                     let _ = ledger.progress(
                         SessionId(session),
                         &key(gate),
-                        progress(watermark, emitted, dropped, held),
+                        progress(watermark, emitted, dropped, held, checkpointed),
                     );
                 }
             }

@@ -198,7 +198,8 @@ def run_mode(args, mode, work, processes):
 
     def job(colour, parallelism, rate):
         if args.java_classpath:
-            runner = ["java", "-cp", args.java_classpath, "dev.cutover.e2e.BlueGreenJob"]
+            runner = ["java", "-cp", args.java_classpath, "dev.cutover.e2e.BlueGreenJob",
+                      "--gate", args.java_gate]
         else:
             runner = [sys.executable, str(HERE / "job.py")]
         command = [*runner, "--colour", colour,
@@ -229,8 +230,12 @@ def run_mode(args, mode, work, processes):
         allowed_lateness=0, auto_promote=True), timeout=10)
     at = scheduled.transition.at
     log(f"{mode}: cutover to BLUE scheduled at {at} (epoch {scheduled.plan.epoch})")
-    watch_until(control, v1, name, lambda s: s.phase == v1.DRAINED, "DRAINED",
-                time.monotonic() + PIPELINE_WAIT_S, [green, blue])
+    drained = watch_until(control, v1, name, lambda s: s.phase == v1.DRAINED, "DRAINED",
+                          time.monotonic() + PIPELINE_WAIT_S, [green, blue])
+    # How far GREEN's connected gates were durably (through completed
+    # checkpoints) when it counted as drained; None if none reports them.
+    green_checkpointed = (drained.green.lowest_checkpointed_watermark
+                          if drained.green.HasField("lowest_checkpointed_watermark") else None)
     log(f"{mode}: DRAINED; waiting for both jobs to finish")
     for colour, child in (("GREEN", green), ("BLUE", blue)):
         if child.wait(timeout=PIPELINE_WAIT_S) != 0:
@@ -247,6 +252,7 @@ def run_mode(args, mode, work, processes):
     result = {"records": args.records, "duplicates": duplicates, "gaps": gaps,
               "emitted_green": sum(green_ids.values()), "emitted_blue": sum(blue_ids.values()),
               "cutover_key": at, "final_epoch": completed.plan.epoch,
+              "green_checkpointed_at_drained": green_checkpointed,
               "transport": transport.name()}
     log(f"{mode}: {json.dumps(result)}")
     return result
@@ -270,6 +276,8 @@ def main():
                         help="no TLS (default: mutual TLS everywhere)")
     parser.add_argument("--java-classpath", default="",
                         help="run the Java job (dev.cutover.e2e.BlueGreenJob) on this classpath")
+    parser.add_argument("--java-gate", choices=("operator", "sink"), default="operator",
+                        help="the Java job's gate: GateOperator before the sink, or GatedSink around it")
     args = parser.parse_args()
 
     work = Path(args.work)
@@ -291,7 +299,8 @@ def main():
         raise
     finally:
         processes.stop_all()
-    summary = {mode: {k: r[k] for k in ("records", "duplicates", "gaps", "transport")}
+    summary = {mode: {k: r[k] for k in ("records", "duplicates", "gaps", "transport", "cutover_key",
+                                        "green_checkpointed_at_drained")}
                for mode, r in results.items()}
     print(json.dumps(summary), flush=True)
     exact = results.get("event_time")

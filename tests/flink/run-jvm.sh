@@ -18,9 +18,13 @@
 #   tests/flink/run-jvm.sh --tail-agreement   decisions the Java side takes
 #       from the published tail, against the Rust plan, over 20,000
 #       generated plans, and read while plans change (never torn).
-#   tests/flink/run-jvm.sh --rescale   a Java job holding 1,000 records is
-#       stopped with a savepoint and restored at another parallelism; every
-#       held record must come out exactly once with its own timestamp.
+#   tests/flink/run-jvm.sh --rescale [operator|sink]   a Java job holding
+#       1,000 records is stopped with a savepoint and restored at another
+#       parallelism; every held record must come out exactly once with its
+#       own timestamp. `sink`: the gate inside the sink (GatedSink).
+#   tests/flink/run-jvm.sh --java-gate sink [--modes EVENT_TIME]   the
+#       hand-over with the gate inside the sink (GatedSink) instead of an
+#       operator before it.
 #
 # Builds the gate jar (client/jvm/build.sh), the cutover binary and the test
 # programs; the Flink jars and grpcio-tools come from tests/flink/.venv.
@@ -92,7 +96,7 @@ case "${1:-}" in
     start_coordinator
     log "held records across a savepoint and a rescale, against $endpoint"
     java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.e2e.HeldAcrossRescale \
-      "$endpoint" held-rescale "$work/rescale" "$cutover"
+      "$endpoint" held-rescale "$work/rescale" "$cutover" "${2:-operator}"
     exit 0
     ;;
   --diagnostics)

@@ -7,6 +7,7 @@
 //! the gate in two classloaders of one JVM, as a session cluster does.
 //! `--rescale` stops a job holding records with a savepoint and restores it
 //! at another parallelism: the held records come out exactly once.
+//! `--java-gate sink` runs the hand-over with the gate inside the sink.
 //!
 //! The scripts build the gate jar (client/jvm/build.sh) and set up the
 //! Flink jars themselves; if Java is missing the tests fail with the
@@ -28,7 +29,40 @@ fn two_real_java_flink_jobs_hand_over_exactly_once_in_event_time_mode() -> anyho
         (&0.into(), &0.into()),
         "{figures}"
     );
+    assert_durable_at_drained(exact);
     assert_eq!(figures["watermark"]["records"], 100_000, "{figures}");
+    Ok(())
+}
+
+/// GREEN counted as drained only once its gates' completed checkpoints
+/// were past the cutover (the jobs checkpoint every second): the gates
+/// reported their checkpoints, and the coordinator waited for them.
+fn assert_durable_at_drained(exact: &serde_json::Value) {
+    let key = exact["cutover_key"].as_i64();
+    let durable = exact["green_checkpointed_at_drained"].as_i64();
+    assert!(
+        matches!((key, durable), (Some(key), Some(durable)) if durable >= key),
+        "GREEN's lowest checkpointed watermark at DRAINED should be at or past the cutover key: {exact}"
+    );
+}
+
+/// The same hand-over with the gate inside the sink (`GatedSink` around a
+/// two-phase sink, no gate operator): every record exactly once, and the
+/// gate learns of completed checkpoints through the sink's committer. The
+/// job also checks that a sink with its own topology (FileSink) is refused.
+#[test]
+fn a_gate_inside_the_sink_hands_over_exactly_once() -> anyhow::Result<()> {
+    let mut command = script_command(SCRIPT);
+    command.args(["--java-gate", "sink", "--modes", "EVENT_TIME"]);
+    let figures = last_json_line(&mut command, "tests/flink/run-jvm.sh --java-gate sink")?;
+    let exact = &figures["event_time"];
+    assert_eq!(exact["records"], 100_000, "{figures}");
+    assert_eq!(
+        (&exact["duplicates"], &exact["gaps"]),
+        (&0.into(), &0.into()),
+        "{figures}"
+    );
+    assert_durable_at_drained(exact);
     Ok(())
 }
 
@@ -46,17 +80,31 @@ fn the_gate_works_from_two_classloaders_of_one_jvm() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn held_records_survive_a_savepoint_and_a_rescale() -> anyhow::Result<()> {
+/// Held records across a savepoint and a rescale (2 to 3 subtasks), with
+/// the gate as an operator and inside the sink.
+fn held_records_across_a_rescale(gate: &str) -> anyhow::Result<()> {
     let mut command = script_command(SCRIPT);
-    command.arg("--rescale");
-    let result = last_json_line(&mut command, "tests/flink/run-jvm.sh --rescale")?;
+    command.args(["--rescale", gate]);
+    let result = last_json_line(
+        &mut command,
+        &format!("tests/flink/run-jvm.sh --rescale {gate}"),
+    )?;
     assert_eq!(result["emitted_before_savepoint"], 0, "{result}");
     assert_eq!(result["released_after_restore"], 1_000, "{result}");
     assert_eq!(result["duplicates"], 0, "{result}");
     assert_eq!(result["wrong_timestamps"], 0, "{result}");
     assert_eq!(result["later_contiguous"], true, "{result}");
     Ok(())
+}
+
+#[test]
+fn held_records_survive_a_savepoint_and_a_rescale() -> anyhow::Result<()> {
+    held_records_across_a_rescale("operator")
+}
+
+#[test]
+fn records_held_inside_the_sink_survive_a_savepoint_and_a_rescale() -> anyhow::Result<()> {
+    held_records_across_a_rescale("sink")
 }
 
 /// `tests/flink/run-jvm.sh --diagnostics`: as the PyFlink gate's

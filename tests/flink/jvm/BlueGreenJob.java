@@ -2,6 +2,7 @@ package dev.cutover.e2e;
 
 import dev.cutover.gate.GateConfig;
 import dev.cutover.gate.GateOperator;
+import dev.cutover.gate.GatedSink;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -22,7 +23,8 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 /**
  * One colour of the JVM end-to-end test: a real Java Flink job (local execution) reading the
  * shared bounded input (record id, event time), paced, with per-event watermarks, the cutover
- * gate before a file sink. Flags as tests/flink/job.py's.
+ * gate before a file sink. Flags as tests/flink/job.py's, and {@code --gate sink}: the gate inside
+ * the sink ({@code GatedSink} around a two-phase sink) instead of an operator before it.
  */
 public final class BlueGreenJob {
     private BlueGreenJob() {}
@@ -90,13 +92,30 @@ public final class BlueGreenJob {
                 .coordinator(args.get("endpoint"))
                 .pipeline(pipeline)
                 .colour(colour);
-        GateOperator.before(timed, gate)
-                .map(record -> String.valueOf(record.f0))
-                .returns(Types.STRING)
-                .sinkTo(FileSink.forRowFormat(
-                                new org.apache.flink.core.fs.Path(args.get("output")),
-                                new SimpleStringEncoder<String>())
-                        .build());
+        if ("sink".equals(args.getOrDefault("gate", "operator"))) {
+            // A sink with its own topology is refused, with the alternative.
+            try {
+                GatedSink.wrap(FileSink.forRowFormat(new org.apache.flink.core.fs.Path(args.get("output")),
+                        new SimpleStringEncoder<String>()).build(), gate);
+                throw new IllegalStateException("GatedSink wrapped a FileSink, which adds a pre-commit topology");
+            } catch (IllegalArgumentException refused) {
+                if (!refused.getMessage().contains("GateOperator.before")) {
+                    throw refused;
+                }
+            }
+            timed.map(record -> String.valueOf(record.f0))
+                    .returns(Types.STRING)
+                    .sinkTo(GatedSink.wrap(new CommittedLinesSink(args.get("output")), gate))
+                    .uid("cutover-gated-sink");
+        } else {
+            GateOperator.before(timed, gate)
+                    .map(record -> String.valueOf(record.f0))
+                    .returns(Types.STRING)
+                    .sinkTo(FileSink.forRowFormat(
+                                    new org.apache.flink.core.fs.Path(args.get("output")),
+                                    new SimpleStringEncoder<String>())
+                            .build());
+        }
         env.execute("cutover e2e " + pipeline + " " + colour);
     }
 }

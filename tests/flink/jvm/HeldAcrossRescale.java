@@ -2,6 +2,7 @@ package dev.cutover.e2e;
 
 import dev.cutover.gate.GateConfig;
 import dev.cutover.gate.GateOperator;
+import dev.cutover.gate.GatedSink;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -22,6 +23,9 @@ import org.apache.flink.api.common.eventtime.WatermarkOutput;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.connector.sink2.Sink;
+import org.apache.flink.api.connector.sink2.SinkWriter;
+import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.StateRecoveryOptions;
 import org.apache.flink.core.execution.JobClient;
@@ -39,7 +43,9 @@ import org.apache.flink.util.Collector;
  * every held record must come out exactly once, with its own timestamp, and the new records
  * after it too. Prints one JSON line; exits non-zero if anything is lost, repeated or altered.
  *
- * <p>Arguments: coordinator address, pipeline, work directory, the cutover binary.
+ * <p>Arguments: coordinator address, pipeline, work directory, the cutover binary, and {@code
+ * operator} or {@code sink}: the gate as an operator before a logging step, or inside a logging
+ * sink ({@code GatedSink}, its held records in the sink writer's state).
  */
 public final class HeldAcrossRescale {
     private HeldAcrossRescale() {}
@@ -115,9 +121,45 @@ public final class HeldAcrossRescale {
         }
     }
 
+    /** A sink appending "index timestamp" per record to one file per subtask, flushed per line. */
+    static final class LogSink implements Sink<Long> {
+        private static final long serialVersionUID = 1L;
+        private final String prefix;
+
+        LogSink(String prefix) {
+            this.prefix = prefix;
+        }
+
+        @Override
+        public SinkWriter<Long> createWriter(WriterInitContext context) throws IOException {
+            BufferedWriter out = Files.newBufferedWriter(
+                    Path.of(prefix + "-" + context.getTaskInfo().getIndexOfThisSubtask() + ".txt"),
+                    StandardCharsets.UTF_8,
+                    StandardOpenOption.CREATE,
+                    StandardOpenOption.APPEND);
+            return new SinkWriter<>() {
+                @Override
+                public void write(Long value, Context ctx) throws IOException {
+                    out.write(value + " " + ctx.timestamp() + "\n");
+                    out.flush();
+                }
+
+                @Override
+                public void flush(boolean endOfInput) throws IOException {
+                    out.flush();
+                }
+
+                @Override
+                public void close() throws IOException {
+                    out.close();
+                }
+            };
+        }
+    }
+
     /** The job of one phase; the same operators (uids) in both. */
     static StreamExecutionEnvironment job(
-            int phase, String endpoint, String pipeline, Path work, String savepoint) {
+            int phase, String endpoint, String pipeline, Path work, String savepoint, boolean inSink) {
         Configuration conf = new Configuration();
         conf.setString("restart-strategy.type", "none");
         conf.setString("pipeline.auto-watermark-interval", "10 ms");
@@ -147,6 +189,12 @@ public final class HeldAcrossRescale {
                 .coordinator(endpoint)
                 .pipeline(pipeline)
                 .colour("BLUE");
+        if (inSink) {
+            timed.sinkTo(GatedSink.wrap(new LogSink(work.resolve("out-" + phase).toString()), gate))
+                    .uid("gated-log")
+                    .setParallelism(phase == 1 ? 2 : 3);
+            return env;
+        }
         GateOperator.before(timed, gate)
                 .setParallelism(phase == 1 ? 2 : 3)
                 .process(new Log(work.resolve("out-" + phase).toString()))
@@ -215,10 +263,11 @@ public final class HeldAcrossRescale {
         String pipeline = args[1];
         Path work = Path.of(args[2]);
         String cutover = args[3];
+        boolean inSink = args.length > 4 && args[4].equals("sink");
         Files.createDirectories(work);
 
         // Phase one: the horizon first stands one window past watermark 0, then records flow.
-        JobClient first = job(1, endpoint, pipeline, work, null).executeAsync("held, parallelism 2");
+        JobClient first = job(1, endpoint, pipeline, work, null, inSink).executeAsync("held, parallelism 2");
         await("the first horizon", cutover, endpoint, pipeline, (held, horizon) -> horizon >= 0);
         Files.createFile(work.resolve("go"));
         await(HELD + " held records", cutover, endpoint, pipeline, (held, horizon) -> held == HELD);
@@ -228,7 +277,7 @@ public final class HeldAcrossRescale {
         int emittedBefore = read(work, 1).size();
 
         // Phase two: restored at parallelism 3; watermarks follow the records and free the held ones.
-        JobClient second = job(2, endpoint, pipeline, work, savepoint).executeAsync("restored, parallelism 3");
+        JobClient second = job(2, endpoint, pipeline, work, savepoint, inSink).executeAsync("restored, parallelism 3");
         long deadline = System.nanoTime() + WAIT.toNanos();
         Map<Long, List<Long>> seen = read(work, 2);
         while (!(seen.keySet().containsAll(range(0, HELD)) && seen.containsKey((long) LIMIT - 1))) {

@@ -137,6 +137,12 @@ public final class GateConfig implements Serializable {
         return this;
     }
 
+    /** Opens the gate of one subtask with this (resolved) configuration. */
+    Gate openGate(String jobId, org.apache.flink.api.common.TaskInfo task) {
+        return Gate.open(coordinator, pipeline, colour, jobId, gateUid, task.getIndexOfThisSubtask(),
+                task.getNumberOfParallelSubtasks(), task.getAttemptNumber(), tlsCa, tlsCert, tlsKey, tokenFile);
+    }
+
     /** A copy with unset values filled from {@code sources} (in order), then the environment. */
     @SafeVarargs
     final GateConfig resolve(Map<String, String>... sources) {

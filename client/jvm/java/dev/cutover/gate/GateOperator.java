@@ -1,7 +1,5 @@
 package dev.cutover.gate;
 
-import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
@@ -12,7 +10,6 @@ import org.apache.flink.api.common.typeutils.base.BooleanSerializer;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.tuple.Tuple4;
 import org.apache.flink.api.java.typeutils.runtime.TupleSerializer;
-import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -22,8 +19,6 @@ import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The cutover gate as a Flink operator, placed right before a sink: each record passes if this
@@ -58,14 +53,12 @@ import org.slf4j.LoggerFactory;
 public final class GateOperator<T> extends AbstractStreamOperator<T>
         implements OneInputStreamOperator<T, T>, BoundedOneInput {
     private static final long serialVersionUID = 1L;
-    /** How often held records are retried without new input. */
-    private static final long RETRY_MILLIS = 50;
-    private static final Logger GATE_LOG = LoggerFactory.getLogger(GateOperator.class);
 
     private final GateConfig config;
     private transient Gate gate;
-    private transient ArrayDeque<StreamRecord<T>> held;
-    private transient ArrayDeque<Long> heldKeys;
+    private transient GateBuffer<StreamRecord<T>> held;
+    /** Held records restored from a checkpoint, until the gate opens. */
+    private transient List<Tuple4<T, Long, Long, Boolean>> restoredHeld;
     /** One entry per held record, in order: value, key, timestamp, whether it has one. */
     private transient ListState<Tuple4<T, Long, Long, Boolean>> heldState;
     /** Union list state: every subtask's watermark at the checkpoint (the minimum is restored). */
@@ -74,22 +67,9 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     private transient TreeMap<Long, Long> pendingCheckpoints;
     private transient long restoredWatermark;
     private transient boolean trackingCheckpoints;
-    private transient int maxHeld;
-    /** How long the end of input waits for the last held records. */
-    private transient Duration endWait;
-    /** Held records this long (and then at most this often) are logged. */
-    private transient long holdWarningNanos;
-    private transient boolean retryScheduled;
     private transient long watermark;
-    /** When the oldest record held now was held ({@code System.nanoTime}). */
-    private transient long heldSince;
-    private transient long lastHoldWarning;
-    /** The metrics' values, refreshed on the task's thread (reporters read them from theirs). */
-    private transient volatile long connectedGauge;
-    private transient volatile long epochGauge;
-    private transient volatile long heldGauge;
-    private transient volatile long emittedGauge;
-    private transient volatile long droppedGauge;
+    /** Copies held values when Flink reuses objects (else null: records are not reused). */
+    private transient TypeSerializer<T> copier;
 
     /** A gate operator reporting as {@code config} says. */
     public GateOperator(GateConfig config) {
@@ -113,8 +93,7 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         watermark = Long.MIN_VALUE;
         heldState = context.getOperatorStateStore()
                 .getListState(new ListStateDescriptor<>("cutover-held-records", heldSerializer()));
-        held = new ArrayDeque<>();
-        heldKeys = new ArrayDeque<>();
+        restoredHeld = new ArrayList<>();
         pendingCheckpoints = new TreeMap<>();
         watermarkState = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>("cutover-checkpointed-watermark", LongSerializer.INSTANCE));
@@ -131,91 +110,49 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
             restoredWatermark = any ? lowest : Long.MIN_VALUE;
             // One list entry per record, so that a rescaled job's subtasks split records whole.
             for (Tuple4<T, Long, Long, Boolean> entry : heldState.get()) {
-                held.add(entry.f3 ? new StreamRecord<>(entry.f0, entry.f2) : new StreamRecord<>(entry.f0));
-                heldKeys.add(entry.f1);
+                restoredHeld.add(entry);
             }
         }
     }
 
     @SuppressWarnings({"unchecked", "rawtypes"})
     private TypeSerializer<Tuple4<T, Long, Long, Boolean>> heldSerializer() {
-        TypeSerializer<T> value = getOperatorConfig().getTypeSerializerIn(0, getUserCodeClassloader());
+        TypeSerializer<T> value = inputSerializer();
         return new TupleSerializer<>((Class) Tuple4.class, new TypeSerializer[] {
             value, LongSerializer.INSTANCE, LongSerializer.INSTANCE, BooleanSerializer.INSTANCE
         });
     }
 
+    private TypeSerializer<T> inputSerializer() {
+        return getOperatorConfig().getTypeSerializerIn(0, getUserCodeClassloader());
+    }
+
     @Override
     public void open() throws Exception {
         super.open();
-        var task = getRuntimeContext().getTaskInfo();
         GateConfig resolved = config.resolve(
                 getExecutionConfig().getGlobalJobParameters().toMap(),
                 getContainingTask().getJobConfiguration().toMap(),
                 getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration().toMap());
-        gate = Gate.open(
-                resolved.coordinator,
-                resolved.pipeline,
-                resolved.colour,
-                getRuntimeContext().getJobInfo().getJobId().toString(),
-                resolved.gateUid,
-                task.getIndexOfThisSubtask(),
-                task.getNumberOfParallelSubtasks(),
-                task.getAttemptNumber(),
-                resolved.tlsCa,
-                resolved.tlsCert,
-                resolved.tlsKey,
-                resolved.tokenFile);
-        maxHeld = resolved.maxHeld;
-        endWait = resolved.endOfInputTimeout;
-        holdWarningNanos = resolved.holdWarning.toNanos();
-        registerMetrics(getMetricGroup().addGroup("cutover"));
-        heldSince = System.nanoTime();
-        lastHoldWarning = heldSince - holdWarningNanos;
+        gate = resolved.openGate(
+                getRuntimeContext().getJobInfo().getJobId().toString(), getRuntimeContext().getTaskInfo());
+        held = new GateBuffer<>(gate, resolved);
+        // With object reuse, the value a held record carries is the object the upstream operator
+        // fills again with its next record: the gate keeps a copy.
+        copier = getExecutionConfig().isObjectReuseEnabled() ? inputSerializer().duplicate() : null;
+        for (Tuple4<T, Long, Long, Boolean> entry : restoredHeld) {
+            held.restore(entry.f3 ? new StreamRecord<>(entry.f0, entry.f2) : new StreamRecord<>(entry.f0), entry.f1);
+        }
+        restoredHeld = null;
+        held.registerMetrics(getMetricGroup().addGroup("cutover"));
         trackingCheckpoints = false;
         if (checkpointingConfigured(getContainingTask().getJobConfiguration().toMap())) {
             trackCheckpoints();
         }
         if (!held.isEmpty()) {
-            reportHeld();
+            held.report();
             scheduleRetry();
         }
-    }
-
-    private void registerMetrics(MetricGroup group) {
-        group.gauge("connected", () -> connectedGauge);
-        group.gauge("epoch", () -> epochGauge);
-        group.gauge("held", () -> heldGauge);
-        group.gauge("emitted", () -> emittedGauge);
-        group.gauge("dropped", () -> droppedGauge);
-        refreshMetrics();
-    }
-
-    private void refreshMetrics() {
-        connectedGauge = gate.connected() ? 1 : 0;
-        epochGauge = gate.epoch();
-        heldGauge = held.size();
-        emittedGauge = gate.emitted();
-        droppedGauge = gate.dropped();
-    }
-
-    /** The gate's identity, held records and its session's connection, for messages. */
-    private String situation() {
-        double heldForSeconds = (System.nanoTime() - heldSince) / 1e9;
-        return "cutover gate " + config.gateUid + ": " + held.size() + " records held"
-                + (held.isEmpty() ? "" : String.format(
-                        " (the oldest for %.1f s, lowest key %d)", heldForSeconds, lowestHeld()))
-                + ", plan epoch " + gate.epoch() + "; " + gate.connectionReport();
-    }
-
-    /** Logs records held for long, with the reason as far as the gate knows it. */
-    private void warnOfLongHolds() {
-        long now = System.nanoTime();
-        if (held.isEmpty() || now - heldSince < holdWarningNanos || now - lastHoldWarning < holdWarningNanos) {
-            return;
-        }
-        lastHoldWarning = now;
-        GATE_LOG.warn("{} (records wait until the coordinator's horizon passes their keys)", situation());
     }
 
     /** Whether the job's configuration turns periodic checkpoints on. */
@@ -250,7 +187,7 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
     @Override
     public void processElement(StreamRecord<T> record) throws Exception {
         if (held.isEmpty()) {
-            // One native call: the library picks the key by the plan's mode.
+            // The tail decides in Java; the library picks the key by the plan's mode.
             int code = gate.decideRecord(record.getTimestamp(), record.hasTimestamp(), watermark);
             if (code == 0) {
                 output.collect(record);
@@ -260,75 +197,20 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 return;
             }
         }
-        hold(record, keyOf(record));
-    }
-
-    private void hold(StreamRecord<T> record, long key) {
-        if (held.size() >= maxHeld) {
-            throw new IllegalStateException("cutover gate: more than " + maxHeld
-                    + " records held in one subtask: the coordinator is unreachable or the horizon does not move"
-                    + " (raise " + GateConfig.MAX_HELD_KEY + " if this load is expected); " + situation());
-        }
-        if (held.isEmpty()) {
-            heldSince = System.nanoTime();
-        }
-        held.add(record.copy(record.getValue()));
-        heldKeys.add(key);
-        reportHeld();
+        long key = keyOf(record);
+        T value = copier == null ? record.getValue() : copier.copy(record.getValue());
+        held.hold(record.copy(value), key);
         scheduleRetry();
     }
 
-    private void reportHeld() {
-        gate.setHeld(held.size(), lowestHeld());
-        heldGauge = held.size();
-    }
-
-    private long lowestHeld() {
-        long lowest = Long.MAX_VALUE;
-        for (long k : heldKeys) {
-            lowest = Math.min(lowest, k);
-        }
-        return lowest;
-    }
-
-    /** Emits or drops held records in order, up to the first still undecidable one. */
-    private void release() {
-        if (held.isEmpty()) {
-            return;
-        }
-        int before = held.size();
-        while (!held.isEmpty()) {
-            int code = gate.decideCode(heldKeys.peekFirst());
-            if (code == 2) {
-                break;
-            }
-            StreamRecord<T> record = held.pollFirst();
-            heldKeys.pollFirst();
-            if (code == 0) {
-                output.collect(record);
-            }
-        }
-        if (held.size() != before) {
-            reportHeld();
-            // The oldest held record now came later than the one released.
-            heldSince = System.nanoTime();
-        }
-        if (!held.isEmpty()) {
-            warnOfLongHolds();
+    private void release() throws Exception {
+        if (held.release(output::collect)) {
             scheduleRetry();
         }
     }
 
     private void scheduleRetry() {
-        if (retryScheduled) {
-            return;
-        }
-        retryScheduled = true;
-        var time = getProcessingTimeService();
-        time.registerTimer(time.getCurrentProcessingTime() + RETRY_MILLIS, t -> {
-            retryScheduled = false;
-            release();
-        });
+        held.scheduleRetry(getProcessingTimeService(), t -> release());
     }
 
     @Override
@@ -336,41 +218,26 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         watermark = mark.getTimestamp();
         gate.observeWatermark(watermark);
         release();
-        refreshMetrics();
+        held.refreshMetrics();
         super.processWatermark(mark);
     }
 
     @Override
     public void endInput() throws Exception {
         // The last held records: wait (bounded) until the horizon reaches them.
-        while (!held.isEmpty()) {
-            long key = heldKeys.peekFirst();
-            if (gate.waitUntilDecidable(key, endWait) == Decision.HOLD) {
-                throw new IllegalStateException("cutover gate: records still undecidable "
-                        + endWait.toMillis() / 1000.0 + " s after the end of input; " + situation());
-            }
-            release();
-        }
+        held.releaseAll(output::collect);
         gate.finish();
-        refreshMetrics();
+        held.refreshMetrics();
     }
 
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
         List<Tuple4<T, Long, Long, Boolean>> entries = new ArrayList<>(held.size());
-        var keys = heldKeys.iterator();
-        for (StreamRecord<T> record : held) {
-            entries.add(Tuple4.of(record.getValue(), keys.next(), record.getTimestamp(), record.hasTimestamp()));
-        }
+        held.forEach((record, key) ->
+                entries.add(Tuple4.of(record.getValue(), key, record.getTimestamp(), record.hasTimestamp())));
         heldState.update(entries);
-        // The lowest key this subtask could decide again after restoring this checkpoint: its
-        // watermark then, or a lower key among the records it holds (they are decided after the
-        // restore, however far the watermark was).
-        long floor = watermark;
-        for (long k : heldKeys) {
-            floor = Math.min(floor, k);
-        }
+        long floor = held.checkpointFloor(watermark);
         watermarkState.update(List.of(floor));
         pendingCheckpoints.put(context.getCheckpointId(), floor);
         trackCheckpoints();
