@@ -17,7 +17,7 @@ trap cleanup EXIT
 log() { echo "[bench.sh $(date +%H:%M:%S)] $*" >&2; }
 
 calls=50000000
-records=20000000
+records=100000000
 if [ "${1:-}" = "--quick" ]; then
   calls=2000000
   records=200000
@@ -37,6 +37,6 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 "$root/target/release/cutover" serve --listen "127.0.0.1:$port" --metrics-listen off \
   --store memory --horizon-window 1000000s >"$work/serve.log" 2>&1 &
 serve_pid=$!
-log "decide loop ($calls calls) and Flink ($records records, with and without the gate)"
+log "decide loop ($calls calls) and the minimal Flink job ($records records): no gate, identity map, GateOperator, GatedSink; object reuse off and on"
 java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.bench.GateBench \
   "http://127.0.0.1:$port" "$calls" "$records" 2>"$work/bench.log" | tail -n 1

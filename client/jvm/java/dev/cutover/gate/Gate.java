@@ -230,6 +230,16 @@ public final class Gate implements AutoCloseable {
 
     /** The plan's decision mode, or {@code null} before the first plan arrived. */
     public Mode mode() {
+        if (tail != null && handle != 0) {
+            // The published tail carries the mode: no native call (held records ask per record).
+            int published = tail.mode();
+            if (published == 1) {
+                return Mode.EVENT_TIME;
+            }
+            if (published == 2) {
+                return Mode.WATERMARK;
+            }
+        }
         switch (NativeGate.mode(live())) {
             case 0:
                 return Mode.EVENT_TIME;

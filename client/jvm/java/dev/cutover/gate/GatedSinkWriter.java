@@ -21,6 +21,7 @@ import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.streaming.api.operators.StreamingRuntimeContext;
 import org.apache.flink.streaming.runtime.operators.sink.InitContextBase;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 
 /**
  * The writer of a {@link GatedSink}: decides each record before the wrapped writer sees it, holds
@@ -125,11 +126,20 @@ final class GatedSinkWriter<T>
 
     @Override
     public void write(T element, Context context) throws IOException, InterruptedException {
-        Long timestamp = context.timestamp();
+        boolean hasTimestamp;
+        long timestamp;
+        StreamRecord<?> record = SinkRecords.of(context);
+        if (record != null) {
+            // As Flink's context.timestamp() reads it, without the boxing.
+            timestamp = record.getTimestamp();
+            hasTimestamp = record.hasTimestamp() && timestamp != Long.MIN_VALUE;
+        } else {
+            Long boxed = context.timestamp();
+            hasTimestamp = boxed != null;
+            timestamp = hasTimestamp ? boxed : 0;
+        }
         if (held.isEmpty()) {
-            int code = timestamp == null
-                    ? gate.decideRecord(0, false, watermark)
-                    : gate.decideRecord(timestamp, true, watermark);
+            int code = gate.decideRecord(timestamp, hasTimestamp, watermark);
             if (code == 0) {
                 inner.write(element, context);
                 return;
@@ -141,7 +151,7 @@ final class GatedSinkWriter<T>
         long key;
         if (gate.mode() == Gate.Mode.WATERMARK) {
             key = watermark;
-        } else if (timestamp == null) {
+        } else if (!hasTimestamp) {
             throw new IllegalStateException(
                     "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
         } else {
@@ -149,7 +159,7 @@ final class GatedSinkWriter<T>
         }
         // With object reuse, the element is the object the upstream operator fills again next.
         T value = objectReuse ? serializer.copy(element) : element;
-        held.hold(new Held<>(value, timestamp == null ? 0 : timestamp, timestamp != null), key);
+        held.hold(new Held<>(value, hasTimestamp ? timestamp : 0, hasTimestamp), key);
         scheduleRetry();
     }
 
