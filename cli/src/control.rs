@@ -311,7 +311,7 @@ pub fn describe(s: &PipelineStatus) -> String {
     for colour in Colour::ALL {
         let g = s.gates(colour);
         out.push_str(&format!(
-            "  {:<5} gates: {} expected, {} connected, {} acked; records: {} emitted, {} dropped, {} held; watermarks {} to {}\n",
+            "  {:<5} gates: {} expected, {} connected, {} acked; records: {} emitted, {} dropped, {} held; watermarks {} to {}{}\n",
             colour.to_string(),
             g.expected,
             g.connected,
@@ -320,7 +320,10 @@ pub fn describe(s: &PipelineStatus) -> String {
             g.dropped,
             g.held,
             g.lowest_watermark,
-            g.highest_watermark
+            g.highest_watermark,
+            g.lowest_checkpointed
+                .map(|k| format!(", checkpointed from {k}"))
+                .unwrap_or_default()
         ));
     }
     for c in &s.serving {

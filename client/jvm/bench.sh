@@ -17,7 +17,7 @@ trap cleanup EXIT
 log() { echo "[bench.sh $(date +%H:%M:%S)] $*" >&2; }
 
 calls=50000000
-records=100000000
+records=50000000
 if [ "${1:-}" = "--quick" ]; then
   calls=2000000
   records=200000
