@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # What the JVM gate costs (BENCHMARKS.md): nanoseconds per Gate.decide call,
-# and one Flink job's throughput without and with the gate. Prints one JSON
-# line. `--quick` runs a small size (CI checks that it still works).
+# and the minimal Flink job's throughput without a gate, with an identity
+# map, with GateOperator and with GatedSink, object reuse off and on. Prints
+# one JSON line. `--quick` runs a small size (CI checks that it still works).
+# `--profile SHAPE REUSE` runs one shape (NONE, IDENTITY, OPERATOR, SINK;
+# object reuse true or false) under Java Flight Recorder and prints where
+# its samples fall.
 #
-#   client/jvm/bench.sh [--quick]
+#   client/jvm/bench.sh [--quick | --profile SHAPE REUSE]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -22,6 +26,10 @@ if [ "${1:-}" = "--quick" ]; then
   calls=2000000
   records=200000
 fi
+if [ "${1:-}" = "--profile" ] && [ -z "${3:-}" ]; then
+  echo "usage: client/jvm/bench.sh --profile NONE|IDENTITY|OPERATOR|SINK true|false" >&2
+  exit 2
+fi
 
 jar="$("$here/build.sh" "$work/gate" | tail -n 1)"
 dists=("$root"/tests/flink/.venv/lib/python3*/site-packages/pyflink/lib/flink-dist-*.jar)
@@ -37,6 +45,16 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 "$root/target/release/cutover" serve --listen "127.0.0.1:$port" --metrics-listen off \
   --store memory --horizon-window 1000000s >"$work/serve.log" 2>&1 &
 serve_pid=$!
+if [ "${1:-}" = "--profile" ]; then
+  log "$2 with object reuse $3 under Java Flight Recorder ($records records, six runs)"
+  java -Xms3g -Xmx3g -XX:+AlwaysPreTouch \
+    -XX:StartFlightRecording=filename="$work/profile.jfr",settings=profile \
+    -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.bench.GateBench --job \
+    "http://127.0.0.1:$port" "$records" "$2" "$3" 2>"$work/bench.log" | tail -n 1 |
+    sed 's/^/records per second: /'
+  jfr print --events jdk.ExecutionSample "$work/profile.jfr" | python3 "$here/bench/profile_summary.py"
+  exit 0
+fi
 log "decide loop ($calls calls) and the minimal Flink job ($records records): no gate, identity map, GateOperator, GatedSink; object reuse off and on"
 java -cp "$work/classes:$jar:$flink_lib/*" dev.cutover.bench.GateBench \
   "http://127.0.0.1:$port" "$calls" "$records" 2>"$work/bench.log" | tail -n 1

@@ -10,8 +10,9 @@ import java.nio.ByteOrder;
  * regions of the timeline per colour, under a sequence counter) from a direct buffer, without a
  * native call: a decision for a key the tail covers is a few loads and compares. The layout and
  * the protocol are the Rust side's ({@code cutover_client::tail}): read the sequence with acquire
- * ordering, retry while it is odd, read the words, an acquire fence, read the sequence again. The
- * words are kept between decisions and read again only when the sequence moved.
+ * ordering, read the words, an acquire fence, read the sequence again. The words are kept between
+ * decisions and read again only when the sequence moved; a reader never spins on a writer (see
+ * {@link #refresh}).
  *
  * <p>One reader per gate, used from the gate's thread only.
  */
@@ -33,10 +34,11 @@ final class TailReader {
     private final int regions;
     private long sequence = -1;
     private long mode;
-    private long horizon;
-    private long lastStart;
+    /** Nothing is covered before the first reading. */
+    private long horizon = Long.MIN_VALUE;
+    private long lastStart = Long.MAX_VALUE;
     private long last;
-    private long beforeStart;
+    private long beforeStart = Long.MAX_VALUE;
     private long before;
     /** The key {@link #decideRecord} decided last (the timestamp or the watermark). */
     private long recordKey;
@@ -46,41 +48,45 @@ final class TailReader {
         this.regions = (blue ? 4 : 8) * 8;
     }
 
-    /** Reads the words again if the writer published since the last read. */
-    private void refresh() {
-        for (;;) {
-            long start = (long) WORDS.getAcquire(buffer, SEQUENCE);
-            if (start == sequence) {
-                return;
-            }
-            if ((start & 1) != 0) {
-                Thread.onSpinWait();
-                continue;
-            }
-            long m = (long) WORDS.get(buffer, MODE);
-            long h = (long) WORDS.get(buffer, HORIZON);
-            long ls = (long) WORDS.get(buffer, regions);
-            long l = (long) WORDS.get(buffer, regions + 8);
-            long bs = (long) WORDS.get(buffer, regions + 16);
-            long b = (long) WORDS.get(buffer, regions + 24);
-            VarHandle.acquireFence();
-            if ((long) WORDS.get(buffer, SEQUENCE) == start) {
-                mode = m;
-                horizon = h;
-                lastStart = ls;
-                last = l;
-                beforeStart = bs;
-                before = b;
-                sequence = start;
-                return;
-            }
+    /**
+     * Reads the words again if the writer published since the last read; whether the words held
+     * now may decide. While the writer publishes the plan right after the one read last (the
+     * sequence one past it, odd), they may: deciding from them is deciding a moment earlier,
+     * before that publication began, and the reader never waits on a writer the scheduler may
+     * have paused. Otherwise (a plan the reader never saw was published meanwhile, or the words
+     * changed under the read) they may not, and the caller asks the native gate.
+     */
+    private boolean refresh() {
+        long start = (long) WORDS.getAcquire(buffer, SEQUENCE);
+        if (start == sequence) {
+            return true;
         }
+        if ((start & 1) != 0) {
+            return start - 1 == sequence;
+        }
+        long m = (long) WORDS.get(buffer, MODE);
+        long h = (long) WORDS.get(buffer, HORIZON);
+        long ls = (long) WORDS.get(buffer, regions);
+        long l = (long) WORDS.get(buffer, regions + 8);
+        long bs = (long) WORDS.get(buffer, regions + 16);
+        long b = (long) WORDS.get(buffer, regions + 24);
+        VarHandle.acquireFence();
+        if ((long) WORDS.get(buffer, SEQUENCE) != start) {
+            return false;
+        }
+        mode = m;
+        horizon = h;
+        lastStart = ls;
+        last = l;
+        beforeStart = bs;
+        before = b;
+        sequence = start;
+        return true;
     }
 
     /** 0: no plan yet, 1: EVENT_TIME, 2: WATERMARK. */
     int mode() {
-        refresh();
-        return (int) mode;
+        return refresh() ? (int) mode : 0;
     }
 
     /** The decision for {@code key} (with {@link #refresh} done), or {@link #NOT_COVERED}. */
@@ -99,8 +105,7 @@ final class TailReader {
 
     /** The decision for {@code key}, or {@link #NOT_COVERED} for keys older than the tail. */
     int decide(long key) {
-        refresh();
-        return decideFresh(key);
+        return refresh() ? decideFresh(key) : NOT_COVERED;
     }
 
     /**
@@ -109,7 +114,9 @@ final class TailReader {
      * without a timestamp in EVENT_TIME mode, and for keys older than the tail.
      */
     int decideRecord(long timestamp, boolean hasTimestamp, long watermark) {
-        refresh();
+        if (!refresh()) {
+            return NOT_COVERED;
+        }
         if (mode == 2) {
             recordKey = watermark;
             return decideFresh(watermark);
@@ -126,11 +133,14 @@ final class TailReader {
         return recordKey;
     }
 
-    /** Decides every key of {@code keys} from one reading of the tail (codes as {@link #decide}). */
+    /**
+     * Decides every key of {@code keys} from one reading of the tail (codes as {@link #decide}),
+     * all {@link #NOT_COVERED} when that reading may not decide.
+     */
     void decideAll(long[] keys, int[] out) {
-        refresh();
+        boolean usable = refresh();
         for (int i = 0; i < keys.length; i++) {
-            out[i] = decideFresh(keys[i]);
+            out[i] = usable ? decideFresh(keys[i]) : NOT_COVERED;
         }
     }
 }

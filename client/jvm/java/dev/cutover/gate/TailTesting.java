@@ -15,7 +15,8 @@ public final class TailTesting {
 
     /**
      * Decides every key from one reading of the published tail: 0 emit, 1 drop, 2 hold, -1 not
-     * covered (the native gate decides those).
+     * covered (the native gate decides those; every key, when the reading came while plans the
+     * reader had not seen were being published).
      */
     public static void decideFromTail(Gate gate, long[] keys, int[] out) {
         TailReader tail = gate.tailForTests();
