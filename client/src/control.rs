@@ -46,12 +46,14 @@ pub enum ControlError {
     #[error("the status stream of {0} ended")]
     Ended(PipelineName),
     /// No matching status came in time.
-    #[error("no matching status of {pipeline} within {limit:?}")]
+    #[error("no matching status of {pipeline} within {limit:?}; last seen: {last}")]
     TimedOut {
         /// The pipeline.
         pipeline: PipelineName,
         /// How long it waited.
         limit: Duration,
+        /// The last status the stream gave, in short ("none" if none came).
+        last: String,
     },
 }
 
@@ -372,21 +374,47 @@ impl ControlClient {
         limit: Duration,
         accept: impl Fn(&PipelineStatus) -> bool,
     ) -> Result<PipelineStatus, ControlError> {
+        let deadline = tokio::time::Instant::now() + limit;
         let mut statuses = Box::pin(self.watch(pipeline).await?);
-        let wait = async {
-            while let Some(status) = statuses.next().await {
-                let status = status?;
-                if accept(&status) {
-                    return Ok(status);
+        let mut last: Option<PipelineStatus> = None;
+        loop {
+            match tokio::time::timeout_at(deadline, statuses.next()).await {
+                Ok(Some(status)) => {
+                    let status = status?;
+                    if accept(&status) {
+                        return Ok(status);
+                    }
+                    last = Some(status);
+                }
+                Ok(None) => return Err(ControlError::Ended(pipeline.clone())),
+                Err(_) => {
+                    return Err(ControlError::TimedOut {
+                        pipeline: pipeline.clone(),
+                        limit,
+                        last: last.as_ref().map_or_else(|| "none".into(), in_short),
+                    });
                 }
             }
-            Err(ControlError::Ended(pipeline.clone()))
-        };
-        tokio::time::timeout(limit, wait)
-            .await
-            .map_err(|_| ControlError::TimedOut {
-                pipeline: pipeline.clone(),
-                limit,
-            })?
+        }
     }
+}
+
+/// A status in one line, for errors: phase, epoch, horizon, and per colour
+/// the gates connected of those expected and the watermarks.
+fn in_short(s: &PipelineStatus) -> String {
+    let gates = |colour: Colour| {
+        let g = s.gates(colour);
+        format!(
+            "{colour} {}/{} connected, watermarks {} to {}",
+            g.connected, g.expected, g.lowest_watermark, g.highest_watermark
+        )
+    };
+    format!(
+        "phase {}, epoch {}, horizon {}, {}, {}",
+        s.phase.map_or_else(|| "none".into(), |p| p.to_string()),
+        s.plan.epoch,
+        s.plan.horizon,
+        gates(Colour::Blue),
+        gates(Colour::Green)
+    )
 }

@@ -92,7 +92,7 @@ async fn crash_through_a_transition(store: &str, seed: u64) -> anyhow::Result<()
     // The horizon moves on while we ask: retry on "below the horizon".
     loop {
         let now = status(&coordinator.endpoint(), &name).await?;
-        let at = horizon_of(&now) + 30_000;
+        let at = horizon_of(&now) + 60_000;
         match schedule(&mut control, &name, schedule_at(Colour::Blue, at, true)).await {
             Ok(_) => break,
             Err(e) if e.to_string().contains("below the horizon") => continue,

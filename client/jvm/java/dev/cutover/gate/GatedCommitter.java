@@ -7,6 +7,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.connector.sink2.Committer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The committer of a {@link GatedSink}: commits the wrapped sink's committables through the
@@ -18,7 +20,9 @@ import org.apache.flink.api.connector.sink2.Committer;
 // close() passes on what the wrapped object's close() throws.
 @SuppressWarnings("try")
 final class GatedCommitter implements Committer<GateCommittable> {
+    private static final Logger LOG = LoggerFactory.getLogger(GatedCommitter.class);
     private final Committer<Object> inner;
+    private boolean warned;
 
     /** {@code inner}: the wrapped sink's committer (null: it commits nothing). */
     GatedCommitter(Committer<Object> inner) {
@@ -44,7 +48,13 @@ final class GatedCommitter implements Committer<GateCommittable> {
             inner.commit(wrapped);
         }
         for (GateCommittable marker : latest.values()) {
-            GatedSinkWriter.markerCommitted(marker);
+            if (!GatedSinkWriter.markerCommitted(marker) && !warned) {
+                warned = true;
+                LOG.info("cutover GatedSink: a committed checkpoint marker names a writer that is not open in this"
+                        + " JVM: restored from an earlier run of the job (expected once after a restore), or the"
+                        + " sink's committer runs apart from its writer (keep it chained: a gate whose markers"
+                        + " never come back reports no completed checkpoint, and its colour never drains)");
+            }
         }
     }
 

@@ -251,14 +251,16 @@ final class GatedSinkWriter<T>
 
     /**
      * A checkpoint's marker was committed: its checkpoint completed. Delivered to the writer that
-     * took it, on its task's thread; markers of writers that are gone are dropped.
+     * took it, on its task's thread; markers of writers that are gone are dropped (false).
      */
-    static void markerCommitted(GateCommittable marker) {
+    static boolean markerCommitted(GateCommittable marker) {
         GatedSinkWriter<?> writer = OPEN.get(marker.writer);
-        if (writer != null) {
-            writer.mailbox.execute(() -> writer.checkpointCompleted(marker.sequence, marker.floor),
-                    "cutover gate: checkpoint completed");
+        if (writer == null) {
+            return false;
         }
+        writer.mailbox.execute(() -> writer.checkpointCompleted(marker.sequence, marker.floor),
+                "cutover gate: checkpoint completed");
+        return true;
     }
 
     private void checkpointCompleted(long sequence, long floor) {
