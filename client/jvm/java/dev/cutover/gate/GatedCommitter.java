@@ -22,11 +22,14 @@ import org.slf4j.LoggerFactory;
 final class GatedCommitter implements Committer<GateCommittable> {
     private static final Logger LOG = LoggerFactory.getLogger(GatedCommitter.class);
     private final Committer<Object> inner;
+    /** The job this committer commits for: markers of another job's writers are not delivered. */
+    private final String jobId;
     private boolean warned;
 
-    /** {@code inner}: the wrapped sink's committer (null: it commits nothing). */
-    GatedCommitter(Committer<Object> inner) {
+    /** {@code inner}: the wrapped sink's committer (null: it commits nothing); {@code jobId}: the job's. */
+    GatedCommitter(Committer<Object> inner, String jobId) {
         this.inner = inner;
+        this.jobId = jobId;
     }
 
     @Override
@@ -48,12 +51,14 @@ final class GatedCommitter implements Committer<GateCommittable> {
             inner.commit(wrapped);
         }
         for (GateCommittable marker : latest.values()) {
-            if (!GatedSinkWriter.markerCommitted(marker) && !warned) {
+            boolean delivered = GatedSinkWriter.ofJob(marker.writer, jobId) && GatedSinkWriter.markerCommitted(marker);
+            if (!delivered && !warned) {
                 warned = true;
-                LOG.info("cutover GatedSink: a committed checkpoint marker names a writer that is not open in this"
-                        + " JVM: restored from an earlier run of the job (expected once after a restore), or the"
-                        + " sink's committer runs apart from its writer (keep it chained: a gate whose markers"
-                        + " never come back reports no completed checkpoint, and its colour never drains)");
+                LOG.info("cutover GatedSink: a committed checkpoint marker names no writer of this job open in"
+                        + " this JVM: restored from an earlier run or another job's savepoint (expected once after"
+                        + " a restore), or the sink's committer runs apart from its writer (keep it chained: a gate"
+                        + " whose markers never come back reports no completed checkpoint, and its colour never"
+                        + " drains)");
             }
         }
     }

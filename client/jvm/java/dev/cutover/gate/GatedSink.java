@@ -114,7 +114,7 @@ public final class GatedSink<T>
     public Committer<GateCommittable> createCommitter(CommitterInitContext context) throws IOException {
         return new GatedCommitter(inner instanceof SupportsCommitter
                 ? ((SupportsCommitter<Object>) inner).createCommitter(context)
-                : null);
+                : null, context.getJobInfo().getJobId().toString());
     }
 
     @Override

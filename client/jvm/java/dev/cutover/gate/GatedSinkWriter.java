@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.flink.api.common.TaskInfo;
 import org.apache.flink.api.common.eventtime.Watermark;
 import org.apache.flink.api.common.functions.RuntimeContext;
@@ -38,7 +39,8 @@ final class GatedSinkWriter<T>
     /** The open writers of this classloader, by id: where committed markers are delivered. */
     private static final Map<String, GatedSinkWriter<?>> OPEN = new ConcurrentHashMap<>();
 
-    private final String id = UUID.randomUUID().toString();
+    /** The job's id, then a random one: markers of another job never reach this writer. */
+    private final String id;
     private final SinkWriter<T> inner;
     private final Gate gate;
     private final GateBuffer<Held<T>> held;
@@ -55,6 +57,8 @@ final class GatedSinkWriter<T>
     private boolean trackingCheckpoints;
     private long markers;
     private long appliedMarker;
+    /** The newest committed marker not applied yet (set by the committer, applied on the task's thread). */
+    private final AtomicReference<GateCommittable> committed = new AtomicReference<>();
 
     /** A held record: its value and timestamp. */
     private record Held<T>(T value, long timestamp, boolean hasTimestamp) {}
@@ -76,23 +80,49 @@ final class GatedSinkWriter<T>
                 taskManagerConfiguration = streaming.getTaskManagerRuntimeInfo().getConfiguration().toMap();
             }
         }
-        GateConfig resolved = config.resolve(jobParameters, jobConfiguration, taskManagerConfiguration);
+        this.id = idOf(context.getJobInfo().getJobId().toString());
         this.serializer = context.createInputSerializer();
         this.objectReuse = context.isObjectReuseEnabled();
         this.time = context.getProcessingTimeService();
         this.mailbox = context.getMailboxExecutor();
-        this.gate = resolved.openGate(context.getJobInfo().getJobId().toString(), task);
-        this.held = new GateBuffer<>(gate, resolved);
-        restore(restored);
-        held.registerMetrics(context.metricGroup().addGroup("cutover"));
+        Gate opened = null;
+        try {
+            GateConfig resolved = config.resolve(jobParameters, jobConfiguration, taskManagerConfiguration);
+            opened = resolved.openGate(context.getJobInfo().getJobId().toString(), task);
+            this.gate = opened;
+            this.held = new GateBuffer<>(gate, resolved);
+            restore(restored);
+            held.registerMetrics(context.metricGroup().addGroup("cutover"));
+            if (GateOperator.checkpointingConfigured(jobConfiguration)) {
+                trackCheckpoints();
+            }
+            if (!held.isEmpty()) {
+                held.report();
+                scheduleRetry();
+            }
+        } catch (RuntimeException | IOException e) {
+            // Flink never sees this writer: close what it opened, the wrapped writer included.
+            if (opened != null) {
+                opened.close();
+            }
+            try {
+                inner.close();
+            } catch (Exception closing) {
+                e.addSuppressed(closing);
+            }
+            throw e;
+        }
         OPEN.put(id, this);
-        if (GateOperator.checkpointingConfigured(jobConfiguration)) {
-            trackCheckpoints();
-        }
-        if (!held.isEmpty()) {
-            held.report();
-            scheduleRetry();
-        }
+    }
+
+    /** A writer id for job {@code jobId}. */
+    private static String idOf(String jobId) {
+        return jobId + "/" + UUID.randomUUID();
+    }
+
+    /** Whether {@code writer} (a marker's) is a writer of job {@code jobId}. */
+    static boolean ofJob(String writer, String jobId) {
+        return writer.startsWith(jobId + "/");
     }
 
     /**
@@ -104,7 +134,13 @@ final class GatedSinkWriter<T>
         List<GatedSinkState> floors = new ArrayList<>();
         for (GatedSinkState state : states) {
             if (state.kind == GatedSinkState.Kind.HELD) {
-                T value = serializer.deserialize(new DataInputDeserializer(state.value));
+                DataInputDeserializer in = new DataInputDeserializer(state.value);
+                T value = serializer.deserialize(in);
+                if (in.available() != 0) {
+                    throw new IOException("cutover GatedSink: a held record in the checkpoint does not read as this"
+                            + " job's input type (" + in.available() + " bytes left over); held records are kept"
+                            + " in the input type's own serialized form, without schema evolution");
+                }
                 held.restore(new Held<>(value, state.timestamp, state.hasTimestamp), state.key);
             } else if (state.kind == GatedSinkState.Kind.FLOOR) {
                 floors.add(state);
@@ -215,9 +251,9 @@ final class GatedSinkWriter<T>
                 committables.add(GateCommittable.of(committable));
             }
         }
-        if (trackingCheckpoints) {
-            committables.add(GateCommittable.marker(id, ++markers, held.checkpointFloor(watermark)));
-        }
+        // Always a marker: it counts only if the gate tracks checkpoints when it comes back (from
+        // the first checkpoint on when the configuration does not say).
+        committables.add(GateCommittable.marker(id, ++markers, held.checkpointFloor(watermark)));
         return committables;
     }
 
@@ -258,15 +294,18 @@ final class GatedSinkWriter<T>
         if (writer == null) {
             return false;
         }
-        writer.mailbox.execute(() -> writer.checkpointCompleted(marker.sequence, marker.floor),
-                "cutover gate: checkpoint completed");
+        // Only the newest marker counts: one completion can commit the markers of earlier
+        // checkpoints that never completed, whose floors may be higher than the completed one's.
+        writer.committed.accumulateAndGet(marker, (a, b) -> a == null || b.sequence > a.sequence ? b : a);
+        writer.mailbox.execute(writer::applyCommitted, "cutover gate: checkpoint completed");
         return true;
     }
 
-    private void checkpointCompleted(long sequence, long floor) {
-        if (sequence > appliedMarker && !closed()) {
-            appliedMarker = sequence;
-            gate.checkpointCompleted(floor);
+    private void applyCommitted() {
+        GateCommittable marker = committed.getAndSet(null);
+        if (marker != null && marker.sequence > appliedMarker && trackingCheckpoints && !closed()) {
+            appliedMarker = marker.sequence;
+            gate.checkpointCompleted(marker.floor);
         }
     }
 
