@@ -115,7 +115,14 @@ async fn three_coordinators(store: &str, seed: u64) -> anyhow::Result<()> {
         let served: u32 = status.serving.iter().map(|c| c.blue + c.green).sum();
         assert_eq!(served, status.blue.connected + status.green.connected);
     }
-    let completed = control(c).await?.complete(&pipeline).await?;
+    // Each coordinator answers from its own view of the store: C completes
+    // once it has seen DRAINED too (A may have seen it first).
+    let mut control_c = control(c).await?;
+    wait_for_status(&mut control_c, &name, LIMIT, |s| {
+        s.phase == Some(Phase::Drained)
+    })
+    .await?;
+    let completed = control_c.complete(&pipeline).await?;
     assert_eq!(completed.phase, Some(Phase::Completed));
 
     let (green, blue) = (green.finish().await?, blue.finish().await?);
