@@ -165,12 +165,32 @@ public final class Gate implements AutoCloseable {
         int code = NativeGate.decideRecord(live(), timestamp, hasTimestamp, watermark);
         if (code > 2) {
             if (code == 4) {
-                throw new IllegalStateException(
-                        "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
+                throw noTimestamp();
             }
             Decision.of(code);
         }
         return code;
+    }
+
+    /**
+     * The key a held record waits on, as the plan's mode picks it: the watermark (WATERMARK) or
+     * the record's timestamp.
+     *
+     * @throws IllegalStateException in EVENT_TIME mode for a record without a timestamp
+     */
+    long recordKey(long timestamp, boolean hasTimestamp, long watermark) {
+        if (mode() == Mode.WATERMARK) {
+            return watermark;
+        }
+        if (!hasTimestamp) {
+            throw noTimestamp();
+        }
+        return timestamp;
+    }
+
+    private static IllegalStateException noTimestamp() {
+        return new IllegalStateException(
+                "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
     }
 
     /** A native call that does nothing (what the JNI transition alone costs; for benchmarks). */

@@ -173,17 +173,6 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
         }
     }
 
-    private long keyOf(StreamRecord<T> record) {
-        if (gate.mode() == Gate.Mode.WATERMARK) {
-            return watermark;
-        }
-        if (!record.hasTimestamp()) {
-            throw new IllegalStateException(
-                    "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
-        }
-        return record.getTimestamp();
-    }
-
     @Override
     public void processElement(StreamRecord<T> record) throws Exception {
         if (held.isEmpty()) {
@@ -197,7 +186,7 @@ public final class GateOperator<T> extends AbstractStreamOperator<T>
                 return;
             }
         }
-        long key = keyOf(record);
+        long key = gate.recordKey(record.getTimestamp(), record.hasTimestamp(), watermark);
         T value = copier == null ? record.getValue() : copier.copy(record.getValue());
         held.hold(record.copy(value), key);
         scheduleRetry();

@@ -184,15 +184,7 @@ final class GatedSinkWriter<T>
                 return;
             }
         }
-        long key;
-        if (gate.mode() == Gate.Mode.WATERMARK) {
-            key = watermark;
-        } else if (!hasTimestamp) {
-            throw new IllegalStateException(
-                    "cutover gate: a record has no timestamp; assign timestamps before the gate or use WATERMARK mode");
-        } else {
-            key = timestamp;
-        }
+        long key = gate.recordKey(timestamp, hasTimestamp, watermark);
         // With object reuse, the element is the object the upstream operator fills again next.
         T value = objectReuse ? serializer.copy(element) : element;
         held.hold(new Held<>(value, hasTimestamp ? timestamp : 0, hasTimestamp), key);
